@@ -1,0 +1,39 @@
+# procmap: `make help` lists the targets.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(STAMP) ## create the virtual environment and install procmap into it
+
+run: $(STAMP) ## show procmap's own map: `procmap self`
+	$(BIN)/procmap self
+
+samples: ## build the lesson's C programs in every link mode (samples/bin/)
+	$(MAKE) -C samples
+
+test: $(STAMP) samples ## build the samples and run the whole test suite
+	$(BIN)/pytest -q
+
+bench: $(STAMP) samples ## measure procmap against its floors (pmap -x, the kernel's read of maps)
+	$(BIN)/python benchmarks/run.py
+
+lint: $(STAMP) ## ruff, if installed in the venv
+	$(BIN)/ruff check procmap tests benchmarks
+
+clean: ## remove the venv, the built samples and caches
+	rm -rf $(VENV) samples/bin .pytest_cache .hypothesis
+	find . -name __pycache__ -prune -exec rm -rf {} +
+
+.PHONY: help venv run samples test bench lint clean

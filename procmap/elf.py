@@ -1,0 +1,502 @@
+"""ELF headers, read into plain dataclasses.
+
+Classification needs only the ELF header, the program headers (how the file is
+loaded) and the section headers (what each part holds), so those are read with
+a few bulk struct reads, cheap enough to do for every mapped file of a process.
+Symbols are read the same way, and only when asked (`where`).  Both 32- and
+64-bit files of either byte order are read; nothing assumes the machine that
+runs procmap.
+
+Every read is bounds-checked: a truncated or inconsistent file raises
+CorruptELF, a file that is not ELF raises NotAnELF, and a path that is not a
+regular file raises BadFile, before anything blocks (a FIFO is never opened).
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import stat
+import struct
+from dataclasses import dataclass, field
+
+from .errors import BadFile, CorruptELF, NotAnELF
+
+# e_type
+ET_REL, ET_EXEC, ET_DYN, ET_CORE = 1, 2, 3, 4
+# p_type
+PT_NULL, PT_LOAD, PT_DYNAMIC, PT_INTERP, PT_NOTE, PT_SHLIB, PT_PHDR, PT_TLS = range(8)
+PT_GNU_EH_FRAME, PT_GNU_STACK, PT_GNU_RELRO, PT_GNU_PROPERTY = (
+    0x6474E550,
+    0x6474E551,
+    0x6474E552,
+    0x6474E553,
+)
+# p_flags
+PF_X, PF_W, PF_R = 1, 2, 4
+# sh_type
+SHT_NULL, SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB = 0, 1, 2, 3
+SHT_NOBITS, SHT_DYNSYM = 8, 11
+# sh_flags
+SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR, SHF_TLS = 0x1, 0x2, 0x4, 0x400
+# special section indexes
+SHN_UNDEF, SHN_LORESERVE, SHN_ABS, SHN_XINDEX = 0, 0xFF00, 0xFFF1, 0xFFFF
+PN_XNUM = 0xFFFF
+# symbols
+STT_NOTYPE, STT_OBJECT, STT_FUNC, STT_SECTION, STT_FILE, STT_COMMON, STT_TLS = range(7)
+STT_GNU_IFUNC = 10
+NT_GNU_BUILD_ID = 3
+
+_P_TYPES = {
+    PT_NULL: "NULL",
+    PT_LOAD: "LOAD",
+    PT_DYNAMIC: "DYNAMIC",
+    PT_INTERP: "INTERP",
+    PT_NOTE: "NOTE",
+    PT_SHLIB: "SHLIB",
+    PT_PHDR: "PHDR",
+    PT_TLS: "TLS",
+    PT_GNU_EH_FRAME: "GNU_EH_FRAME",
+    PT_GNU_STACK: "GNU_STACK",
+    PT_GNU_RELRO: "GNU_RELRO",
+    PT_GNU_PROPERTY: "GNU_PROPERTY",
+}
+
+# The machines procmap is likely to meet; others print as their number.
+MACHINES = {
+    3: "x86",
+    8: "MIPS",
+    20: "PowerPC",
+    21: "PowerPC64",
+    22: "S/390",
+    40: "ARM",
+    43: "SPARC V9",
+    50: "IA-64",
+    62: "x86-64",
+    183: "AArch64",
+    243: "RISC-V",
+    258: "LoongArch",
+}
+
+
+def describe_machine(machine: int) -> str:
+    return MACHINES.get(machine, f"machine {machine}")
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A program header: how a part of the file is loaded."""
+
+    type: int
+    flags: int
+    offset: int
+    vaddr: int
+    filesz: int
+    memsz: int
+    align: int
+
+    @property
+    def type_name(self) -> str:
+        return _P_TYPES.get(self.type, f"0x{self.type:x}")
+
+    @property
+    def perms(self) -> str:
+        """Flags as "r-x", the way maps prints permissions."""
+        f = self.flags
+        return ("r" if f & PF_R else "-") + ("w" if f & PF_W else "-") + ("x" if f & PF_X else "-")
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A section header: a named part of the file (.text, .data, .bss...)."""
+
+    name: str
+    type: int
+    flags: int
+    addr: int
+    offset: int
+    size: int
+    link: int = 0  # sh_link: for a symbol table, the index of its string table
+
+    @property
+    def is_alloc(self) -> bool:
+        """Occupies memory when loaded."""
+        return bool(self.flags & SHF_ALLOC)
+
+    @property
+    def in_image(self) -> bool:
+        """Has bytes of its own at [addr, addr+size) in the loaded image.
+
+        .tbss is the exception among allocated sections: it is a template for
+        each thread's TLS block and overlaps the sections that follow it.
+        """
+        return (
+            self.is_alloc
+            and self.size > 0
+            and not (self.flags & SHF_TLS and self.type == SHT_NOBITS)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ElfLayout:
+    """What procmap needs of an ELF file: its identity, segments and sections."""
+
+    elf_class: int  # 32 or 64
+    endian: str  # "little" or "big"
+    machine: int
+    type: int  # ET_EXEC, ET_DYN...
+    entry: int
+    segments: tuple[Segment, ...]
+    sections: tuple[Section, ...]
+    interpreter: str | None
+    build_id: str | None
+    file_size: int
+    loads: tuple[Segment, ...] = field(init=False)
+    relro: Segment | None = field(init=False)
+
+    def __post_init__(self):
+        loads = tuple(s for s in self.segments if s.type == PT_LOAD)
+        relro = next((s for s in self.segments if s.type == PT_GNU_RELRO), None)
+        object.__setattr__(self, "loads", loads)
+        object.__setattr__(self, "relro", relro)
+
+    @property
+    def machine_name(self) -> str:
+        return describe_machine(self.machine)
+
+    def sections_between(self, start: int, end: int) -> tuple[Section, ...]:
+        """Sections with bytes in [start, end), addresses as in the file (no load bias)."""
+        return tuple(
+            s for s in self.sections if s.in_image and s.addr < end and s.addr + s.size > start
+        )
+
+    def section_at(self, vaddr: int) -> Section | None:
+        best = None
+        for s in self.sections:
+            if s.in_image and s.addr <= vaddr < s.addr + s.size:
+                # Prefer the smallest: .tdata inside a larger section, say.
+                if best is None or s.size < best.size:
+                    best = s
+        return best
+
+
+# --- reading --------------------------------------------------------------------
+
+
+def open_regular(path: str | bytes) -> int:
+    """Open a regular file for reading, refusing anything else before it can block.
+
+    stat() first, so that a FIFO or a device is never opened (opening either can
+    block or have side effects), then O_NONBLOCK and fstat() again against a
+    swap between the two.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise BadFile(f"{_show(path)}: no such file") from None
+    except NotADirectoryError:
+        raise BadFile(f"{_show(path)}: no such file (a parent is not a directory)") from None
+    except PermissionError:
+        raise BadFile(f"{_show(path)}: permission denied") from None
+    _require_regular(path, st.st_mode)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except PermissionError:
+        raise BadFile(f"{_show(path)}: permission denied") from None
+    except OSError as err:
+        raise BadFile(f"{_show(path)}: {err.strerror}") from None
+    try:
+        _require_regular(path, os.fstat(fd).st_mode)
+    except BadFile:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _require_regular(path, mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    what = (
+        "a directory"
+        if stat.S_ISDIR(mode)
+        else "a FIFO"
+        if stat.S_ISFIFO(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "not a regular file"
+    )
+    raise BadFile(f"{_show(path)}: {what}, not a regular file")
+
+
+def _show(path) -> str:
+    return os.fsdecode(path) if isinstance(path, bytes) else path
+
+
+def read_elf(path: str | bytes) -> ElfLayout:
+    """Read the ELF layout of the file at `path`."""
+    fd = open_regular(path)
+    try:
+        return read_elf_fd(fd, _show(path))
+    finally:
+        os.close(fd)
+
+
+def read_elf_fd(fd: int, name: str = "file") -> ElfLayout:
+    """Read the ELF layout from an open file descriptor (positioned reads only)."""
+    size = os.fstat(fd).st_size
+    return _Reader(fd, size, name).layout()
+
+
+class _Reader:
+    def __init__(self, fd: int, size: int, name: str):
+        self.fd = fd
+        self.size = size
+        self.name = name
+
+    def corrupt(self, what: str) -> CorruptELF:
+        return CorruptELF(f"{self.name}: corrupt ELF file: {what}")
+
+    def read(self, offset: int, length: int, what: str) -> bytes:
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise self.corrupt(f"{what} lies outside the file ({self.size} bytes)")
+        data = os.pread(self.fd, length, offset)
+        if len(data) != length:
+            raise self.corrupt(f"{what} is cut short")
+        return data
+
+    def layout(self) -> ElfLayout:
+        ident = os.pread(self.fd, 64, 0)
+        if len(ident) < 4 or ident[:4] != b"\x7fELF":
+            raise NotAnELF(f"{self.name}: not an ELF file (no \\x7fELF magic)")
+        if len(ident) < 16:
+            raise self.corrupt("the ELF identification is cut short")
+        ei_class, ei_data = ident[4], ident[5]
+        if ei_class not in (1, 2):
+            raise self.corrupt(f"unknown ELF class {ei_class}")
+        if ei_data not in (1, 2):
+            raise self.corrupt(f"unknown data encoding {ei_data}")
+        self.bits = 32 if ei_class == 1 else 64
+        e = "<" if ei_data == 1 else ">"
+        self.endian = "little" if ei_data == 1 else "big"
+        if self.bits == 64:
+            ehdr_fmt, self.phdr_fmt, self.shdr_fmt = "16xHHIQQQIHHHHHH", "IIQQQQQQ", "IIQQQQIIQQ"
+        else:
+            ehdr_fmt, self.phdr_fmt, self.shdr_fmt = "16xHHIIIIIHHHHHH", "IIIIIIII", "IIIIIIIIII"
+        ehdr = struct.Struct(e + ehdr_fmt)
+        if len(ident) < ehdr.size:
+            raise self.corrupt("the ELF header is cut short")
+        (
+            e_type,
+            e_machine,
+            _version,
+            e_entry,
+            e_phoff,
+            e_shoff,
+            _flags,
+            _ehsize,
+            e_phentsize,
+            e_phnum,
+            e_shentsize,
+            e_shnum,
+            e_shstrndx,
+        ) = ehdr.unpack_from(ident)
+        self.e = e
+
+        sections_raw, shstrndx = self.section_headers(e_shoff, e_shentsize, e_shnum, e_shstrndx)
+        if e_phnum == PN_XNUM and sections_raw:
+            e_phnum = sections_raw[0][7]  # sh_info of section 0 holds the real count
+        segments = self.program_headers(e_phoff, e_phentsize, e_phnum)
+        sections = self.name_sections(sections_raw, shstrndx)
+
+        interpreter = None
+        build_id = None
+        for seg in segments:
+            if seg.type == PT_INTERP and interpreter is None:
+                raw = self.read(seg.offset, seg.filesz, "the interpreter path (PT_INTERP)")
+                interpreter = raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+            elif seg.type == PT_NOTE and build_id is None and seg.filesz <= 1 << 16:
+                build_id = self.find_build_id(seg)
+        return ElfLayout(
+            elf_class=self.bits,
+            endian=self.endian,
+            machine=e_machine,
+            type=e_type,
+            entry=e_entry,
+            segments=segments,
+            sections=sections,
+            interpreter=interpreter,
+            build_id=build_id,
+            file_size=self.size,
+        )
+
+    def program_headers(self, phoff: int, phentsize: int, phnum: int) -> tuple[Segment, ...]:
+        if phnum == 0:
+            return ()
+        st = struct.Struct(self.e + self.phdr_fmt)
+        if phentsize < st.size:
+            raise self.corrupt(f"program header entries of {phentsize} bytes are too small")
+        raw = self.read(phoff, phentsize * phnum, f"the program headers ({phnum})")
+        segments = []
+        for i in range(phnum):
+            v = st.unpack_from(raw, i * phentsize)
+            if self.bits == 64:
+                p_type, p_flags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, p_align = v
+            else:
+                p_type, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, p_flags, p_align = v
+            if p_type == PT_LOAD and p_offset + p_filesz > self.size:
+                raise self.corrupt(
+                    f"segment {i} (LOAD) reaches past the end of the file "
+                    f"(offset 0x{p_offset:x} + 0x{p_filesz:x} > 0x{self.size:x})"
+                )
+            if p_type == PT_LOAD and p_memsz < p_filesz:
+                raise self.corrupt(f"segment {i} (LOAD) is smaller in memory than in the file")
+            segments.append(Segment(p_type, p_flags, p_offset, p_vaddr, p_filesz, p_memsz, p_align))
+        return tuple(segments)
+
+    def section_headers(self, shoff, shentsize, shnum, shstrndx):
+        if shoff == 0:
+            return [], 0
+        st = struct.Struct(self.e + self.shdr_fmt)
+        if shentsize < st.size:
+            raise self.corrupt(f"section header entries of {shentsize} bytes are too small")
+        first = st.unpack_from(self.read(shoff, st.size, "section header 0"))
+        if shnum == 0:
+            shnum = first[5]  # sh_size of section 0 holds the real count
+        if shstrndx == SHN_XINDEX:
+            shstrndx = first[6]  # sh_link of section 0
+        if shnum > 1 << 20:
+            raise self.corrupt(f"{shnum} sections is not plausible")
+        raw = self.read(shoff, shentsize * shnum, f"the section headers ({shnum})")
+        return [st.unpack_from(raw, i * shentsize) for i in range(shnum)], shstrndx
+
+    def name_sections(self, raw, shstrndx) -> tuple[Section, ...]:
+        if not raw:
+            return ()
+        names = b""
+        if 0 < shstrndx < len(raw):
+            strtab = raw[shstrndx]
+            if strtab[1] != SHT_NOBITS:
+                names = self.read(strtab[4], strtab[5], "the section name table")
+        sections = []
+        for i, (sh_name, sh_type, sh_flags, sh_addr, sh_offset, sh_size, sh_link, *_) in enumerate(
+            raw
+        ):
+            if i == 0:
+                continue  # the null section; its fields only extend counts
+            if sh_type != SHT_NOBITS and sh_size and sh_offset + sh_size > self.size:
+                raise self.corrupt(f"section {i} reaches past the end of the file")
+            name = _cstr(names, sh_name)
+            sections.append(Section(name, sh_type, sh_flags, sh_addr, sh_offset, sh_size, sh_link))
+        return tuple(sections)
+
+    def find_build_id(self, seg: Segment) -> str | None:
+        data = self.read(seg.offset, seg.filesz, "a note segment")
+        head = struct.Struct(self.e + "III")
+        pos = 0
+        while pos + head.size <= len(data):
+            namesz, descsz, ntype = head.unpack_from(data, pos)
+            pos += head.size
+            name_end = pos + namesz
+            desc = (name_end + 3) & ~3
+            if desc + descsz > len(data):
+                return None
+            if ntype == NT_GNU_BUILD_ID and data[pos:name_end].rstrip(b"\0") == b"GNU":
+                return data[desc : desc + descsz].hex()
+            pos = (desc + descsz + 3) & ~3
+        return None
+
+
+def _cstr(table: bytes, offset: int) -> str:
+    if offset >= len(table):
+        return ""
+    end = table.find(b"\0", offset)
+    return table[offset : end if end >= 0 else len(table)].decode("utf-8", "surrogateescape")
+
+
+# --- symbols ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Symbol:
+    name: str
+    value: int
+    size: int
+    type: int  # STT_*
+
+
+class SymbolTable:
+    """Functions and objects of one ELF file, for nearest-symbol lookup."""
+
+    def __init__(self, symbols: list[Symbol], source: str | None):
+        symbols.sort(key=lambda s: (s.value, -s.size))
+        self.symbols = symbols
+        self.source = source  # ".symtab", ".dynsym" or None
+        self._values = [s.value for s in symbols]
+
+    def lookup(self, vaddr: int) -> tuple[Symbol, int] | None:
+        """The symbol at or nearest below `vaddr` (file addresses), with the offset."""
+        i = bisect.bisect_right(self._values, vaddr) - 1
+        if i < 0:
+            return None
+        # Among symbols at the same value, prefer one whose extent covers vaddr.
+        best = self.symbols[i]
+        j = i
+        while j >= 0 and self._values[j] == best.value:
+            if self.symbols[j].value + self.symbols[j].size > vaddr:
+                best = self.symbols[j]
+            j -= 1
+        return best, vaddr - best.value
+
+
+def read_symbols(path: str | bytes, layout: ElfLayout | None = None) -> SymbolTable:
+    """Functions and objects from .symtab, or .dynsym when the file is stripped."""
+    fd = open_regular(path)
+    try:
+        return read_symbols_fd(fd, _show(path), layout)
+    finally:
+        os.close(fd)
+
+
+def read_symbols_fd(fd: int, name: str = "file", layout: ElfLayout | None = None) -> SymbolTable:
+    reader = _Reader(fd, os.fstat(fd).st_size, name)
+    layout = reader.layout() if layout is None else layout
+    for wanted, source in ((SHT_SYMTAB, ".symtab"), (SHT_DYNSYM, ".dynsym")):
+        table = next((s for s in layout.sections if s.type == wanted), None)
+        if table is not None:
+            return SymbolTable(_read_symbol_table(reader, layout, table), source)
+    return SymbolTable([], None)
+
+
+def _read_symbol_table(reader: _Reader, layout: ElfLayout, table: Section) -> list[Symbol]:
+    # Section indexes count the null section, which layout.sections leaves out.
+    if not (0 < table.link <= len(layout.sections)):
+        raise reader.corrupt(f"{table.name} names no string table")
+    strtab = layout.sections[table.link - 1]
+    strings = reader.read(strtab.offset, strtab.size, f"the strings of {table.name}")
+    data = reader.read(table.offset, table.size, table.name)
+    e = "<" if layout.endian == "little" else ">"
+    if layout.elf_class == 64:
+        st = struct.Struct(e + "IBBHQQ")
+    else:
+        st = struct.Struct(e + "IIIBBH")
+    symbols = []
+    usable = len(data) - len(data) % st.size
+    for fields in st.iter_unpack(data[:usable]):
+        if layout.elf_class == 64:
+            name, info, _other, shndx, value, size = fields
+        else:
+            name, value, size, info, _other, shndx = fields
+        kind = info & 0xF
+        if kind not in _LOOKUP_TYPES or not name:
+            continue
+        if shndx in (SHN_UNDEF, SHN_ABS) or value == 0:
+            continue
+        symbols.append(Symbol(_cstr(strings, name), value, size, kind))
+    return symbols
+
+
+# Symbols worth naming an address after: code, data, and untyped labels (_start,
+# _end...) that assemblers leave; not files, sections or TLS offsets.
+_LOOKUP_TYPES = frozenset((STT_NOTYPE, STT_OBJECT, STT_FUNC, STT_GNU_IFUNC))

@@ -1,0 +1,73 @@
+"""The errors procmap reports to its users.
+
+Every error a user can cause (a wrong PID, a file that is not ELF...) is a
+ProcmapError with a one-line message and its own exit code; the command layer
+prints the message and exits with the code.  Anything else is a bug and keeps
+its traceback.
+"""
+
+from __future__ import annotations
+
+
+class ProcmapError(Exception):
+    """Base class: a problem with the user's input or the system, not a bug."""
+
+    exit_code = 1
+
+
+class NoSuchProcess(ProcmapError):
+    exit_code = 3
+
+
+class AccessDenied(ProcmapError):
+    exit_code = 4
+
+
+class KernelThread(ProcmapError):
+    exit_code = 5
+
+
+class ZombieProcess(ProcmapError):
+    exit_code = 6
+
+
+class ProcessExited(ProcmapError):
+    """The process went away while procmap was reading it."""
+
+    exit_code = 7
+
+
+class AmbiguousProcess(ProcmapError):
+    """A process name matched more than one process."""
+
+    exit_code = 8
+
+    def __init__(self, message: str, candidates: list[str]):
+        super().__init__(message)
+        self.candidates = candidates
+
+
+class BadAddress(ProcmapError):
+    exit_code = 9
+
+
+class BadFile(ProcmapError):
+    """Missing, a directory, a device, a FIFO: not a regular file procmap can read."""
+
+    exit_code = 10
+
+
+class NotAnELF(ProcmapError):
+    exit_code = 11
+
+
+class CorruptELF(ProcmapError):
+    """An ELF file whose headers are truncated or inconsistent."""
+
+    exit_code = 12
+
+
+class MapsFormatError(ProcmapError):
+    """Text that is not in the format of /proc/PID/maps."""
+
+    exit_code = 13
