@@ -1,0 +1,625 @@
+"""Mappings + ELF layouts -> regions of one kind each.
+
+Pure: everything this module knows about the process arrives as arguments
+(the parsed maps, the ELF layout of each mapped file, the facts in `Facts`), so
+it classifies a saved snapshot exactly as it classifies a live process.
+
+Every byte of every mapping gets exactly one kind.  A mapping that holds two
+kinds (the last page of a data segment is data up to p_filesz and bss after it)
+is cut at the exact byte the ELF headers give, so the regions tile the mappings
+with no gap and no overlap.  The rules, strongest first:
+
+1. Loaded ELF images.  The load bias of each image comes from its executable
+   mapping and the program headers; with it, each PT_LOAD's bytes are placed,
+   and the mappings that hold them become text (an executable segment), rodata
+   (a read-only one, or RELRO: a writable one the dynamic linker made read-only),
+   data (writable bytes from the file) and bss (writable bytes past p_filesz,
+   in the last file page and the anonymous mapping after it).
+2. glibc malloc arenas: anonymous reservations aligned to their maximum size.
+3. Thread stacks, from each thread's stack pointer, and the guard page below.
+4. Thread stacks by shape, for threads whose stack pointer could not be read.
+5. Everything else, by its kernel name ([heap], [stack], [vdso]...), its path
+   (memfd, SysV shared memory...) or its permissions.
+
+Rules 2 and 4, and any image classified without its ELF headers, are
+heuristics, and their regions say so.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+from .elf import ET_EXEC, PF_W, PF_X, ElfLayout, Segment
+from .maps import Mapping
+
+KINDS = ("text", "rodata", "data", "bss", "heap", "stack", "mmap", "kernel")
+
+FileKey = tuple[str, int]
+
+
+@dataclass(slots=True)
+class Region:
+    """A range of addresses of one kind, inside one mapping."""
+
+    start: int
+    end: int
+    perms: str
+    offset: int  # file offset of `start`, 0 for anonymous memory
+    dev: str
+    inode: int
+    path: str | None
+    kind: str
+    detail: str
+    object: str | None = None  # the ELF image this region is part of
+    sections: tuple[str, ...] = ()
+    heuristic: bool = False
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+    def to_dict(self) -> dict:
+        return {
+            "start": self.start,
+            "end": self.end,
+            "perms": self.perms,
+            "offset": self.offset,
+            "dev": self.dev,
+            "inode": self.inode,
+            "path": self.path,
+            "kind": self.kind,
+            "detail": self.detail,
+            "object": self.object,
+            "sections": list(self.sections),
+            "heuristic": self.heuristic,
+        }
+
+
+@dataclass(slots=True)
+class LoadedImage:
+    """An ELF file loaded into the process: the program, its interpreter, a library."""
+
+    path: str  # as /proc/PID/maps names it (may end in " (deleted)")
+    key: FileKey
+    layout: ElfLayout
+    bias: int  # add to a file address (p_vaddr, st_value) to get the process address
+    start: int
+    end: int
+    role: str  # "program", "dynamic linker" or "shared library"
+
+    def to_dict(self) -> dict:
+        return {
+            "path": self.path,
+            "role": self.role,
+            "bias": self.bias,
+            "start": self.start,
+            "end": self.end,
+        }
+
+
+@dataclass(slots=True)
+class Facts:
+    """What the classifier knows about the process besides its maps and files."""
+
+    page_size: int = 4096
+    pointer_size: int = 8
+    pid: int | None = None
+    exe_key: FileKey | None = None  # (dev, inode) of /proc/PID/exe
+    interp_key: FileKey | None = None  # the program's PT_INTERP file
+    thread_sps: dict[int, int] = field(default_factory=dict)  # TID -> stack pointer
+    unknown_threads: tuple[int, ...] = ()  # TIDs whose stack pointer could not be read
+    thread_stack_size: int | None = None  # glibc's default: the RLIMIT_STACK soft limit
+
+
+@dataclass(slots=True)
+class Classification:
+    regions: list[Region]
+    images: list[LoadedImage]
+    warnings: list[str]
+
+
+# A label is everything a region carries beyond its addresses.
+@dataclass(frozen=True, slots=True)
+class _Label:
+    kind: str
+    detail: str
+    object: str | None = None
+    sections: tuple[str, ...] = ()
+    heuristic: bool = False
+
+
+def classify(
+    mappings: list[Mapping],
+    layouts: dict[FileKey, ElfLayout | None],
+    facts: Facts | None = None,
+) -> Classification:
+    """Classify `mappings` (in address order) into regions.
+
+    `layouts` maps a file's (dev, inode) to its ELF layout, or to None for a
+    file that was read and is not ELF.  A file missing from `layouts` could not
+    be read: its mappings are classified by names and permissions.
+    """
+    facts = facts or Facts()
+    return _Classifier(mappings, layouts, facts).run()
+
+
+class _Classifier:
+    def __init__(self, mappings, layouts, facts: Facts):
+        self.maps: list[Mapping] = mappings
+        self.layouts = layouts
+        self.facts = facts
+        self.page = facts.page_size
+        self.starts = [m.start for m in mappings]
+        # Per mapping: claimed (start, end, label) pieces, first claim wins.
+        self.claims: list[list[tuple[int, int, _Label]]] = [[] for _ in mappings]
+        self.warnings: list[str] = []
+
+    def run(self) -> Classification:
+        images = self.find_images()
+        for image in images:
+            self.claim_image(image)
+        self.claim_unreadable_binaries()
+        self.claim_arenas()
+        stacked = self.claim_thread_stacks()
+        self.claim_stacks_by_shape(stacked)
+        regions = []
+        for i, m in enumerate(self.maps):
+            regions.extend(self.cut(i, m))
+        return Classification(regions, images, self.warnings)
+
+    # --- claims ------------------------------------------------------------------
+
+    def claim(self, i: int, start: int, end: int, label: _Label) -> bool:
+        """Give `label` to the bytes of [start, end) in mapping i not yet claimed.
+
+        The first claim on a byte wins, so rules claim in order of strength.
+        Returns whether anything was claimed.
+        """
+        m = self.maps[i]
+        start, end = max(start, m.start), min(end, m.end)
+        claimed = False
+        for s, e, _ in sorted(self.claims[i], key=lambda c: c[0]):
+            if start >= end:
+                break
+            if e <= start or s >= end:
+                continue
+            if s > start:
+                self.claims[i].append((start, s, label))
+                claimed = True
+            start = max(start, e)
+        if start < end:
+            self.claims[i].append((start, end, label))
+            claimed = True
+        return claimed
+
+    def unclaimed(self, i: int) -> bool:
+        return not self.claims[i]
+
+    def free_tail(self, i: int) -> int:
+        """Start of the unclaimed run of bytes that ends mapping i's range."""
+        start = self.maps[i].start
+        for _, e, _ in self.claims[i]:
+            start = max(start, e)
+        return start
+
+    def cut(self, i: int, m: Mapping) -> list[Region]:
+        pieces = sorted(self.claims[i], key=lambda c: c[0])
+        out = []
+        pos = m.start
+        generic = None
+        for s, e, label in pieces:
+            if s > pos:
+                generic = generic or self.generic(i, m)
+                out.append(self.region(m, pos, s, generic))
+            out.append(self.region(m, s, e, label))
+            pos = e
+        if pos < m.end:
+            out.append(self.region(m, pos, m.end, generic or self.generic(i, m)))
+        return out
+
+    @staticmethod
+    def region(m: Mapping, start: int, end: int, label: _Label) -> Region:
+        offset = m.offset + (start - m.start) if m.is_file else m.offset
+        return Region(
+            start,
+            end,
+            m.perms,
+            offset,
+            m.dev,
+            m.inode,
+            m.path,
+            label.kind,
+            label.detail,
+            label.object,
+            label.sections,
+            label.heuristic,
+        )
+
+    def index_at(self, address: int) -> int | None:
+        i = bisect.bisect_right(self.starts, address) - 1
+        if i >= 0 and address < self.maps[i].end:
+            return i
+        return None
+
+    # --- 1. loaded ELF images ------------------------------------------------------
+
+    def find_images(self) -> list[LoadedImage]:
+        by_key: dict[FileKey, list[int]] = {}
+        for i, m in enumerate(self.maps):
+            if m.inode and m.path is not None and not m.path.startswith("["):
+                by_key.setdefault(m.file_key, []).append(i)
+        images = []
+        for key, indexes in by_key.items():
+            layout = self.layouts.get(key)
+            if layout is None or not layout.loads:
+                continue
+            for bias in self.load_biases(layout, indexes):
+                lo = bias + _down(min(s.vaddr for s in layout.loads), self.page)
+                hi = bias + _up(max(s.vaddr + s.memsz for s in layout.loads), self.page)
+                path = _strip_deleted(self.maps[indexes[0]].path)
+                images.append(LoadedImage(path, key, layout, bias, lo, hi, self.role(key)))
+        images.sort(key=lambda im: im.start)
+        return images
+
+    def role(self, key: FileKey) -> str:
+        if key == self.facts.exe_key:
+            return "program"
+        if key == self.facts.interp_key:
+            return "dynamic linker"
+        return "shared library"
+
+    def load_biases(self, layout: ElfLayout, indexes: list[int]) -> list[int]:
+        """The load biases at which this file is loaded (usually one; none if only mmap()ed).
+
+        A mapping whose offset falls in a PT_LOAD's file bytes, with matching
+        execute permission, proposes bias = start - (p_vaddr + offset - p_offset).
+        A real load has its executable segment mapped executable, which a plain
+        mmap() of the file (even of an ELF file) does not; a file with no
+        executable segment counts as loaded only when every segment is in place.
+        """
+        page = self.page
+        support: dict[int, set[int]] = {}
+        for i in indexes:
+            m = self.maps[i]
+            for seg in layout.loads:
+                if seg.filesz == 0:
+                    continue
+                if not (_down(seg.offset, page) <= m.offset < seg.offset + seg.filesz):
+                    continue
+                if ("x" in m.perms) != bool(seg.flags & PF_X):
+                    continue
+                if "w" in m.perms and not seg.flags & PF_W:
+                    continue
+                bias = m.start - (seg.vaddr + m.offset - seg.offset)
+                if bias % page or (layout.type == ET_EXEC and bias != 0):
+                    continue
+                support.setdefault(bias, set()).add(id(seg))
+        has_exec = any(s.flags & PF_X and s.filesz for s in layout.loads)
+        needed = {id(s) for s in layout.loads if s.filesz}
+        biases = []
+        for bias, segs in sorted(support.items()):
+            if has_exec:
+                if any(id(s) in segs for s in layout.loads if s.flags & PF_X):
+                    biases.append(bias)
+            elif segs >= needed:
+                biases.append(bias)
+        return biases
+
+    def claim_image(self, image: LoadedImage) -> None:
+        lo = bisect.bisect_right(self.starts, image.start) - 1
+        for i in range(max(lo, 0), len(self.maps)):
+            m = self.maps[i]
+            if m.start >= image.end:
+                break
+            if m.end <= image.start:
+                continue
+            if m.is_file and m.file_key != image.key:
+                continue  # another file mapped over the image's span
+            if not m.is_file and m.path is not None and m.path != "[heap]":
+                continue  # [stack], [vdso]...: never part of an image
+            for start, end, label in self.image_pieces(image, m):
+                self.claim(i, start, end, label)
+
+    def image_pieces(self, image: LoadedImage, m: Mapping):
+        """(start, end, label) for the parts of mapping `m` inside `image`.
+
+        File mappings of the image take every kind; anonymous memory inside the
+        image's span takes only what an image puts there: bss past a writable
+        segment's file bytes, or no-access padding between segments.
+        """
+        page, bias, layout = self.page, image.bias, image.layout
+        s, e = max(m.start, image.start), min(m.end, image.end)
+        pos = s
+        for seg in layout.loads:
+            lo = bias + _down(seg.vaddr, page)
+            hi = bias + _up(seg.vaddr + seg.memsz, page)
+            a, b = max(s, lo), min(e, hi)
+            if a >= b:
+                continue
+            if a > pos:
+                yield from self.gap_piece(image, m, pos, a)
+            if m.is_file:
+                yield from self.segment_pieces(image, seg, m, a, b)
+            elif seg.flags & PF_W:
+                bss = max(a, bias + seg.vaddr + seg.filesz)
+                if bss < b:
+                    yield from self.segment_pieces(image, seg, m, bss, b)
+            pos = b
+        if pos < e:
+            yield from self.gap_piece(image, m, pos, e)
+
+    def gap_piece(self, image: LoadedImage, m: Mapping, a: int, b: int):
+        # glibc maps the whole span of a library, then makes holes between
+        # segments PROT_NONE (elf/dl-map-segments.h).
+        if m.is_file or m.perms[:3] == "---":
+            yield a, b, _Label("mmap", "gap between segments", image.path)
+
+    def segment_pieces(self, image: LoadedImage, seg: Segment, m: Mapping, a: int, b: int):
+        bias, layout = image.bias, image.layout
+        obj = image.path
+
+        def label(kind, detail, start, end):
+            names = tuple(s.name for s in layout.sections_between(start - bias, end - bias))
+            return _Label(kind, detail, obj, names)
+
+        if seg.flags & PF_X:
+            yield a, b, label("text", self.code_detail(image, seg, a, b), a, b)
+            return
+        if not seg.flags & PF_W:
+            detail = "ELF headers" if self.holds_headers(image, seg, a, b) else "read-only data"
+            yield a, b, label("rodata", detail, a, b)
+            return
+        # A writable segment: file bytes then zero-fill (bss), cut at p_filesz exactly.
+        file_end = bias + seg.vaddr + seg.filesz
+        writable = "w" in m.perms
+        if a < file_end:
+            end = min(b, file_end)
+            if writable:
+                yield a, end, label("data", "initialised data", a, end)
+            elif layout.relro is not None:
+                yield a, end, label("rodata", "relro", a, end)
+            else:
+                yield a, end, label("data", "initialised data, made read-only", a, end)
+        if b > file_end:
+            start = max(a, file_end)
+            if writable:
+                detail = "bss, in the last file page" if m.is_file else "bss"
+                yield start, b, label("bss", detail, start, b)
+            else:
+                # Zero-fill made read-only: a linker's RELRO padding (lld .relro_padding).
+                yield start, b, label("rodata", "relro", start, b)
+
+    def holds_headers(self, image: LoadedImage, seg: Segment, a: int, b: int) -> bool:
+        """Whether [a, b) holds file offset 0: the ELF header and program headers."""
+        if seg.offset >= self.page:
+            return False
+        header = image.bias + seg.vaddr - seg.offset
+        return a <= header < b
+
+    def code_detail(self, image: LoadedImage, seg: Segment, a: int, b: int) -> str:
+        if self.holds_headers(image, seg, a, b):
+            # -z noseparate-code: headers, code and read-only data share one r-x segment.
+            return "code, with ELF headers and read-only data"
+        return "code"
+
+    # --- binaries whose ELF headers could not be read -------------------------------
+
+    def claim_unreadable_binaries(self) -> None:
+        """Mappings of files procmap could not read: by names and permissions.
+
+        A file with an executable mapping is taken for a loaded binary: its r-x
+        mappings are text, r-- rodata, rw- data, and an anonymous rw-p mapping
+        right after its last writable mapping is bss.
+        """
+        groups: dict[FileKey, list[int]] = {}
+        for i, m in enumerate(self.maps):
+            if m.inode and m.path and m.path[0] == "/" and m.file_key not in self.layouts:
+                groups.setdefault(m.file_key, []).append(i)
+        unreadable = []
+        for key, indexes in groups.items():
+            if not any("x" in self.maps[i].perms for i in indexes):
+                continue
+            path = _strip_deleted(self.maps[indexes[0]].path)
+            unreadable.append(path)
+            for i in indexes:
+                m = self.maps[i]
+                if not self.unclaimed(i):
+                    continue
+                kind = "text" if "x" in m.perms else "data" if "w" in m.perms else "rodata"
+                detail = {"text": "code", "data": "initialised data", "rodata": "read-only data"}
+                self.claim(i, m.start, m.end, _Label(kind, detail[kind], path, (), True))
+                nxt = i + 1
+                if (
+                    kind == "data"
+                    and nxt < len(self.maps)
+                    and self.maps[nxt].is_anonymous
+                    and self.maps[nxt].start == m.end
+                    and self.maps[nxt].perms == "rw-p"
+                ):
+                    self.claim(nxt, m.end, self.maps[nxt].end, _Label("bss", "bss", path, (), True))
+        if unreadable:
+            shown = ", ".join(unreadable[:3]) + (" ..." if len(unreadable) > 3 else "")
+            self.warnings.append(
+                f"ELF headers unreadable for {len(unreadable)} file(s) ({shown}): "
+                "their regions are classified by names and permissions"
+            )
+
+    # --- 2. thread stacks from stack pointers ------------------------------------
+
+    def claim_thread_stacks(self) -> set[int]:
+        """Claim each thread's stack (and the guard below it) from its stack pointer.
+
+        Returns the indexes of mappings that hold a live thread's stack pointer.
+        """
+        stacked: set[int] = set()
+        for tid, sp in sorted(self.facts.thread_sps.items()):
+            i = self.index_at(sp)
+            if i is None:
+                continue
+            m = self.maps[i]
+            stacked.add(i)
+            if m.path is not None or "w" not in m.perms or not self.unclaimed(i):
+                continue  # [stack], or a stack inside memory already classified
+            self.claim_stack(i, tid, f"thread stack (TID {tid})", heuristic=False, sp=sp)
+        return stacked
+
+    def claim_stack(self, i: int, tid: int | None, detail: str, heuristic: bool, sp=None):
+        m = self.maps[i]
+        end = m.end
+        guard = self.guard_below(i)
+        size = self.facts.thread_stack_size
+        # glibc maps guard + stack in one block; the stack part may have merged with
+        # an anonymous mapping above it, which then starts at guard end + stack size.
+        if guard is not None and size and m.start + size < m.end:
+            if sp is None or sp < m.start + size:
+                end = m.start + size
+                heuristic = True
+        self.claim(i, m.start, end, _Label("stack", detail, None, (), heuristic))
+        if guard is not None:
+            g = self.maps[guard]
+            owner = f"TID {tid}" if tid is not None else "thread stack"
+            gstart = self.free_tail(guard)
+            if g.end - gstart > _MAX_GUARD_PAGES * self.page:
+                # Merged with some other reservation: glibc's default guard is one page.
+                gstart, heuristic = g.end - self.page, True
+            self.claim(guard, gstart, g.end, _Label("stack", f"guard page ({owner})", None, (), heuristic))
+
+    def guard_below(self, i: int) -> int | None:
+        if i == 0:
+            return None
+        g = self.maps[i - 1]
+        if g.is_anonymous and g.perms == "---p" and g.end == self.maps[i].start:
+            return i - 1
+        return None
+
+    # --- 3. glibc malloc arenas ------------------------------------------------------
+
+    def claim_arenas(self) -> None:
+        """glibc's per-thread arenas: HEAP_MAX_SIZE-aligned anonymous reservations.
+
+        glibc (malloc/arena.c, new_heap) reserves HEAP_MAX_SIZE (64 MiB on 64-bit,
+        2 * DEFAULT_MMAP_THRESHOLD_MAX; 1 MiB on 32-bit) aligned to its own size,
+        makes the used part read-write and leaves the rest PROT_NONE: an rw-p
+        mapping starting on the alignment, then ---p up to the next one.
+        """
+        heap_max = 64 << 20 if self.facts.pointer_size == 8 else 1 << 20
+        for i in range(1, len(self.maps)):
+            m, prev = self.maps[i], self.maps[i - 1]
+            if not (m.is_anonymous and m.perms == "---p" and prev.is_anonymous):
+                continue
+            if prev.perms != "rw-p" or prev.end != m.start:
+                continue
+            arena = _down(m.start - 1, heap_max)
+            if arena < prev.start or arena + heap_max > m.end:
+                continue
+            label = _Label("heap", "malloc arena", None, (), True)
+            if self.claim(i - 1, arena, m.start, label):
+                reserve = _Label("heap", "malloc arena reserve", None, (), True)
+                self.claim(i, m.start, arena + heap_max, reserve)
+        for i, m in enumerate(self.maps):
+            # An arena heap grown to its full size has no PROT_NONE part left.
+            if m.is_anonymous and m.perms == "rw-p" and m.start % heap_max == 0:
+                if m.size == heap_max and self.unclaimed(i):
+                    self.claim(i, m.start, m.end, _Label("heap", "malloc arena", None, (), True))
+
+    # --- 4. thread stacks by shape ---------------------------------------------------
+
+    def claim_stacks_by_shape(self, stacked: set[int]) -> None:
+        """An rw-p block right above a small ---p guard: glibc's thread stack shape.
+
+        Used only for threads whose stack pointer could not be read; when every
+        thread's stack is known, the same shape is an unused (cached) stack.
+        """
+        unknown = len(self.facts.unknown_threads)
+        for i, m in enumerate(self.maps):
+            if i in stacked or not (m.is_anonymous and m.perms == "rw-p" and self.unclaimed(i)):
+                continue
+            guard = self.guard_below(i)
+            if guard is None or self.maps[guard].size > _MAX_GUARD_PAGES * self.page:
+                continue
+            if not self.unclaimed(guard):
+                continue
+            if unknown:
+                self.claim_stack(i, None, "thread stack, found by shape", heuristic=True)
+            else:
+                label = _Label("mmap", "anonymous, thread-stack shape, no thread in it", None, (), True)
+                self.claim(i, m.start, m.end, label)
+
+    # --- 5. everything else ----------------------------------------------------------
+
+    def generic(self, i: int, m: Mapping) -> _Label:
+        path = m.path
+        if path is None:
+            if m.perms[:3] == "---":
+                return _Label("mmap", "reserved, no access")
+            return _Label("mmap", "shared anonymous" if m.perms[3] == "s" else "anonymous")
+        if path.startswith("["):
+            return _kernel_named(path)
+        base = _strip_deleted(path)
+        if base.startswith("/memfd:"):
+            return _Label("mmap", "memfd")
+        if base.startswith("/SYSV"):
+            return _Label("mmap", "SysV shared memory")
+        if base == "/dev/zero":
+            return _Label("mmap", "shared anonymous")
+        if base.startswith("/dev/shm/"):
+            return _Label("mmap", "POSIX shared memory")
+        if base.startswith("/dev/"):
+            return _Label("mmap", "device mapping")
+        if self.layouts.get(m.file_key) is not None:
+            return _Label("mmap", "ELF file mapped as data")
+        return _Label("mmap", "shared file mapping" if m.perms[3] == "s" else "file mapping")
+
+
+# A ---p mapping right below a thread stack larger than this is more than a guard.
+_MAX_GUARD_PAGES = 16
+
+_KERNEL_NAMES = {
+    "[heap]": _Label("heap", "brk heap"),
+    "[stack]": _Label("stack", "main thread stack"),
+    "[vsyscall]": _Label("kernel", "vsyscall page"),
+    "[vdso]": _Label("mmap", "vdso"),
+    "[vvar]": _Label("mmap", "vvar"),
+    # [vvar_vclock] appears from Linux 6.13, split out of [vvar].
+    "[vvar_vclock]": _Label("mmap", "vvar_vclock"),
+    "[uprobes]": _Label("mmap", "uprobes"),
+    "[sigpage]": _Label("mmap", "sigpage"),
+    "[vectors]": _Label("kernel", "vectors page"),
+}
+
+
+def _kernel_named(path: str) -> _Label:
+    known = _KERNEL_NAMES.get(path)
+    if known is not None:
+        return known
+    if path.startswith("[stack:"):
+        # Linux 3.4 to 4.4 named thread stacks [stack:TID] in /proc/PID/maps.
+        return _Label("stack", f"thread stack (TID {path[7:-1]})")
+    if path.startswith("[anon:"):
+        # prctl(PR_SET_VMA_ANON_NAME), Linux 5.17.  glibc 2.40 names its own
+        # mappings when glibc.mem.decorate_maps is set.
+        name = path[6:-1]
+        glibc = name.strip()
+        if glibc.startswith("glibc: malloc arena"):
+            return _Label("heap", "malloc arena")
+        if glibc.startswith("glibc: pthread stack guard"):
+            return _Label("stack", "guard page")
+        if glibc.startswith("glibc: pthread stack"):
+            return _Label("stack", "thread stack")
+        return _Label("mmap", f"anonymous, named {name}")
+    if path.startswith("[anon_shmem:"):
+        return _Label("mmap", f"shared anonymous, named {path[12:-1]}")
+    return _Label("mmap", path)  # an unknown kernel name, shown as it is
+
+
+def _strip_deleted(path: str) -> str:
+    return path[:-10] if path.endswith(" (deleted)") else path
+
+
+def _down(x: int, align: int) -> int:
+    return x - x % align
+
+
+def _up(x: int, align: int) -> int:
+    return -(-x // align) * align

@@ -1,0 +1,439 @@
+"""A live process's classified map: procfs readers + ELF reader + classifier.
+
+`read_map(target)` is the whole one-shot pipeline; `where(target, addresses)`
+adds the ELF section and nearest symbol of each address.  The process is read
+through one held /proc/PID descriptor from start to end (see procfs.py), and
+each mapped file's ELF headers are read once per (device, inode).
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+from dataclasses import dataclass, field
+
+from .classify import KINDS, Classification, Facts, FileKey, LoadedImage, Region, classify
+from .elf import ElfLayout, SymbolTable, read_elf_fd, read_symbols_fd
+from .errors import (
+    AmbiguousProcess,
+    CorruptELF,
+    KernelThread,
+    NoSuchProcess,
+    NotAnELF,
+    ProcessExited,
+    ZombieProcess,
+)
+from .maps import Mapping, parse_maps
+from .procfs import ProcessDir, ProcFS, user_name
+
+
+@dataclass(slots=True)
+class ProcessInfo:
+    pid: int
+    name: str
+    cmdline: list[str]
+    user: str
+    uid: int
+    threads: int
+    state: str
+
+    def to_dict(self) -> dict:
+        return {
+            "pid": self.pid,
+            "name": self.name,
+            "cmdline": self.cmdline,
+            "user": self.user,
+            "uid": self.uid,
+            "threads": self.threads,
+        }
+
+
+@dataclass(slots=True)
+class ProcessMap:
+    """A process's mappings, split into classified regions that tile them."""
+
+    info: ProcessInfo
+    mappings: list[Mapping]
+    regions: list[Region]
+    images: list[LoadedImage]
+    warnings: list[str] = field(default_factory=list)
+    page_size: int = 4096
+    _starts: list[int] = field(default_factory=list, repr=False)
+
+    def __post_init__(self):
+        self._starts = [r.start for r in self.regions]
+
+    @property
+    def pid(self) -> int:
+        return self.info.pid
+
+    @property
+    def total_size(self) -> int:
+        return sum(m.size for m in self.mappings)
+
+    def region_at(self, address: int) -> Region | None:
+        i = bisect.bisect_right(self._starts, address) - 1
+        if i >= 0 and address < self.regions[i].end:
+            return self.regions[i]
+        return None
+
+    def neighbours(self, address: int) -> tuple[Region | None, Region | None]:
+        """The regions just below and just above an unmapped address."""
+        i = bisect.bisect_right(self._starts, address)
+        below = self.regions[i - 1] if i > 0 else None
+        above = self.regions[i] if i < len(self.regions) else None
+        return below, above
+
+    def image_at(self, address: int) -> LoadedImage | None:
+        for image in self.images:
+            if image.start <= address < image.end:
+                return image
+        return None
+
+    def summary(self) -> dict:
+        return summarize(self.regions, self.images)
+
+    def to_dict(self) -> dict:
+        return {
+            "pid": self.pid,
+            "process": self.info.to_dict(),
+            "regions": [r.to_dict() for r in self.regions],
+            "images": [im.to_dict() for im in self.images],
+            "summary": self.summary(),
+            "warnings": self.warnings,
+        }
+
+
+def summarize(regions: list[Region], images: list[LoadedImage]) -> dict:
+    """Regions and virtual size by kind and by ELF object, with totals."""
+    by_kind = {k: {"regions": 0, "size": 0} for k in KINDS}
+    by_object: dict[str, dict] = {}
+    roles = {im.path: im.role for im in images}
+    for r in regions:
+        entry = by_kind.setdefault(r.kind, {"regions": 0, "size": 0})
+        entry["regions"] += 1
+        entry["size"] += r.size
+        if r.object is not None:
+            obj = by_object.setdefault(
+                r.object,
+                {"object": r.object, "role": roles.get(r.object), "regions": 0, "size": 0, "kinds": {}},
+            )
+            obj["regions"] += 1
+            obj["size"] += r.size
+            obj["kinds"][r.kind] = obj["kinds"].get(r.kind, 0) + r.size
+    return {
+        "by_kind": {k: v for k, v in by_kind.items() if v["regions"]},
+        "by_object": sorted(by_object.values(), key=lambda o: -o["size"]),
+        "total": {"regions": len(regions), "size": sum(r.size for r in regions)},
+    }
+
+
+# --- reading a live process -----------------------------------------------------------
+
+
+class ElfCache:
+    """ELF layouts by (device, inode): a file's headers never change under one inode.
+
+    Holds a layout, None for a file that is not ELF (or is corrupt), and the
+    source it was read from, for reading its symbols later.
+    """
+
+    def __init__(self):
+        self.layouts: dict[FileKey, ElfLayout | None] = {}
+        self.sources: dict[FileKey, str] = {}
+        self.problems: dict[FileKey, str] = {}
+
+
+def read_map(target: int | str = "self", procfs: ProcFS | None = None, cache=None) -> ProcessMap:
+    """The classified map of a live process (a PID, or "self")."""
+    procfs = procfs or ProcFS()
+    with procfs.open(_pid(target)) as pd:
+        return _read(pd, cache or ElfCache())
+
+
+def where(target, addresses: list[int], procfs: ProcFS | None = None) -> list[Location]:
+    """What lives at each address of a live process: region, section, nearest symbol."""
+    procfs = procfs or ProcFS()
+    cache = ElfCache()
+    with procfs.open(_pid(target)) as pd:
+        pmap = _read(pd, cache)
+        tables: dict[FileKey, SymbolTable | None] = {}
+
+        def symbols(image: LoadedImage) -> SymbolTable | None:
+            if image.key not in tables:
+                tables[image.key] = _read_symbols(pd, pmap, image)
+            return tables[image.key]
+
+        return [locate(pmap, a, symbols) for a in addresses]
+
+
+def _pid(target: int | str) -> int:
+    if target == "self":
+        return os.getpid()
+    return int(target)
+
+
+def _read(pd: ProcessDir, cache: ElfCache) -> ProcessMap:
+    stat = pd.stat()
+    if stat.is_kernel_thread:
+        raise KernelThread(
+            f"PID {pd.pid} ({stat.comm}) is a kernel thread: it runs only in the kernel "
+            "and has no user address space to map"
+        )
+    if stat.is_zombie:
+        raise ZombieProcess(
+            f"PID {pd.pid} ({stat.comm}) is a zombie: it has exited and its memory is "
+            f"gone; only its exit status waits for its parent (PID {stat.ppid}) to reap it"
+        )
+    data = pd.maps()
+    if not data:
+        # Only kernel threads and exited processes have no mappings.
+        raise ProcessExited(f"PID {pd.pid} exited while procmap was reading it")
+    mappings = parse_maps(data)
+    status = pd.status()
+    uids = status.get("Uid", "0 0").split()
+    uid = int(uids[1] if len(uids) > 1 else uids[0])
+    info = ProcessInfo(
+        pid=pd.pid,
+        name=status.get("Name", stat.comm),
+        cmdline=pd.cmdline(),
+        user=user_name(uid),
+        uid=uid,
+        threads=int(status.get("Threads", "1")),
+        state=stat.state,
+    )
+    facts, warnings = _facts(pd, mappings, cache)
+    result: Classification = classify(mappings, cache.layouts, facts)
+    # The same process from first read to last: a reused PID fails this read.
+    if pd.stat().start_time != stat.start_time:
+        raise NoSuchProcess(f"PID {pd.pid} was reused by another process while being read")
+    return ProcessMap(
+        info=info,
+        mappings=mappings,
+        regions=result.regions,
+        images=result.images,
+        warnings=warnings + result.warnings,
+        page_size=facts.page_size,
+    )
+
+
+def _facts(pd: ProcessDir, mappings: list[Mapping], cache: ElfCache) -> tuple[Facts, list[str]]:
+    warnings: list[str] = []
+    exe_key = pd.file_key("exe")
+    _read_layouts(pd, mappings, exe_key, cache, warnings)
+    exe_layout = cache.layouts.get(exe_key) if exe_key else None
+    interp_key = None
+    if exe_layout is not None and exe_layout.interpreter:
+        interp_key = pd.root_file_key(exe_layout.interpreter)
+    if exe_layout is not None:
+        pointer_size = exe_layout.elf_class // 8
+    else:
+        pointer_size = 8 if mappings[-1].end > 1 << 32 else 4
+    facts = Facts(
+        page_size=os.sysconf("SC_PAGE_SIZE"),
+        pointer_size=pointer_size,
+        pid=pd.pid,
+        exe_key=exe_key,
+        interp_key=interp_key,
+    )
+    tids = pd.task_ids()
+    if len(tids) > 1:
+        denied = []
+        unknown = []
+        for tid in tids:
+            try:
+                sp = pd.thread_stack_pointer(tid)
+            except PermissionError:
+                denied.append(tid)
+                sp = None
+            if sp is None:
+                unknown.append(tid)
+            else:
+                facts.thread_sps[tid] = sp
+        facts.unknown_threads = tuple(unknown)
+        facts.thread_stack_size = pd.stack_limit()
+        if denied:
+            warnings.append(
+                f"thread stacks found by shape: {pd.path}/task/*/syscall is not readable "
+                "(it needs ptrace attach permission, stricter than reading maps)"
+            )
+    return facts, warnings
+
+
+def _read_layouts(pd, mappings, exe_key, cache: ElfCache, warnings: list[str]) -> None:
+    """Read the ELF layout of every mapped regular file not yet in the cache."""
+    seen: set[FileKey] = set()
+    for m in mappings:
+        key = m.file_key
+        if not m.inode or key in seen or not m.path or m.path[0] != "/":
+            continue
+        seen.add(key)
+        if key in cache.layouts or m.path.startswith("/dev/"):
+            continue  # never open a device: opening one can have side effects
+        opened = pd.open_mapped_file(m, is_exe=key == exe_key)
+        if opened is None:
+            continue  # unreadable: classified by names and permissions
+        fd, source = opened
+        try:
+            cache.layouts[key] = read_elf_fd(fd, m.path)
+            cache.sources[key] = source
+        except NotAnELF:
+            cache.layouts[key] = None
+        except CorruptELF as err:
+            cache.layouts[key] = None
+            cache.problems[key] = str(err)
+            warnings.append(f"{err}; its mappings are shown as plain file mappings")
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+
+
+def _read_symbols(pd: ProcessDir, pmap: ProcessMap, image: LoadedImage) -> SymbolTable | None:
+    m = next((m for m in pmap.mappings if m.file_key == image.key), None)
+    if m is None:
+        return None
+    opened = pd.open_mapped_file(m, is_exe=image.role == "program")
+    if opened is None:
+        return None
+    fd, _ = opened
+    try:
+        return read_symbols_fd(fd, image.path, image.layout)
+    except (NotAnELF, CorruptELF, OSError):
+        return None
+    finally:
+        os.close(fd)
+
+
+# --- where --------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Location:
+    """What lives at one address."""
+
+    address: int
+    region: Region | None
+    image: LoadedImage | None = None
+    section: str | None = None
+    symbol: str | None = None
+    symbol_offset: int | None = None
+    below: Region | None = None  # for an unmapped address: the regions around it
+    above: Region | None = None
+    note: str = ""
+
+    @property
+    def kind(self) -> str | None:
+        return self.region.kind if self.region else None
+
+    @property
+    def detail(self) -> str:
+        return self.region.detail if self.region else self.note
+
+    def to_dict(self) -> dict:
+        r = self.region
+        return {
+            "address": self.address,
+            "kind": self.kind,
+            "detail": self.detail,
+            "region": (
+                {"start": r.start, "end": r.end, "perms": r.perms, "path": r.path} if r else None
+            ),
+            "object": r.object if r else None,
+            "section": self.section,
+            "symbol": self.symbol,
+            "symbol_offset": self.symbol_offset,
+            "between": None if r else [_brief(self.below), _brief(self.above)],
+        }
+
+
+def _brief(r: Region | None) -> dict | None:
+    if r is None:
+        return None
+    return {"start": r.start, "end": r.end, "kind": r.kind, "path": r.path}
+
+
+def locate(pmap: ProcessMap, address: int, symbols=None) -> Location:
+    """Where `address` falls in `pmap`; `symbols(image)` gives an image's SymbolTable."""
+    region = pmap.region_at(address)
+    if region is None:
+        below, above = pmap.neighbours(address)
+        return Location(address, None, below=below, above=above, note=_unmapped_note(address, below, above))
+    loc = Location(address, region)
+    image = pmap.image_at(address) if region.object else None
+    if image is None:
+        return loc
+    loc.image = image
+    vaddr = address - image.bias
+    section = image.layout.section_at(vaddr)
+    loc.section = section.name if section else None
+    table = symbols(image) if symbols else None
+    if table is not None:
+        found = table.lookup(vaddr)
+        # A symbol names the address only inside the section that holds it.
+        if found and (section is None or section.addr <= found[0].value < section.addr + section.size):
+            loc.symbol, loc.symbol_offset = found[0].name, found[1]
+    return loc
+
+
+def _unmapped_note(address: int, below: Region | None, above: Region | None) -> str:
+    if below is not None and above is not None:
+        between = f"between {below.kind} ending at {below.end:x} and {above.kind} starting at {above.start:x}"
+    elif above is not None:
+        between = f"below the first region, {above.kind} starting at {above.start:x}"
+    elif below is not None:
+        between = f"above the last region, {below.kind} ending at {below.end:x}"
+    else:
+        between = ""
+    if address >= 1 << 63:
+        why = "kernel space, never accessible to the process"
+    elif address >= 1 << 47 and (above is None or above.start >= 1 << 63) and (
+        below is None or below.end <= 1 << 47
+    ):
+        why = "above the top of user space"
+    elif below is None and address < 1 << 16:
+        why = "the lowest pages, never mapped, so a NULL pointer access faults"
+    else:
+        why = "no mapping here"
+    return f"unmapped: {why}" + (f" ({between})" if between else "")
+
+
+# --- naming a process -----------------------------------------------------------------
+
+
+def resolve_target(target: str) -> int:
+    """A PID from "self", a number, or a process name that matches exactly one process.
+
+    A name matches a process's name (comm), the file name of its executable, or
+    the file name of its argv[0].  procmap itself is never a candidate.
+    """
+    if target == "self":
+        return os.getpid()
+    if target.isdigit():
+        return int(target)
+    import psutil  # process facts for name lookup only: import it only when needed
+
+    me = os.getpid()
+    matches = []
+    for p in psutil.process_iter(["pid", "name", "exe", "cmdline", "username"]):
+        if p.pid == me:
+            continue
+        info = p.info
+        names = {info["name"]}
+        if info["exe"]:
+            names.add(os.path.basename(info["exe"]))
+        if info["cmdline"]:
+            names.add(os.path.basename(info["cmdline"][0]))
+        if target in names:
+            matches.append(info)
+    if not matches:
+        raise NoSuchProcess(f"no process named {target!r}")
+    if len(matches) > 1:
+        candidates = [
+            f"{i['pid']:>8}  {i['username'] or '?':<12} {' '.join(i['cmdline'] or [i['name']])[:100]}"
+            for i in matches
+        ]
+        raise AmbiguousProcess(
+            f"{len(matches)} processes are named {target!r}; give one of their PIDs:", candidates
+        )
+    return matches[0]["pid"]

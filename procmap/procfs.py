@@ -1,0 +1,328 @@
+"""The only code that reads /proc; every OSError becomes a procmap error here.
+
+A process is read through a file descriptor of its /proc/PID directory, held
+open for the whole read: once the process exits, every read through it fails
+with ESRCH, even if the PID has been given to a new process meanwhile, so
+procmap can never mix two processes in one map.
+
+The procfs root is a parameter (as psutil's PROCFS_PATH), so the same code can
+read a /proc mounted elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import stat
+from dataclasses import dataclass
+
+from .errors import AccessDenied, NoSuchProcess, ProcessExited
+from .maps import Mapping
+
+PF_KTHREAD = 0x00200000  # include/linux/sched.h: this task is a kernel thread
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStat:
+    """The fields of /proc/PID/stat that procmap uses (proc(5))."""
+
+    pid: int
+    comm: str
+    state: str  # R, S, D, Z, T...
+    ppid: int
+    flags: int
+    start_time: int  # clock ticks after boot: with the PID, a process's identity
+
+    @property
+    def is_kernel_thread(self) -> bool:
+        return bool(self.flags & PF_KTHREAD)
+
+    @property
+    def is_zombie(self) -> bool:
+        return self.state in ("Z", "X")
+
+
+def parse_stat(data: bytes) -> TaskStat:
+    # comm is in parentheses and may itself hold spaces and ')': split at the last ')'.
+    head, _, rest = data.rpartition(b")")
+    pid, _, comm = head.partition(b" (")
+    fields = rest.split()
+    return TaskStat(
+        pid=int(pid),
+        comm=comm.decode("utf-8", "surrogateescape"),
+        state=fields[0].decode("ascii"),
+        ppid=int(fields[1]),
+        flags=int(fields[6]),
+        start_time=int(fields[19]),
+    )
+
+
+def parse_status(data: bytes) -> dict[str, str]:
+    out = {}
+    for line in data.split(b"\n"):
+        key, sep, value = line.partition(b":")
+        if sep:
+            out[key.decode("ascii", "replace")] = value.strip().decode("utf-8", "surrogateescape")
+    return out
+
+
+def user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+class ProcFS:
+    """A procfs mount: /proc unless told otherwise."""
+
+    def __init__(self, root: str = "/proc"):
+        self.root = root
+
+    def open(self, pid: int) -> ProcessDir:
+        """Open /proc/PID and hold it; raises NoSuchProcess or AccessDenied."""
+        path = f"{self.root}/{pid}"
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except (FileNotFoundError, ProcessLookupError):
+            raise NoSuchProcess(f"no process with PID {pid}{self.hidden_hint()}") from None
+        except PermissionError:
+            raise AccessDenied(f"PID {pid}: permission denied reading {path}") from None
+        return ProcessDir(self, pid, fd)
+
+    def pids(self) -> list[int]:
+        return sorted(int(name) for name in os.listdir(self.root) if name.isdigit())
+
+    def hidepid(self) -> str | None:
+        """The hidepid= option of this procfs mount, if any (proc(5))."""
+        try:
+            with open(f"{self.root}/self/mountinfo", "rb") as f:
+                data = f.read()
+        except OSError:
+            return None
+        for line in data.split(b"\n"):
+            fields = line.split()
+            if len(fields) > 4 and fields[4] == self.root.encode():
+                for option in line.split(b" - ", 1)[-1].split()[-1].split(b","):
+                    if option.startswith(b"hidepid="):
+                        value = option[8:].decode()
+                        return None if value in ("0", "off") else value
+        return None
+
+    def hidden_hint(self) -> str:
+        hidepid = self.hidepid()
+        if hidepid in ("2", "invisible"):
+            return f" (or it is hidden: {self.root} is mounted with hidepid={hidepid})"
+        return ""
+
+
+class ProcessDir:
+    """One process's /proc/PID, held open by a file descriptor."""
+
+    def __init__(self, procfs: ProcFS, pid: int, fd: int):
+        self.procfs = procfs
+        self.pid = pid
+        self.fd = fd
+        self.path = f"{procfs.root}/{pid}"
+        self._map_files = os.geteuid() == 0  # following map_files links needs CAP_SYS_ADMIN
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> ProcessDir:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- reading, with errors mapped ------------------------------------------------
+
+    def read(self, name: str) -> bytes:
+        """The whole of /proc/PID/<name>."""
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=self.fd)
+        except OSError as err:
+            raise self.error(err, name) from None
+        try:
+            chunks = []
+            while True:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            return b"".join(chunks)
+        except OSError as err:
+            raise self.error(err, name) from None
+        finally:
+            os.close(fd)
+
+    def error(self, err: OSError, name: str) -> Exception:
+        if isinstance(err, (ProcessLookupError, FileNotFoundError)):
+            return ProcessExited(f"PID {self.pid} exited while procmap was reading it")
+        if isinstance(err, PermissionError):
+            return AccessDenied(self.explain_denied(name))
+        return err
+
+    def explain_denied(self, name: str) -> str:
+        """Why reading /proc/PID/<name> was refused, and what to do about it."""
+        what = f"permission denied reading {self.path}/{name}"
+        try:
+            status = parse_status(self.read("status"))
+            dir_uid = os.stat(self.fd).st_uid
+        except (AccessDenied, OSError):
+            hidepid = self.procfs.hidepid()
+            if hidepid:
+                return (
+                    f"{what}: {self.procfs.root} is mounted with hidepid={hidepid}, which hides "
+                    "other users' processes; run procmap as the process's user, or with sudo"
+                )
+            return f"{what}; run procmap as the process's user, or with sudo"
+        except ProcessExited:
+            raise
+        uids = [int(u) for u in status.get("Uid", "").split()]
+        me = os.geteuid()
+        owner = uids[1] if len(uids) > 1 else dir_uid
+        if uids and any(u != me for u in uids[:3]):
+            if all(u == uids[0] for u in uids[:3]):
+                who = f"belongs to user {user_name(owner)}"
+            else:
+                who = "runs with another user's privileges (set-user-ID or set-group-ID)"
+            return (
+                f"{what}: PID {self.pid} ({status.get('Name', '?')}) {who}; "
+                f"run procmap as {user_name(owner)}, or with sudo"
+            )
+        if dir_uid != me and owner == me:
+            # proc(5): a non-dumpable process's /proc/PID files belong to root.
+            return (
+                f"{what}: PID {self.pid} ({status.get('Name', '?')}) is not dumpable "
+                "(prctl(PR_SET_DUMPABLE, 0), or it changed credentials), so only root "
+                "may read its memory map; run procmap with sudo"
+            )
+        return (
+            f"{what}: the kernel's ptrace access check refused it (a security module, or "
+            "missing capabilities); run procmap with sudo"
+        )
+
+    # --- what procmap reads ---------------------------------------------------------
+
+    def stat(self) -> TaskStat:
+        return parse_stat(self.read("stat"))
+
+    def status(self) -> dict[str, str]:
+        return parse_status(self.read("status"))
+
+    def maps(self) -> bytes:
+        return self.read("maps")
+
+    def cmdline(self) -> list[str]:
+        try:
+            data = self.read("cmdline")
+        except AccessDenied:
+            return []
+        return [a.decode("utf-8", "surrogateescape") for a in data.split(b"\0") if a]
+
+    def task_ids(self) -> list[int]:
+        try:
+            fd = os.open("task", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=self.fd)
+        except OSError as err:
+            raise self.error(err, "task") from None
+        try:
+            return sorted(int(n) for n in os.listdir(fd) if n.isdigit())
+        finally:
+            os.close(fd)
+
+    def thread_stack_pointer(self, tid: int) -> int | None:
+        """The stack pointer of thread `tid`, from /proc/PID/task/TID/syscall.
+
+        proc(5): "nr args... sp pc" when blocked in a system call, "-1 sp pc"
+        when blocked outside one, "running" when on a CPU (no registers then).
+        Reading it needs ptrace attach permission (PTRACE_MODE_ATTACH_FSCREDS),
+        stricter than the maps file: None when refused or running.
+        Raises PermissionError for the caller to count.
+        """
+        try:
+            data = self.read(f"task/{tid}/syscall")
+        except ProcessExited:
+            return None  # the thread ended; the process may go on
+        except AccessDenied:
+            raise PermissionError from None
+        fields = data.split()
+        if len(fields) < 3 or fields[0] == b"running":
+            return None
+        try:
+            return int(fields[-2], 16)
+        except ValueError:
+            return None
+
+    def stack_limit(self) -> int | None:
+        """The soft RLIMIT_STACK, which glibc takes as the default thread stack size."""
+        try:
+            data = self.read("limits")
+        except (AccessDenied, ProcessExited):
+            return None
+        for line in data.split(b"\n"):
+            if line.startswith(b"Max stack size"):
+                soft = line[len(b"Max stack size") :].split()[0]
+                return int(soft) if soft.isdigit() else None
+        return None
+
+    def file_key(self, name: str) -> tuple[str, int] | None:
+        """(dev, inode), as maps shows them, of the file that /proc/PID/<name> links to."""
+        try:
+            st = os.stat(name, dir_fd=self.fd)
+        except OSError:
+            return None
+        return dev_string(st.st_dev), st.st_ino
+
+    def root_file_key(self, path: str) -> tuple[str, int] | None:
+        """(dev, inode) of `path` as the process sees it (its root, its mounts)."""
+        return self.file_key("root" + path) if path.startswith("/") else None
+
+    def open_mapped_file(self, m: Mapping, is_exe: bool) -> tuple[int, str] | None:
+        """Open the file behind mapping `m`, or None; returns (fd, where it was found).
+
+        Tried in order: /proc/PID/map_files/START-END (the very file mapped, even
+        deleted or replaced; root only), /proc/PID/exe for the program, then the
+        path as the process sees it, through /proc/PID/root.  A path is accepted
+        only if its inode is the one maps shows: a file replaced on disk after it
+        was mapped is never read in its place.
+        """
+        candidates = []
+        if self._map_files:
+            candidates.append(f"map_files/{m.start:x}-{m.end:x}")
+        if is_exe:
+            candidates.append("exe")
+        if m.path and m.path.startswith("/"):
+            path = m.path[:-10] if m.path.endswith(" (deleted)") else m.path
+            candidates.append("root" + path)
+            if "\\012" in path:
+                candidates.append("root" + path.replace("\\012", "\n"))
+        for name in candidates:
+            try:
+                st = os.stat(name, dir_fd=self.fd)
+            except PermissionError:
+                if name.startswith("map_files/"):
+                    self._map_files = False
+                continue
+            except (OSError, ValueError):
+                continue
+            # btrfs and overlayfs can report another st_dev than maps shows:
+            # the inode must match, the device is not required to.
+            if st.st_ino != m.inode or not stat.S_ISREG(st.st_mode):
+                continue
+            try:
+                fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=self.fd)
+            except OSError:
+                continue
+            if os.fstat(fd).st_ino == m.inode:
+                return fd, f"{self.path}/{name}"
+            os.close(fd)
+        return None
+
+
+def dev_string(st_dev: int) -> str:
+    """A device number as /proc/PID/maps prints it: "%02x:%02x"."""
+    return f"{os.major(st_dev):02x}:{os.minor(st_dev):02x}"
+
