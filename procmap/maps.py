@@ -56,6 +56,9 @@ class Mapping(NamedTuple):
 _PATH_COLUMN_64 = 25 + 8 * 6 - 1
 
 
+_HEX = b"0123456789abcdef"
+
+
 def parse_maps(data: bytes) -> list[Mapping]:
     """Parse the bytes of a /proc/PID/maps file into mappings, in address order.
 
@@ -89,7 +92,21 @@ def parse_maps(data: bytes) -> list[Mapping]:
             inode = int(fields[4])
         except (IndexError, ValueError, UnicodeDecodeError):
             raise MapsFormatError(_bad_line(number, line)) from None
-        if not dash or end <= start or ":" not in dev or low[:1] in b"+-" or high[:1] in b"+-":
+        # int() also takes signs, "0x" and "_", which the kernel never prints.
+        major, colon, minor = fields[3].partition(b":")
+        if (
+            not dash
+            or end <= start
+            or low.strip(_HEX)
+            or high.strip(_HEX)
+            or fields[2].strip(_HEX)
+            or not fields[4].isdigit()
+            or not colon
+            or not major
+            or not minor
+            or major.strip(_HEX)
+            or minor.strip(_HEX)
+        ):
             raise MapsFormatError(_bad_line(number, line))
         if start < last_end:
             continue  # repeated across two read() calls
