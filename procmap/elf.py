@@ -198,6 +198,10 @@ def open_regular(path: str | bytes) -> int:
         raise BadFile(f"{_show(path)}: no such file (a parent is not a directory)") from None
     except PermissionError:
         raise BadFile(f"{_show(path)}: permission denied") from None
+    except OSError as err:  # a symlink loop, a name too long...
+        raise BadFile(f"{_show(path)}: {err.strerror}") from None
+    except ValueError:
+        raise BadFile(f"{_show(path)!r}: a path cannot hold a NUL byte") from None
     _require_regular(path, st.st_mode)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
@@ -261,13 +265,19 @@ class _Reader:
     def read(self, offset: int, length: int, what: str) -> bytes:
         if offset < 0 or length < 0 or offset + length > self.size:
             raise self.corrupt(f"{what} lies outside the file ({self.size} bytes)")
-        data = os.pread(self.fd, length, offset)
+        try:
+            data = os.pread(self.fd, length, offset)
+        except OSError as err:
+            raise BadFile(f"{self.name}: cannot read: {err.strerror}") from None
         if len(data) != length:
             raise self.corrupt(f"{what} is cut short")
         return data
 
     def layout(self) -> ElfLayout:
-        ident = os.pread(self.fd, 64, 0)
+        try:
+            ident = os.pread(self.fd, 64, 0)
+        except OSError as err:
+            raise BadFile(f"{self.name}: cannot read: {err.strerror}") from None
         if len(ident) < 4 or ident[:4] != b"\x7fELF":
             raise NotAnELF(f"{self.name}: not an ELF file (no \\x7fELF magic)")
         if len(ident) < 16:
