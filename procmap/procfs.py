@@ -170,7 +170,8 @@ class ProcessDir:
         what = f"permission denied reading {self.path}/{name}"
         try:
             status = parse_status(self.read("status"))
-            dir_uid = os.stat(self.fd).st_uid
+            # proc(5): a non-dumpable process's /proc/PID files belong to root.
+            file_uid = os.stat(name, dir_fd=self.fd).st_uid
         except (AccessDenied, OSError):
             hidepid = self.procfs.hidepid()
             if hidepid:
@@ -183,7 +184,7 @@ class ProcessDir:
             raise
         uids = [int(u) for u in status.get("Uid", "").split()]
         me = os.geteuid()
-        owner = uids[1] if len(uids) > 1 else dir_uid
+        owner = uids[1] if len(uids) > 1 else file_uid
         if uids and any(u != me for u in uids[:3]):
             if all(u == uids[0] for u in uids[:3]):
                 who = f"belongs to user {user_name(owner)}"
@@ -193,8 +194,7 @@ class ProcessDir:
                 f"{what}: PID {self.pid} ({status.get('Name', '?')}) {who}; "
                 f"run procmap as {user_name(owner)}, or with sudo"
             )
-        if dir_uid != me and owner == me:
-            # proc(5): a non-dumpable process's /proc/PID files belong to root.
+        if file_uid != me and owner == me:
             return (
                 f"{what}: PID {self.pid} ({status.get('Name', '?')}) is not dumpable "
                 "(prctl(PR_SET_DUMPABLE, 0), or it changed credentials), so only root "

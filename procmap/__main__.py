@@ -1,0 +1,5 @@
+"""`python -m procmap`: the same command line as `procmap`."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,186 @@
+"""procmap's commands; the one place errors become messages and exit codes.
+
+`procmap TARGET` is short for `procmap show TARGET`.  The readers, the
+classifier and rich are imported inside the commands, so `--help` and
+`--json` pay only for what they use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from .errors import AmbiguousProcess, BadAddress, ProcmapError
+
+
+class ProcmapGroup(click.Group):
+    """A group whose default command is `show`, and which reports ProcmapErrors."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ProcmapError as err:
+            if ctx.meta.get("procmap.debug") or os.environ.get("PROCMAP_DEBUG"):
+                raise
+            from .render.text import printable
+
+            click.echo(f"procmap: {printable(str(err))}", err=True)
+            if isinstance(err, AmbiguousProcess):
+                for line in err.candidates:
+                    click.echo("  " + printable(line), err=True)
+            ctx.exit(err.exit_code)
+
+
+def _debug_option(f):
+    def remember(ctx: click.Context, _param, value: bool) -> bool:
+        if value:
+            ctx.meta["procmap.debug"] = True
+        return value
+
+    return click.option(
+        "--debug",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=remember,
+        help="Show a traceback instead of a one-line error.",
+    )(f)
+
+
+@click.group(
+    cls=ProcmapGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(package_name="procmap", prog_name="procmap")
+def cli():
+    """Where everything in a Linux process's memory lives, and why.
+
+    procmap reads /proc/PID/maps and the ELF headers of every mapped binary,
+    splits the address space into regions of one kind each (text, rodata,
+    data, bss, heap, stack, mmap, kernel) and explains each kind.
+
+    \b
+    procmap self                    the map of procmap's own process
+    procmap 1234                    the map of process 1234 (same as `procmap show 1234`)
+    procmap where 1234 0x55d4c0de1048
+    """
+
+
+@cli.command()
+@click.argument("target")
+@click.option("--json", "as_json", is_flag=True, help="Print the map as JSON.")
+@click.option("--sections", is_flag=True, help="List the ELF sections inside each region.")
+@click.option(
+    "--kind",
+    "kinds",
+    metavar="KIND[,KIND...]",
+    help="Show only regions of these kinds: text, rodata, data, bss, heap, stack, mmap, kernel.",
+)
+@click.option("--no-notes", is_flag=True, help="Leave out the explanation of each kind.")
+@_debug_option
+def show(target: str, as_json: bool, sections: bool, kinds: str | None, no_notes: bool):
+    """The classified map of a process: TARGET is a PID, a process name, or "self".
+
+    One row per region in address order, then totals by kind and by ELF object,
+    then what each kind of region is.  Colours are off when the output is not
+    a terminal, or when NO_COLOR is set.
+
+    \b
+    Examples:
+      procmap self
+      procmap 1234 --kind heap,stack
+      procmap firefox --sections
+      procmap 1234 --json | jq '.regions[] | select(.kind == "bss")'
+    """
+    from .process import read_map, resolve_target
+
+    wanted = _parse_kinds(kinds)
+    pmap = read_map(resolve_target(target))
+    if as_json:
+        data = pmap.to_dict()
+        if wanted:
+            data["regions"] = [r for r in data["regions"] if r["kind"] in wanted]
+        _print_json(data)
+        return
+    from .render.table import render_map
+
+    _console().print(render_map(pmap, kinds=wanted, sections=sections, notes=not no_notes))
+
+
+@cli.command()
+@click.argument("target")
+@click.argument("addresses", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array, one object per address.")
+@_debug_option
+def where(target: str, addresses: tuple[str, ...], as_json: bool):
+    """What lives at each ADDRESS in process TARGET (a PID, a name, or "self").
+
+    For each address: its region and kind, and inside an ELF image its section
+    and nearest symbol.  Addresses are hexadecimal, with or without 0x, as
+    /proc/PID/maps and gdb print them.
+
+    \b
+    Examples:
+      procmap where 1234 0x55d4c0de1048 7ffd1c2a0e3c
+      procmap where self 0x7ffff7dd0000 --json
+    """
+    from .process import resolve_target
+    from .process import where as locate_all
+
+    parsed = [parse_address(a) for a in addresses]
+    locations = locate_all(resolve_target(target), parsed)
+    if as_json:
+        _print_json([loc.to_dict() for loc in locations])
+        return
+    from .render.table import render_where
+
+    _console().print(render_where(locations))
+
+
+def parse_address(text: str) -> int:
+    """A hexadecimal address, with or without 0x."""
+    digits = text.strip().lower()
+    if digits.startswith("0x"):
+        digits = digits[2:]
+    if not digits or len(digits) > 16 or any(c not in "0123456789abcdef" for c in digits):
+        raise BadAddress(f"{text!r} is not an address (hexadecimal, up to 64 bits, e.g. 0x7ffd1c2a0e3c)")
+    return int(digits, 16)
+
+
+def _parse_kinds(kinds: str | None) -> set[str] | None:
+    if not kinds:
+        return None
+    from .classify import KINDS
+
+    wanted = {k.strip() for k in kinds.split(",") if k.strip()}
+    unknown = wanted - set(KINDS)
+    if unknown:
+        raise click.BadParameter(
+            f"unknown kind {', '.join(sorted(unknown))}; kinds are {', '.join(KINDS)}",
+            param_hint="--kind",
+        )
+    return wanted
+
+
+def _print_json(data) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def _console():
+    from rich.console import Console
+
+    # Not a terminal (a pipe, a file): wide lines rather than wrapped ones, for grep.
+    width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200
+    return Console(highlight=False, markup=False, emoji=False, width=width)
+
+
+def main() -> None:
+    cli(prog_name="procmap")

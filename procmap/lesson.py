@@ -1,0 +1,487 @@
+"""What each kind of region is, and what each region detail means, as data.
+
+Written once here, the way pyelftools keeps `elftools/elf/descriptions.py`:
+tables keyed by the strings procmap.classify produces, and a fallback for
+anything they do not know.  The facts are the memory-layout lesson's
+(shared/lesson/), told in procmap's own words; where the lesson draws a
+simplified picture, the `reality` of each note says what Linux, glibc and the
+linker really do, which is what procmap's table shows.
+
+Pure data: nothing here imports click or rich, nor even the rest of procmap.
+Every text is plain (square brackets only in kernel names like [heap]) so a
+renderer can show it as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True, slots=True)
+class KindNote:
+    """The lesson's explanation of one kind of region."""
+
+    kind: str
+    title: str  # short: "text: the machine code"
+    holds: str  # what lives there (which C constructs land here)
+    lifetime: str  # when it comes into being and goes away
+    access: str  # its protection and what happens on a bad access
+    growth: str  # which way it grows, or that its size is fixed at load time
+    manager: str  # who manages it
+    reality: str  # how the real /proc map differs from the lesson's diagram
+
+
+# One note per kind, in the order of procmap.classify.KINDS (a test checks it).
+NOTES: dict[str, KindNote] = {
+    "text": KindNote(
+        kind="text",
+        title="text: the machine code",
+        holds=(
+            "The compiled instructions of the program and of every shared library it uses, "
+            "one code mapping per loaded ELF file."
+        ),
+        lifetime=(
+            "Mapped from the file when the program starts (or when a library is loaded) and "
+            "kept until exit or dlclose(). Its pages come from the page cache, so every "
+            "process running the same binary or library shares one copy in RAM."
+        ),
+        access=(
+            "Readable and executable but never writable (r-x), so a stray store into code "
+            "faults with SIGSEGV instead of silently changing the program. Keeping code "
+            "unwritable and data unexecutable also blocks the simplest code-injection attacks."
+        ),
+        growth="Fixed at load time: the size comes from the ELF program headers.",
+        manager=(
+            "The compiler emits it and the linker lays it out in a PT_LOAD segment; the "
+            "kernel's ELF loader maps the program and the dynamic linker, which in turn maps "
+            "each shared library."
+        ),
+        reality=(
+            "A real map has an r-xp line for each ELF image (program, ld.so, every library), "
+            "not just one. Since binutils 2.31, ld on x86-64 Linux defaults to -z "
+            "separate-code, so the code mapping sits between read-only mappings of the same "
+            "file instead of starting at its first byte."
+        ),
+    ),
+    "rodata": KindNote(
+        kind="rodata",
+        title="rodata: read-only data and headers",
+        holds=(
+            "String literals and const globals (.rodata), unwind tables (.eh_frame), and the "
+            "ELF and program headers with the dynamic-linking tables (.dynsym, .dynstr, "
+            ".rela.dyn...). It also holds RELRO: .data.rel.ro, .got, .dynamic and the "
+            "init/fini arrays, which the dynamic linker fills in and then locks."
+        ),
+        lifetime=(
+            "Mapped with the file it belongs to and gone when that file is unloaded. RELRO "
+            "starts out writable and turns read-only once relocation is done, before main() "
+            "runs for the libraries loaded at startup."
+        ),
+        access=(
+            "Read-only (r--): writing to a string literal or a const object faults with "
+            "SIGSEGV, and executing it faults too."
+        ),
+        growth="Fixed at load time, like the code.",
+        manager=(
+            "The compiler and linker decide what is read-only; the kernel's ELF loader or the "
+            "dynamic linker maps it, and the dynamic linker applies relocations to RELRO, "
+            "then calls mprotect() to drop write access."
+        ),
+        reality=(
+            "The lesson shows one r--p line labelled rodata, but each binary usually has "
+            "several: its headers and link tables before the code, .rodata and .eh_frame "
+            "after it, and the RELRO part of the writable segment, made read-only after "
+            "relocation. A binary linked with -z noseparate-code keeps headers and .rodata "
+            "in its r-xp mapping instead."
+        ),
+    ),
+    "data": KindNote(
+        kind="data",
+        title="data: initialised globals and statics",
+        holds=(
+            "Global and static variables given a nonzero starting value, such as "
+            "int x = 42; at file scope and static int y = 7; at file scope or inside a "
+            "function (.data)."
+        ),
+        lifetime=(
+            "Exists for the whole run of the program (or the life of the library it belongs "
+            "to). The starting values are read from the file, and a page gets its own private "
+            "copy only when the program first writes to it (copy-on-write)."
+        ),
+        access=(
+            "Readable and writable but not executable (rw-). A write past the end of one "
+            "global does not fault; it silently overwrites whatever variable comes next."
+        ),
+        growth="Fixed at load time: the file says exactly how many bytes it has.",
+        manager=(
+            "The compiler places initialised statics in .data, the linker puts them in the "
+            "writable PT_LOAD segment, and the loader maps that segment privately from the file."
+        ),
+        reality=(
+            "The lesson's single data+BSS line is really up to three parts of one segment: "
+            "RELRO made read-only, .data backed by the file, and bss. They split at page "
+            "boundaries, so .data and the start of bss may share one page."
+        ),
+    ),
+    "bss": KindNote(
+        kind="bss",
+        title="bss: zero-initialised globals and statics",
+        holds=(
+            "Globals and statics with no initialiser or an initial value of zero, such as "
+            "int y; at file scope. Its name goes back to an old assembler directive, Block "
+            "Started by Symbol."
+        ),
+        lifetime=(
+            "Exists from load to exit, like data. Pages are only materialised when first "
+            "touched, so a large bss costs nothing until it is used."
+        ),
+        access="Readable and writable, not executable (rw-), exactly like data.",
+        growth=(
+            "Fixed at load time: the file records only its size, as the amount by which the "
+            "segment's p_memsz exceeds its p_filesz, and stores no bytes for it."
+        ),
+        manager=(
+            "The compiler puts zero-valued statics in .bss; the kernel's ELF loader (or the "
+            "dynamic linker, for libraries) supplies zero-filled pages. That is why a C "
+            "global with no initialiser starts at zero."
+        ),
+        reality=(
+            "There is no separate bss line in a real map: the part of bss that fits in the "
+            "last file-backed data page is that page's zeroed tail, and the rest is a nameless "
+            "anonymous rw-p mapping right after it. procmap cuts the data page at the exact "
+            "byte where the file's contents end."
+        ),
+    ),
+    "heap": KindNote(
+        kind="heap",
+        title="heap: malloc's memory",
+        holds=(
+            "Every block handed out by malloc(), calloc() and realloc(), together with the "
+            "allocator's own bookkeeping around those blocks."
+        ),
+        lifetime=(
+            "A block lives from its allocation until free(), whatever function is running. "
+            "Forgetting free() leaks it, using it after free() is a dangling pointer, and "
+            "freeing it twice can wreck the allocator's lists."
+        ),
+        access=(
+            "Readable and writable, not executable (rw-). Overrunning a block rarely faults; "
+            "it corrupts the neighbouring block or malloc's metadata, which glibc may notice "
+            "only later and abort."
+        ),
+        growth=(
+            "Upward: the [heap] mapping starts above the program's bss (a random distance "
+            "above it when addresses are randomised) and its top, the program break, moves "
+            "up as malloc needs room. glibc can also give memory back by lowering the break "
+            "when the top of the heap is free."
+        ),
+        manager=(
+            "libc's allocator, not the kernel: malloc is an ordinary library function that "
+            "keeps free lists and asks the kernel for more pages only when needed, with "
+            "brk/sbrk or mmap()."
+        ),
+        reality=(
+            "[heap] is only the main arena. glibc gives threads their own arenas in "
+            "mmap()ed reservations aligned to 64 MiB on 64-bit systems, and serves big "
+            "requests (128 KiB and up by default, M_MMAP_THRESHOLD) with a mapping each, "
+            "which procmap shows as mmap."
+        ),
+    ),
+    "stack": KindNote(
+        kind="stack",
+        title="stack: call frames",
+        holds=(
+            "One frame per active function call: its local variables, parameters that do "
+            "not fit in registers, saved registers and the return address. The main "
+            "thread's stack also starts with argv, the environment and the auxiliary vector."
+        ),
+        lifetime=(
+            "A frame exists from the call until the function returns, and the next call "
+            "reuses the same bytes. The main stack lasts as long as the process; a thread's "
+            "stack as long as the thread, though glibc may keep it to reuse for a new thread."
+        ),
+        access=(
+            "Readable and writable, not executable (rw-) unless an old binary asks for an "
+            "executable stack. Overflowing a local array can overwrite the return address, "
+            "and running off the end of the stack hits a guard gap and raises SIGSEGV."
+        ),
+        growth=(
+            "Downward, toward lower addresses; allocating a frame is just subtracting from "
+            "the stack pointer. The main stack is limited by RLIMIT_STACK (8 MiB by default, "
+            "see ulimit -s), while a thread's stack has a fixed size chosen at creation."
+        ),
+        manager=(
+            "The compiler's code moves the stack pointer; the kernel sets up the main stack "
+            "at exec and extends it on demand, and the thread library (glibc's pthreads) "
+            "maps each thread's stack."
+        ),
+        reality=(
+            "Only the main thread's stack is named [stack], near the top of user space at a "
+            "random offset, with a guard gap below it that the kernel keeps free (256 pages, "
+            "1 MiB with 4 KiB pages, since Linux 4.12). Every other thread has its own stack "
+            "mmap()ed by glibc, by default as large as the stack rlimit, with a no-access "
+            "guard page underneath."
+        ),
+    ),
+    "mmap": KindNote(
+        kind="mmap",
+        title="mmap: the memory-mapping area",
+        holds=(
+            "Shared libraries, files mapped with mmap(), anonymous mappings (big malloc "
+            "blocks among them) and shared memory (POSIX shm, System V, memfd). It also holds "
+            "the kernel-provided [vdso] and [vvar], which let calls such as clock_gettime() "
+            "run without entering the kernel."
+        ),
+        lifetime=(
+            "Each mapping lasts from mmap() until munmap(), exec or exit; a library stays "
+            "until dlclose() unloads it, and the vDSO for the whole life of the process."
+        ),
+        access=(
+            "Whatever protection mmap() or mprotect() asked for, shown per mapping. Writing a "
+            "read-only mapping raises SIGSEGV, and touching a file mapping beyond the end of "
+            "its file raises SIGBUS."
+        ),
+        growth=(
+            "On x86-64 the area fills top-down: the first mappings go just below the room "
+            "kept for the stack to grow into, later ones further down toward the heap "
+            "(bottom-up instead if the stack rlimit is unlimited). A single mapping keeps its "
+            "size unless mremap() changes it."
+        ),
+        manager=(
+            "The kernel, at the request of whoever calls mmap(): the dynamic linker for "
+            "libraries, libc for big allocations and thread stacks, and the program itself."
+        ),
+        reality=(
+            "The lesson puts this region above the stack, but Linux places it below: in the "
+            "space between the heap and the stack. Library pages are shared between all "
+            "processes using the same file, so the same libc appears in every map while its "
+            "unmodified pages sit in RAM once."
+        ),
+    ),
+    "kernel": KindNote(
+        kind="kernel",
+        title="kernel: the kernel's half of the address space",
+        holds=(
+            "The kernel's code and data, its page tables and per-task kernel stacks, and "
+            "memory it allocates for itself with kmalloc() and vmalloc(); none of the "
+            "program's own variables."
+        ),
+        lifetime=(
+            "Present in every process before it starts and after it ends: the same kernel "
+            "half is shared by all address spaces."
+        ),
+        access=(
+            "No access from user mode: any load, store or jump there faults and the process "
+            "gets SIGSEGV. The only way in is a system call, which switches the CPU to "
+            "kernel mode and runs kernel code on the program's behalf."
+        ),
+        growth=(
+            "Fixed: the split between user and kernel space is set by the architecture and "
+            "the number of page-table levels."
+        ),
+        manager="The kernel itself; a process can neither map nor unmap anything there.",
+        reality=(
+            "On x86-64 with 4-level paging the upper 128 TiB belongs to the kernel (more with "
+            "5-level paging), and /proc/PID/maps lists none of it. The exception is the "
+            "legacy [vsyscall] page at 0xffffffffff600000, which modern kernels make "
+            "execute-only or emulate. With page-table isolation (the Meltdown fix) most of "
+            "the kernel is not even mapped while user code runs."
+        ),
+    ),
+}
+
+# The fallback for a kind the table does not know (pyelftools' `_unknown`).
+_UNKNOWN_NOTE = KindNote(
+    kind="unknown",
+    title="unknown: a kind procmap has no lesson for",
+    holds="procmap has no description of what this kind of region holds.",
+    lifetime="procmap does not know when this kind of region appears or goes away.",
+    access="The permissions shown for each region are all procmap can say about it.",
+    growth="procmap does not know how this kind of region grows.",
+    manager="procmap does not know what manages this kind of region.",
+    reality="This kind is not one of the regions the lesson describes.",
+)
+
+# One sentence per region detail, keyed by the exact strings procmap.classify gives.
+DETAILS: dict[str, str] = {
+    # Parts of loaded ELF images.
+    "code": "The executable segment of a loaded ELF file, holding its machine instructions.",
+    "code, with ELF headers and read-only data": (
+        "An executable segment that also starts with the ELF headers and carries the "
+        "read-only data, as a binary linked with -z noseparate-code has it."
+    ),
+    "ELF headers": (
+        "The read-only segment at the start of the file: the ELF header, the program "
+        "headers and the tables the dynamic linker reads (.dynsym, .dynstr, relocations)."
+    ),
+    "read-only data": (
+        "Read-only contents such as string literals, const globals and the unwind tables "
+        "(.rodata, .eh_frame)."
+    ),
+    "relro": (
+        "Data the dynamic linker wrote while relocating (.got, .dynamic, .data.rel.ro, "
+        "init/fini arrays) and then made read-only with mprotect(), per PT_GNU_RELRO."
+    ),
+    "initialised data": "Globals and statics whose starting values come from the file (.data).",
+    "initialised data, made read-only": (
+        "Bytes of a writable data segment whose mapping is no longer writable although the "
+        "file declares no RELRO range, so something changed it with mprotect()."
+    ),
+    "bss": (
+        "Zero-filled anonymous pages the loader mapped after the data for globals and "
+        "statics that start at zero."
+    ),
+    "bss, in the last file page": (
+        "The zeroed tail of the last data page, where bss begins before its anonymous "
+        "pages, sharing a page with the end of .data."
+    ),
+    "gap between segments": (
+        "Padding between two segments of a loaded ELF file, left mapped with no access so "
+        "the file keeps its linked layout; nothing lives there."
+    ),
+    # malloc.
+    "brk heap": (
+        "The [heap] mapping: glibc's main arena, grown upward with brk/sbrk from a random "
+        "point above the program's bss."
+    ),
+    "malloc arena": (
+        "A glibc per-thread malloc arena, the read-write part of an mmap()ed reservation "
+        "aligned to its maximum size (64 MiB on 64-bit systems)."
+    ),
+    "malloc arena reserve": (
+        "The not-yet-used, no-access rest of a malloc arena's reservation, made writable as "
+        "that arena grows."
+    ),
+    # Stacks.
+    "main thread stack": (
+        "The [stack] mapping of the main thread, which the kernel grows downward on demand "
+        "up to RLIMIT_STACK and which also holds argv, the environment and the auxiliary "
+        "vector."
+    ),
+    "guard page": (
+        "No-access memory just below a thread's stack, so an overflow faults with SIGSEGV "
+        "instead of overwriting the mapping underneath."
+    ),
+    "thread stack": (
+        "The stack of a thread made by pthread_create(), mmap()ed by glibc with a fixed "
+        "size (the stack rlimit by default), its top holding the thread's descriptor and "
+        "thread-local storage."
+    ),
+    # Kernel-provided mappings.
+    "vsyscall page": (
+        "The legacy [vsyscall] page at 0xffffffffff600000 in the kernel's half, kept for "
+        "old binaries; modern kernels make it execute-only and emulate calls into it, or "
+        "drop it entirely."
+    ),
+    "vdso": (
+        "The vDSO, a small shared library the kernel maps into every process so that calls "
+        "like clock_gettime() and gettimeofday() can run without a system call."
+    ),
+    "vvar": (
+        "Read-only pages of kernel data, such as the current time, that the vDSO code reads."
+    ),
+    "vvar_vclock": (
+        "Pages exposing the clock source (such as a hypervisor's clock) to the vDSO, split "
+        "out of [vvar] in Linux 6.13."
+    ),
+    "uprobes": (
+        "The page where the kernel runs copies of instructions probed by a user-space "
+        "probe (uprobe, as used by perf or bpftrace)."
+    ),
+    "sigpage": (
+        "A kernel-provided page on 32-bit Arm holding the code that returns from a "
+        "signal handler."
+    ),
+    "vectors page": (
+        "The 32-bit Arm vectors page at 0xffff0000, outside the user range, holding the "
+        "exception vectors and the small helper routines the kernel offers user code."
+    ),
+    # Everything else in the mapping area.
+    "anonymous": (
+        "Private memory from mmap() with no file behind it, zero-filled on first touch; "
+        "large malloc() blocks and language runtimes' heaps usually land here."
+    ),
+    "shared anonymous": (
+        "Anonymous memory mapped shared (MAP_SHARED or /dev/zero), which survives fork() "
+        "as memory parent and child both see."
+    ),
+    "reserved, no access": (
+        "Address space reserved with no permissions at all, held for later use or as a "
+        "guard, where any access faults."
+    ),
+    "memfd": (
+        "A RAM-backed file from memfd_create(), usually shared by passing its file "
+        "descriptor to another process."
+    ),
+    "SysV shared memory": (
+        "A System V shared memory segment attached with shmat(), which the kernel names "
+        "after its key."
+    ),
+    "POSIX shared memory": (
+        "A POSIX shared memory object from shm_open(), a file in the /dev/shm tmpfs mapped "
+        "with mmap()."
+    ),
+    "device mapping": (
+        "A device file under /dev mapped into memory, such as a GPU's buffers, which the "
+        "driver and not the page cache provides."
+    ),
+    "ELF file mapped as data": (
+        "An ELF file that was mmap()ed to be read, not loaded to run, so none of its code "
+        "executes from here."
+    ),
+    "file mapping": (
+        "A regular file mapped private: reads come from the page cache, and writes make "
+        "private copies that never reach the file."
+    ),
+    "shared file mapping": (
+        "A regular file mapped shared, so writes go to the page cache and then the file, "
+        "and every process mapping it sees them."
+    ),
+    "anonymous, thread-stack shape, no thread in it": (
+        "Read-write memory above a small no-access guard, shaped like a thread stack but "
+        "used by no live thread, most likely a stack glibc keeps cached for reuse after its "
+        "thread exited."
+    ),
+}
+
+_FOUND_BY_SHAPE = (
+    "procmap could not read this thread's stack pointer and recognised its stack by shape: "
+    "read-write memory right above a small no-access guard."
+)
+_NAMED_ANONYMOUS = (
+    "Private anonymous memory that its owner labelled with prctl(PR_SET_VMA, "
+    "PR_SET_VMA_ANON_NAME, ...), possible since Linux 5.17."
+)
+_NAMED_SHARED_ANONYMOUS = (
+    "Shared anonymous memory that its owner labelled with prctl(PR_SET_VMA, "
+    "PR_SET_VMA_ANON_NAME, ...), which the kernel shows as [anon_shmem:NAME]."
+)
+
+# Details with a variable part, matched by prefix after the exact table, in this order.
+_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("thread stack, found by shape", DETAILS["thread stack"] + " " + _FOUND_BY_SHAPE),
+    ("thread stack (", DETAILS["thread stack"]),  # "thread stack (TID 812)"
+    ("guard page (", DETAILS["guard page"]),  # "guard page (TID 812)", "(thread stack)"
+    ("anonymous, named ", _NAMED_ANONYMOUS),
+    ("shared anonymous, named ", _NAMED_SHARED_ANONYMOUS),
+)
+
+
+def describe_kind(kind: str) -> KindNote:
+    """The lesson's note for `kind`; a generic note, never KeyError, if unknown."""
+    note = NOTES.get(kind)
+    if note is not None:
+        return note
+    title = f"{kind}: a kind procmap has no lesson for"
+    return replace(_UNKNOWN_NOTE, kind=kind, title=title)
+
+
+def describe_detail(detail: str) -> str | None:
+    """One sentence on a region's detail: exact match, then prefix rules, else None."""
+    text = DETAILS.get(detail)
+    if text is not None:
+        return text
+    for prefix, text in _PREFIXES:
+        if detail.startswith(prefix):
+            return text
+    return None

@@ -1,0 +1,113 @@
+"""Shared fixtures: the lesson's samples, built once and run as real processes."""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples"
+SAMPLE_BIN = SAMPLES / "bin"
+MODES = ("pie", "nopie", "static", "static-pie", "nosep", "norelro")
+
+
+def sample_path(mode: str) -> Path:
+    return SAMPLE_BIN / f"lesson-{mode}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def built_samples():
+    """`make test` builds the samples first; a bare `pytest` builds them here."""
+    if not all(sample_path(m).exists() for m in MODES):
+        subprocess.run(["make", "-s", "-C", str(SAMPLES)], check=True)
+
+
+@dataclass
+class Sample:
+    process: subprocess.Popen
+    mode: str
+    variables: dict[str, tuple[int, str]] = field(default_factory=dict)  # name -> (address, kind)
+    thread_tid: int | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def path(self) -> Path:
+        return sample_path(self.mode)
+
+
+@contextmanager
+def run_sample(mode: str = "pie", *args: str, preexec_fn=None, timeout: float = 10):
+    """Start a sample, read what it prints up to "ready", and always reap it."""
+    process = subprocess.Popen(
+        [str(sample_path(mode)), *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        preexec_fn=preexec_fn,
+    )
+    try:
+        sample = Sample(process, mode)
+        for line in _lines_until_ready(process, mode, timeout):
+            words = line.split()
+            if words[0] == "thread_tid":
+                sample.thread_tid = int(words[1])
+            else:
+                sample.variables[words[0]] = (int(words[1], 16), words[2])
+        yield sample
+    finally:
+        if process.stdin:
+            process.stdin.close()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _lines_until_ready(process: subprocess.Popen, mode: str, timeout: float):
+    """The sample's lines before "ready", read unbuffered so select() never misses one."""
+    fd = process.stdout.fileno()
+    buffer = b""
+    while True:
+        while b"\n" not in buffer:
+            ready, _, _ = select.select([fd], [], [], timeout)
+            if not ready:
+                raise TimeoutError(f"lesson-{mode} printed nothing for {timeout} s")
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                raise RuntimeError(f"lesson-{mode} exited early ({process.wait()})")
+            buffer += chunk
+        line, buffer = buffer.split(b"\n", 1)
+        if line == b"ready":
+            return
+        yield line.decode()
+
+
+@pytest.fixture(params=MODES)
+def sample(request):
+    with run_sample(request.param) as s:
+        yield s
+
+
+def procmap_cli(*args: str, env=None, **kwargs) -> subprocess.CompletedProcess:
+    """Run the real `procmap` command (python -m procmap) and capture its output."""
+    full_env = dict(os.environ, NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1")
+    full_env.pop("PROCMAP_DEBUG", None)
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "procmap", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=60,
+        **kwargs,
+    )

@@ -1,0 +1,306 @@
+"""The command line on real processes: output, and every error as one line and its own exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from procmap.cli import cli
+from procmap.errors import (
+    AccessDenied,
+    AmbiguousProcess,
+    BadAddress,
+    KernelThread,
+    NoSuchProcess,
+    ProcessExited,
+    ZombieProcess,
+)
+from tests.conftest import procmap_cli, run_sample, sample_path
+
+NOBODY = 65534
+
+
+def one_error_line(result, code: int) -> str:
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert lines and lines[0].startswith("procmap: "), result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    return lines[0]
+
+
+# --- the map ------------------------------------------------------------------------
+
+
+def test_self_shows_header_table_summary_and_notes():
+    result = procmap_cli("self")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith("PID ")
+    assert "mapped in" in out and "regions" in out
+    for word in ("text", "rodata", "data", "bss", "heap", "stack", "mmap", "kernel"):
+        assert word in out
+    assert "by kind" in out and "by object" in out
+    assert "What each kind is" in out
+    assert "\x1b" not in out  # not a terminal: no colour, no escapes
+
+
+def test_no_notes_and_sections():
+    with run_sample("pie") as s:
+        plain = procmap_cli(str(s.pid), "--no-notes")
+        sections = procmap_cli(str(s.pid), "--no-notes", "--sections")
+    assert "What each kind is" not in plain.stdout
+    assert ".data" not in plain.stdout.replace(".data.rel.ro", "")
+    for name in (".text", ".rodata", ".data.rel.ro", ".got", ".data", ".bss"):
+        assert name in sections.stdout
+
+
+def test_python_dash_m_is_the_same_cli():
+    via_module = procmap_cli("--help")
+    via_script = subprocess.run(
+        [str(Path(sys.executable).with_name("procmap")), "--help"], capture_output=True, text=True
+    )
+    assert via_module.returncode == via_script.returncode == 0
+    assert via_module.stdout == via_script.stdout
+
+
+def colours(out: str) -> set[int]:
+    """The foreground colour codes (SGR 30-39, 90-97) in terminal output."""
+    found = set()
+    for params in re.findall(r"\x1b\[([0-9;]*)m", out):
+        for p in params.split(";"):
+            if p and (30 <= int(p) <= 39 or 90 <= int(p) <= 97):
+                found.add(int(p))
+    return found
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color():
+    coloured = procmap_cli("self", "--no-notes", env={"FORCE_COLOR": "1", "NO_COLOR": ""})
+    assert len(colours(coloured.stdout)) >= 5  # one colour per kind
+    plain = procmap_cli("self", "--no-notes", env={"FORCE_COLOR": "1", "NO_COLOR": "1"})
+    assert plain.returncode == 0 and not colours(plain.stdout)
+
+
+def test_by_name_unique_and_ambiguous():
+    with run_sample("static-pie") as s:
+        result = procmap_cli("lesson-static-pie", "--json")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["pid"] == s.pid
+    with run_sample("nopie") as a, run_sample("nopie") as b:
+        result = procmap_cli("lesson-nopie")
+    line = one_error_line(result, AmbiguousProcess.exit_code)
+    assert "2 processes" in line
+    assert str(a.pid) in result.stderr and str(b.pid) in result.stderr
+
+
+def test_broken_pipe_is_quiet():
+    python = sys.executable
+    result = subprocess.run(
+        f"'{python}' -m procmap self | head -n 1", shell=True, capture_output=True, text=True
+    )
+    assert result.stdout.startswith("PID ")
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
+
+
+# --- hostile file names -------------------------------------------------------------
+
+HOSTILE = "evil \x1b[31mred\x1b[0m [bold red]markup[not bold] \u202e\nline"
+
+
+def test_hostile_path_is_printed_as_literal_text():
+    directory = tempfile.mkdtemp()
+    path = os.path.join(directory, HOSTILE)
+    with open(path, "wb") as f:
+        f.write(b"\0" * 4096)
+    code = (
+        "import mmap, sys; f = open(sys.argv[1], 'rb'); "
+        "m = mmap.mmap(f.fileno(), 4096, prot=mmap.PROT_READ); print('ok', flush=True); sys.stdin.read()"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline() == "ok\n"
+        table = procmap_cli(str(holder.pid), "--no-notes", env={"FORCE_COLOR": "1", "NO_COLOR": ""})
+        as_json = procmap_cli(str(holder.pid), "--json")
+    finally:
+        holder.stdin.close()
+        holder.wait()
+        shutil.rmtree(directory)
+    assert table.returncode == 0, table.stderr
+    # The only escapes in the coloured output are rich's own styles, never the path's.
+    assert "\x1b[31mred" not in table.stdout
+    assert "\\x1b[31mred\\x1b[0m [bold red]markup[not bold] \\u202e\\012line" in table.stdout
+    regions = json.loads(as_json.stdout)["regions"]
+    # proc(5): the kernel shows the newline as \012; JSON keeps the rest exactly.
+    assert any(r["path"] == path.replace("\n", "\\012") for r in regions)
+
+
+# --- errors -------------------------------------------------------------------------
+
+
+def test_no_such_process():
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    line = one_error_line(procmap_cli(str(pid_max + 1)), NoSuchProcess.exit_code)
+    assert f"no process with PID {pid_max + 1}" in line
+    line = one_error_line(procmap_cli("no-such-program-name"), NoSuchProcess.exit_code)
+    assert "no process named" in line
+
+
+def test_kernel_thread():
+    kthread = next(
+        (
+            pid
+            for pid in sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+            if int(Path(f"/proc/{pid}/stat").read_bytes().rpartition(b")")[2].split()[6]) & 0x00200000
+        ),
+        None,
+    )
+    if kthread is None:
+        pytest.skip("no kernel thread is visible here (a PID namespace hides them)")
+    line = one_error_line(procmap_cli(str(kthread)), KernelThread.exit_code)
+    assert "kernel thread" in line and "no user address space" in line
+    one_error_line(procmap_cli("where", str(kthread), "0x1000"), KernelThread.exit_code)
+
+
+def test_zombie():
+    child = subprocess.Popen(["true"])
+    try:
+        for _ in range(500):
+            if b") Z " in Path(f"/proc/{child.pid}/stat").read_bytes():
+                break
+            time.sleep(0.01)
+        line = one_error_line(procmap_cli(str(child.pid)), ZombieProcess.exit_code)
+        assert "zombie" in line and f"PID {os.getpid()}" in line
+    finally:
+        child.wait()
+
+
+def test_process_that_exits_while_being_read(monkeypatch):
+    """Kill the target between procmap's first read of it and its read of the maps."""
+    from procmap import procfs
+
+    real_maps = procfs.ProcessDir.maps
+
+    def maps_after_exit(self):
+        os.kill(self.pid, signal.SIGKILL)
+        holder.wait()  # reaped: the PID is gone, and its /proc directory with it
+        return real_maps(self)
+
+    holder = subprocess.Popen(["sleep", "60"])
+    monkeypatch.setattr(procfs.ProcessDir, "maps", maps_after_exit)
+    result = CliRunner().invoke(cli, [str(holder.pid)])
+    assert result.exit_code == ProcessExited.exit_code, result.output
+    assert "exited while procmap was reading it" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_bad_address():
+    for bad in ("zz", "0x", "12345678901234567", "0x1g", "1 2"):
+        line = one_error_line(procmap_cli("where", "self", bad), BadAddress.exit_code)
+        assert "is not an address" in line
+
+
+def test_unknown_kind_is_a_usage_error():
+    result = procmap_cli("self", "--kind", "heap,nonsense")
+    assert result.returncode == 2
+    assert "unknown kind nonsense" in result.stderr
+
+
+def test_debug_shows_the_traceback():
+    result = procmap_cli("where", "self", "zz", "--debug")
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr and "BadAddress" in result.stderr
+
+
+# --- permissions: procmap run as an unprivileged user ---------------------------------
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+
+
+def run_cli_as(uid: int, args: list[str]) -> tuple[int, str]:
+    """Run the CLI in a forked child that has become `uid`: exit code and stderr."""
+    import procmap.process  # noqa: F401  (imported before dropping privileges)
+    import procmap.render.table  # noqa: F401
+    import psutil  # noqa: F401
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drop to uid, run, report, never return to pytest
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            result = CliRunner().invoke(cli, args)
+            os.write(write, json.dumps([result.exit_code, result.output]).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    code, output = json.loads(data)
+    return code, output
+
+
+def world_readable_sample(mode: str = "pie") -> str:
+    """A copy of a sample that `nobody` can execute (the checkout may be private)."""
+    directory = tempfile.mkdtemp(prefix="procmap-test-")
+    os.chmod(directory, 0o755)
+    path = os.path.join(directory, f"lesson-{mode}")
+    shutil.copy(sample_path(mode), path)
+    os.chmod(path, 0o755)
+    return path
+
+
+def become(uid: int):
+    def drop():
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+
+    return drop
+
+
+@needs_root
+def test_another_users_process_is_denied_with_the_reason():
+    with run_sample("pie") as s:  # runs as root
+        code, output = run_cli_as(NOBODY, [str(s.pid)])
+    assert code == AccessDenied.exit_code
+    assert "belongs to user root" in output and "sudo" in output
+    assert "Traceback" not in output
+
+
+@needs_root
+def test_own_process_works_and_non_dumpable_is_explained():
+    path = world_readable_sample()
+    try:
+        for args, expected in (([], 0), (["--nondumpable"], AccessDenied.exit_code)):
+            process = subprocess.Popen(
+                [path, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=become(NOBODY)
+            )
+            try:
+                assert process.stdout.readline()  # running, and past prctl()
+                code, output = run_cli_as(NOBODY, [str(process.pid), "--no-notes"])
+            finally:
+                process.stdin.close()
+                process.wait()
+            assert code == expected, output
+            if expected:
+                assert "not dumpable" in output
+            else:
+                assert "thread stacks found by shape" not in output or "syscall" in output
+    finally:
+        shutil.rmtree(os.path.dirname(path))

@@ -1,0 +1,203 @@
+"""The lesson's samples as ground truth: every variable they print, classified right,
+in every link mode; checked against readelf and nm where they can tell."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+
+import procmap
+from procmap.classify import KINDS
+from tests.conftest import procmap_cli
+
+
+def readelf_loads(path) -> list[dict]:
+    """PT_LOAD and GNU_RELRO program headers as GNU readelf prints them."""
+    out = subprocess.run(["readelf", "-lW", str(path)], capture_output=True, text=True, check=True)
+    rows = []
+    for line in out.stdout.splitlines():
+        f = line.split()
+        if f and f[0] in ("LOAD", "GNU_RELRO"):
+            rows.append(
+                {
+                    "type": f[0],
+                    "offset": int(f[1], 16),
+                    "vaddr": int(f[2], 16),
+                    "filesz": int(f[4], 16),
+                    "memsz": int(f[5], 16),
+                    "flags": " ".join(f[6:-1]),
+                }
+            )
+    return rows
+
+
+def nm_value(path, symbol: str) -> int:
+    out = subprocess.run(["nm", str(path)], capture_output=True, text=True, check=True)
+    for line in out.stdout.splitlines():
+        f = line.split()
+        if len(f) == 3 and f[2] == symbol:
+            return int(f[0], 16)
+    raise LookupError(symbol)
+
+
+def test_every_variable_has_the_kind_the_lesson_gives(sample):
+    pmap = procmap.read_map(sample.pid)
+    wrong = {
+        name: (kind, pmap.region_at(address) and pmap.region_at(address).kind)
+        for name, (address, kind) in sample.variables.items()
+        if pmap.region_at(address) is None or pmap.region_at(address).kind != kind
+    }
+    assert not wrong, f"lesson-{sample.mode}: expected vs found {wrong}"
+    assert len(sample.variables) >= 16
+
+
+def test_where_command_agrees(sample):
+    names = list(sample.variables)
+    addresses = [hex(sample.variables[n][0]) for n in names]
+    result = procmap_cli("where", str(sample.pid), *addresses, "--json")
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert [f["address"] for f in found] == [sample.variables[n][0] for n in names]
+    for name, f in zip(names, found):
+        assert f["kind"] == sample.variables[name][1], (name, f)
+    by_name = dict(zip(names, found))
+    # Globals are named by their symbol, at offset 0, in their section.
+    for name, section in (("global_init", ".data"), ("global_uninit", ".bss"), ("file_scoped", ".data")):
+        assert by_name[name]["section"] == section
+        assert by_name[name]["symbol"] == name
+        assert by_name[name]["symbol_offset"] == 0
+        assert by_name[name]["object"] == str(sample.path)
+    assert by_name["big_zeroes_end"]["symbol"] == "big_zeroes"
+    assert by_name["big_zeroes_end"]["symbol_offset"] == (1 << 20) - 1
+    assert by_name["main"]["symbol"] == "main" and by_name["main"]["section"] == ".text"
+    assert by_name["const_table"]["section"] == ".rodata"
+    assert by_name["thread_local"]["detail"] == f"thread stack (TID {sample.thread_tid})"
+    assert by_name["local"]["detail"] == "main thread stack"
+    assert by_name["elf_as_data"]["detail"] == "ELF file mapped as data"
+    assert by_name["elf_as_data"]["object"] is None
+    assert by_name["malloc"]["region"]["path"] == "[heap]"
+    assert by_name["thread_malloc"]["detail"] == "malloc arena"
+
+
+def test_regions_tile_the_mappings_exactly(sample):
+    pmap = procmap.read_map(sample.pid)
+    regions = iter(pmap.regions)
+    for m in pmap.mappings:
+        pos = m.start
+        while pos < m.end:
+            r = next(regions)
+            assert r.start == pos and r.end > r.start, (m, r)
+            assert (r.perms, r.dev, r.inode, r.path) == (m.perms, m.dev, m.inode, m.path)
+            assert r.kind in KINDS and r.detail
+            if m.is_file:
+                assert r.offset == m.offset + (r.start - m.start)
+            pos = r.end
+        assert pos == m.end
+    assert next(regions, None) is None
+
+
+def test_data_and_bss_split_at_the_byte_readelf_gives(sample):
+    """The program's writable PT_LOAD: data up to p_filesz, bss from there, same page."""
+    pmap = procmap.read_map(sample.pid)
+    (image,) = [im for im in pmap.images if im.role == "program"]
+    (rw,) = [s for s in readelf_loads(sample.path) if s["type"] == "LOAD" and "W" in s["flags"]]
+    boundary = image.bias + rw["vaddr"] + rw["filesz"]
+    assert boundary % pmap.page_size, "the sample's data must end inside a page"
+    below, above = pmap.region_at(boundary - 1), pmap.region_at(boundary)
+    assert below.kind == "data" and below.end == boundary
+    assert above.kind == "bss" and above.start == boundary
+    assert below.path == above.path == str(sample.path)  # one file-backed page holds both
+    # ...and bss runs to the end of p_memsz, page-rounded, in the anonymous mapping after it.
+    last = image.bias + rw["vaddr"] + rw["memsz"] - 1
+    assert pmap.region_at(last).kind == "bss" and pmap.region_at(last).object == str(sample.path)
+    assert pmap.region_at(last).path is None
+
+
+def test_load_bias_matches_nm(sample):
+    pmap = procmap.read_map(sample.pid)
+    (image,) = [im for im in pmap.images if im.role == "program"]
+    main_address = sample.variables["main"][0]
+    assert image.bias == main_address - nm_value(sample.path, "main")
+    if sample.mode in ("nopie", "static"):
+        assert image.bias == 0
+
+
+def test_relro_is_the_range_readelf_gives(sample):
+    pmap = procmap.read_map(sample.pid)
+    (image,) = [im for im in pmap.images if im.role == "program"]
+    relro = [s for s in readelf_loads(sample.path) if s["type"] == "GNU_RELRO"]
+    relro_regions = [r for r in pmap.regions if r.object == str(sample.path) and r.detail == "relro"]
+    if sample.mode == "norelro":
+        assert not relro and not relro_regions
+        assert pmap.region_at(sample.variables["greetings"][0]).kind == "data"
+        return
+    (relro,) = relro
+    page = pmap.page_size
+    # The dynamic linker protects whole pages: from the page of the start to the
+    # page of the end, rounded down (glibc _dl_protect_relro).
+    start = image.bias + relro["vaddr"]
+    end = image.bias + relro["vaddr"] + relro["memsz"]
+    assert relro_regions[0].start == start - start % page
+    assert relro_regions[-1].end == end - end % page
+    assert all(r.kind == "rodata" and "w" not in r.perms for r in relro_regions)
+
+
+def test_segments_become_the_kinds_their_flags_say(sample):
+    pmap = procmap.read_map(sample.pid)
+    (image,) = [im for im in pmap.images if im.role == "program"]
+    for seg in readelf_loads(sample.path):
+        if seg["type"] != "LOAD" or not seg["filesz"]:
+            continue
+        first = pmap.region_at(image.bias + seg["vaddr"])
+        if "E" in seg["flags"]:
+            assert first.kind == "text"
+        elif "W" not in seg["flags"]:
+            assert first.kind == "rodata"
+        else:
+            assert first.kind in ("data", "rodata")
+
+
+def test_libraries_and_dynamic_linker(sample):
+    pmap = procmap.read_map(sample.pid)
+    roles = {im.role for im in pmap.images}
+    if sample.mode in ("static", "static-pie"):
+        assert roles == {"program"}
+        return
+    assert roles == {"program", "dynamic linker", "shared library"}
+    libc = [im for im in pmap.images if "libc.so" in im.path]
+    assert len(libc) == 1
+    kinds = [r.kind for r in pmap.regions if r.object == libc[0].path]
+    for kind in ("rodata", "text", "data", "bss"):
+        assert kind in kinds
+
+
+def test_show_json_contract():
+    from tests.conftest import run_sample
+
+    with run_sample("pie") as s:
+        result = procmap_cli(str(s.pid), "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["pid"] == s.pid
+    assert set(data["summary"]) >= {"by_kind", "by_object", "total"}
+    keys = {"start", "end", "perms", "offset", "dev", "inode", "path", "kind", "detail", "object", "sections"}
+    for r in data["regions"]:
+        assert keys <= set(r)
+        assert isinstance(r["start"], int) and isinstance(r["sections"], list)
+        assert re.fullmatch(r"[r-][w-][x-][ps]", r["perms"])
+    total = sum(r["end"] - r["start"] for r in data["regions"])
+    assert data["summary"]["total"]["size"] == total
+    assert sum(v["size"] for v in data["summary"]["by_kind"].values()) == total
+
+
+@pytest.mark.parametrize("mode", ["pie", "static"])
+def test_kind_filter(mode):
+    from tests.conftest import run_sample
+
+    with run_sample(mode) as s:
+        result = procmap_cli(str(s.pid), "--json", "--kind", "heap,stack")
+    kinds = {r["kind"] for r in json.loads(result.stdout)["regions"]}
+    assert kinds == {"heap", "stack"}
