@@ -9,31 +9,47 @@ The Python API needs neither click nor rich:
     >>> [loc.kind for loc in procmap.where("self", [0x1000])]
     [None]
     >>> procmap.read_elf("/bin/sh").loads          # doctest: +SKIP
+
+Names are imported on first use, so `import procmap.maps` stays cheap.
 """
 
-from .classify import KINDS, LoadedImage, Region, classify
-from .elf import ElfLayout, read_elf, read_symbols
-from .errors import ProcmapError
-from .maps import Mapping, parse_maps
-from .process import Location, ProcessMap, locate, read_map, resolve_target, where
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "KINDS",
-    "ElfLayout",
-    "LoadedImage",
-    "Location",
-    "Mapping",
-    "ProcessMap",
-    "ProcmapError",
-    "Region",
-    "classify",
-    "locate",
-    "parse_maps",
-    "read_elf",
-    "read_map",
-    "read_symbols",
-    "resolve_target",
-    "where",
-]
+_API = {
+    "KINDS": "classify",
+    "Region": "classify",
+    "LoadedImage": "classify",
+    "Facts": "classify",
+    "classify": "classify",
+    "ElfLayout": "elf",
+    "read_elf": "elf",
+    "read_symbols": "elf",
+    "ProcmapError": "errors",
+    "Mapping": "maps",
+    "parse_maps": "maps",
+    "Location": "process",
+    "ProcessMap": "process",
+    "locate": "process",
+    "read_map": "process",
+    "resolve_target": "process",
+    "where": "process",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'procmap' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

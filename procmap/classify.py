@@ -28,7 +28,7 @@ heuristics, and their regions say so.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .elf import ET_EXEC, PF_W, PF_X, ElfLayout, Segment
 from .maps import Mapping
@@ -38,8 +38,7 @@ KINDS = ("text", "rodata", "data", "bss", "heap", "stack", "mmap", "kernel")
 FileKey = tuple[str, int]
 
 
-@dataclass(slots=True)
-class Region:
+class Region(NamedTuple):
     """A range of addresses of one kind, inside one mapping."""
 
     start: int
@@ -76,17 +75,22 @@ class Region:
         }
 
 
-@dataclass(slots=True)
 class LoadedImage:
     """An ELF file loaded into the process: the program, its interpreter, a library."""
 
-    path: str  # as /proc/PID/maps names it (may end in " (deleted)")
-    key: FileKey
-    layout: ElfLayout
-    bias: int  # add to a file address (p_vaddr, st_value) to get the process address
-    start: int
-    end: int
-    role: str  # "program", "dynamic linker" or "shared library"
+    __slots__ = ("path", "key", "layout", "bias", "start", "end", "role")
+
+    def __init__(self, path, key, layout, bias, start, end, role):
+        self.path: str = path  # as /proc/PID/maps names it, without " (deleted)"
+        self.key: FileKey = key
+        self.layout: ElfLayout = layout
+        self.bias: int = bias  # add to a file address (p_vaddr, st_value) for the process address
+        self.start: int = start
+        self.end: int = end
+        self.role: str = role  # "program", "dynamic linker" or "shared library"
+
+    def __repr__(self) -> str:
+        return f"LoadedImage({self.path!r}, {self.role}, bias=0x{self.bias:x})"
 
     def to_dict(self) -> dict:
         return {
@@ -98,30 +102,46 @@ class LoadedImage:
         }
 
 
-@dataclass(slots=True)
 class Facts:
     """What the classifier knows about the process besides its maps and files."""
 
-    page_size: int = 4096
-    pointer_size: int = 8
-    pid: int | None = None
-    exe_key: FileKey | None = None  # (dev, inode) of /proc/PID/exe
-    interp_key: FileKey | None = None  # the program's PT_INTERP file
-    thread_sps: dict[int, int] = field(default_factory=dict)  # TID -> stack pointer
-    unknown_threads: tuple[int, ...] = ()  # TIDs whose stack pointer could not be read
-    thread_stack_size: int | None = None  # glibc's default: the RLIMIT_STACK soft limit
+    __slots__ = (
+        "page_size",
+        "pointer_size",
+        "exe_key",
+        "interp_key",
+        "thread_sps",
+        "unknown_threads",
+        "thread_stack_size",
+    )
+
+    def __init__(
+        self,
+        page_size: int = 4096,
+        pointer_size: int = 8,
+        exe_key: FileKey | None = None,  # (dev, inode) of /proc/PID/exe
+        interp_key: FileKey | None = None,  # the program's PT_INTERP file
+        thread_sps: dict[int, int] | None = None,  # TID -> stack pointer
+        unknown_threads: tuple[int, ...] = (),  # TIDs whose stack pointer could not be read
+        thread_stack_size: int | None = None,  # glibc's default: the RLIMIT_STACK soft limit
+    ):
+        self.page_size = page_size
+        self.pointer_size = pointer_size
+        self.exe_key = exe_key
+        self.interp_key = interp_key
+        self.thread_sps = thread_sps or {}
+        self.unknown_threads = unknown_threads
+        self.thread_stack_size = thread_stack_size
 
 
-@dataclass(slots=True)
-class Classification:
+class Classification(NamedTuple):
     regions: list[Region]
     images: list[LoadedImage]
     warnings: list[str]
 
 
 # A label is everything a region carries beyond its addresses.
-@dataclass(frozen=True, slots=True)
-class _Label:
+class _Label(NamedTuple):
     kind: str
     detail: str
     object: str | None = None
@@ -151,8 +171,8 @@ class _Classifier:
         self.facts = facts
         self.page = facts.page_size
         self.starts = [m.start for m in mappings]
-        # Per mapping: claimed (start, end, label) pieces, first claim wins.
-        self.claims: list[list[tuple[int, int, _Label]]] = [[] for _ in mappings]
+        # Mapping index -> claimed (start, end, label) pieces; the first claim on a byte wins.
+        self.claims: dict[int, list[tuple[int, int, _Label]]] = {}
         self.warnings: list[str] = []
 
     def run(self) -> Classification:
@@ -179,32 +199,36 @@ class _Classifier:
         m = self.maps[i]
         start, end = max(start, m.start), min(end, m.end)
         claimed = False
-        for s, e, _ in sorted(self.claims[i], key=lambda c: c[0]):
+        pieces = self.claims.setdefault(i, [])
+        for s, e, _ in sorted(pieces, key=lambda c: c[0]):
             if start >= end:
                 break
             if e <= start or s >= end:
                 continue
             if s > start:
-                self.claims[i].append((start, s, label))
+                pieces.append((start, s, label))
                 claimed = True
             start = max(start, e)
         if start < end:
-            self.claims[i].append((start, end, label))
+            pieces.append((start, end, label))
             claimed = True
         return claimed
 
     def unclaimed(self, i: int) -> bool:
-        return not self.claims[i]
+        return not self.claims.get(i)
 
     def free_tail(self, i: int) -> int:
         """Start of the unclaimed run of bytes that ends mapping i's range."""
         start = self.maps[i].start
-        for _, e, _ in self.claims[i]:
+        for _, e, _ in self.claims.get(i, ()):
             start = max(start, e)
         return start
 
     def cut(self, i: int, m: Mapping) -> list[Region]:
-        pieces = sorted(self.claims[i], key=lambda c: c[0])
+        pieces = self.claims.get(i)
+        if not pieces:  # most mappings: one region, the whole mapping
+            return [self.region(m, m.start, m.end, self.generic(i, m))]
+        pieces.sort(key=lambda c: c[0])
         out = []
         pos = m.start
         generic = None

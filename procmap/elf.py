@@ -1,4 +1,4 @@
-"""ELF headers, read into plain dataclasses.
+"""ELF headers, read into plain records.
 
 Classification needs only the ELF header, the program headers (how the file is
 loaded) and the section headers (what each part holds), so those are read with
@@ -18,7 +18,7 @@ import bisect
 import os
 import stat
 import struct
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .errors import BadFile, CorruptELF, NotAnELF
 
@@ -83,8 +83,7 @@ def describe_machine(machine: int) -> str:
     return MACHINES.get(machine, f"machine {machine}")
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
+class Segment(NamedTuple):
     """A program header: how a part of the file is loaded."""
 
     type: int
@@ -106,8 +105,7 @@ class Segment:
         return ("r" if f & PF_R else "-") + ("w" if f & PF_W else "-") + ("x" if f & PF_X else "-")
 
 
-@dataclass(frozen=True, slots=True)
-class Section:
+class Section(NamedTuple):
     """A section header: a named part of the file (.text, .data, .bss...)."""
 
     name: str
@@ -137,28 +135,59 @@ class Section:
         )
 
 
-@dataclass(frozen=True, slots=True)
 class ElfLayout:
     """What procmap needs of an ELF file: its identity, segments and sections."""
 
-    elf_class: int  # 32 or 64
-    endian: str  # "little" or "big"
-    machine: int
-    type: int  # ET_EXEC, ET_DYN...
-    entry: int
-    segments: tuple[Segment, ...]
-    sections: tuple[Section, ...]
-    interpreter: str | None
-    build_id: str | None
-    file_size: int
-    loads: tuple[Segment, ...] = field(init=False)
-    relro: Segment | None = field(init=False)
+    __slots__ = (
+        "elf_class",
+        "endian",
+        "machine",
+        "type",
+        "entry",
+        "segments",
+        "sections",
+        "interpreter",
+        "build_id",
+        "file_size",
+        "loads",
+        "relro",
+    )
+    _FIELDS = __slots__[:10]
 
-    def __post_init__(self):
-        loads = tuple(s for s in self.segments if s.type == PT_LOAD)
-        relro = next((s for s in self.segments if s.type == PT_GNU_RELRO), None)
-        object.__setattr__(self, "loads", loads)
-        object.__setattr__(self, "relro", relro)
+    def __init__(
+        self,
+        elf_class: int,  # 32 or 64
+        endian: str,  # "little" or "big"
+        machine: int,
+        type: int,  # ET_EXEC, ET_DYN...
+        entry: int,
+        segments: tuple[Segment, ...],
+        sections: tuple[Section, ...],
+        interpreter: str | None,
+        build_id: str | None,
+        file_size: int,
+    ):
+        self.elf_class = elf_class
+        self.endian = endian
+        self.machine = machine
+        self.type = type
+        self.entry = entry
+        self.segments = tuple(segments)
+        self.sections = tuple(sections)
+        self.interpreter = interpreter
+        self.build_id = build_id
+        self.file_size = file_size
+        self.loads = tuple(s for s in self.segments if s.type == PT_LOAD)
+        self.relro = next((s for s in self.segments if s.type == PT_GNU_RELRO), None)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, ElfLayout):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in self._FIELDS)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._FIELDS)
+        return f"ElfLayout({fields})"
 
     @property
     def machine_name(self) -> str:
@@ -428,8 +457,7 @@ def _cstr(table: bytes, offset: int) -> str:
 # --- symbols ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Symbol:
+class Symbol(NamedTuple):
     name: str
     value: int
     size: int

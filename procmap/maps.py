@@ -92,20 +92,14 @@ def parse_maps(data: bytes) -> list[Mapping]:
             inode = int(fields[4])
         except (IndexError, ValueError, UnicodeDecodeError):
             raise MapsFormatError(_bad_line(number, line)) from None
-        # int() also takes signs, "0x" and "_", which the kernel never prints.
+        # int() also takes signs, "0x" and "_", which the kernel never prints:
+        # every number field must be bare hex digits (the inode, decimal ones).
         major, colon, minor = fields[3].partition(b":")
         if (
-            not dash
-            or end <= start
-            or low.strip(_HEX)
-            or high.strip(_HEX)
-            or fields[2].strip(_HEX)
+            end <= start
+            or not (dash and colon and major and minor)
+            or (low + high + fields[2] + major + minor).strip(_HEX)
             or not fields[4].isdigit()
-            or not colon
-            or not major
-            or not minor
-            or major.strip(_HEX)
-            or minor.strip(_HEX)
         ):
             raise MapsFormatError(_bad_line(number, line))
         if start < last_end:

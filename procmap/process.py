@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import bisect
 import os
-from dataclasses import dataclass, field
 
 from .classify import KINDS, Classification, Facts, FileKey, LoadedImage, Region, classify
 from .elf import ElfLayout, SymbolTable, read_elf_fd, read_symbols_fd
@@ -27,15 +26,17 @@ from .maps import Mapping, parse_maps
 from .procfs import ProcessDir, ProcFS, user_name
 
 
-@dataclass(slots=True)
 class ProcessInfo:
-    pid: int
-    name: str
-    cmdline: list[str]
-    user: str
-    uid: int
-    threads: int
-    state: str
+    __slots__ = ("pid", "name", "cmdline", "user", "uid", "threads", "state")
+
+    def __init__(self, pid, name, cmdline, user, uid, threads, state):
+        self.pid: int = pid
+        self.name: str = name
+        self.cmdline: list[str] = cmdline
+        self.user: str = user
+        self.uid: int = uid
+        self.threads: int = threads
+        self.state: str = state
 
     def to_dict(self) -> dict:
         return {
@@ -48,20 +49,19 @@ class ProcessInfo:
         }
 
 
-@dataclass(slots=True)
 class ProcessMap:
     """A process's mappings, split into classified regions that tile them."""
 
-    info: ProcessInfo
-    mappings: list[Mapping]
-    regions: list[Region]
-    images: list[LoadedImage]
-    warnings: list[str] = field(default_factory=list)
-    page_size: int = 4096
-    _starts: list[int] = field(default_factory=list, repr=False)
+    __slots__ = ("info", "mappings", "regions", "images", "warnings", "page_size", "_starts")
 
-    def __post_init__(self):
-        self._starts = [r.start for r in self.regions]
+    def __init__(self, info, mappings, regions, images, warnings=(), page_size=4096):
+        self.info: ProcessInfo = info
+        self.mappings: list[Mapping] = mappings
+        self.regions: list[Region] = regions
+        self.images: list[LoadedImage] = images
+        self.warnings: list[str] = list(warnings)
+        self.page_size: int = page_size
+        self._starts = [r.start for r in regions]
 
     @property
     def pid(self) -> int:
@@ -232,7 +232,6 @@ def _facts(pd: ProcessDir, mappings: list[Mapping], cache: ElfCache) -> tuple[Fa
     facts = Facts(
         page_size=os.sysconf("SC_PAGE_SIZE"),
         pointer_size=pointer_size,
-        pid=pd.pid,
         exe_key=exe_key,
         interp_key=interp_key,
     )
@@ -308,19 +307,22 @@ def _read_symbols(pd: ProcessDir, pmap: ProcessMap, image: LoadedImage) -> Symbo
 # --- where --------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
 class Location:
     """What lives at one address."""
 
-    address: int
-    region: Region | None
-    image: LoadedImage | None = None
-    section: str | None = None
-    symbol: str | None = None
-    symbol_offset: int | None = None
-    below: Region | None = None  # for an unmapped address: the regions around it
-    above: Region | None = None
-    note: str = ""
+    __slots__ = ("address", "region", "image", "section", "symbol", "symbol_offset", "below", "above", "note")
+
+    def __init__(self, address, region, image=None, section=None, symbol=None, symbol_offset=None,
+                 below=None, above=None, note=""):
+        self.address: int = address
+        self.region: Region | None = region
+        self.image: LoadedImage | None = image
+        self.section: str | None = section
+        self.symbol: str | None = symbol
+        self.symbol_offset: int | None = symbol_offset
+        self.below: Region | None = below  # for an unmapped address: the regions around it
+        self.above: Region | None = above
+        self.note: str = note
 
     @property
     def kind(self) -> str | None:

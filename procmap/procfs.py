@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import pwd
 import stat
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import AccessDenied, NoSuchProcess, ProcessExited
 from .maps import Mapping
@@ -22,8 +22,7 @@ from .maps import Mapping
 PF_KTHREAD = 0x00200000  # include/linux/sched.h: this task is a kernel thread
 
 
-@dataclass(frozen=True, slots=True)
-class TaskStat:
+class TaskStat(NamedTuple):
     """The fields of /proc/PID/stat that procmap uses (proc(5))."""
 
     pid: int

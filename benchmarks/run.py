@@ -1,0 +1,150 @@
+"""procmap's speed, as ratios against floors measured in the same run.
+
+    make bench              # or: .venv/bin/python benchmarks/run.py [--quick]
+
+Targets: processes with about 30 mappings (a lesson sample), 2,000 and 20,000
+(a helper that maps N pages and alternates their protection, so none merge).
+
+Floors:
+- `pmap -x PID`: the one-shot goal is procmap PID <= 4x pmap -x.
+- the kernel's own read of /proc/PID/maps, timed in-process: the cost of the
+  data procmap cannot avoid; procmap's in-process read_map() is compared to it.
+- `python -S -c pass` with the venv's interpreter: the fixed cost of starting
+  any Python program, which a C tool like pmap does not pay.
+
+Nothing here is asserted: the numbers are printed, and written as JSON to
+benchmarks/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+PROCMAP = [PYTHON, "-m", "procmap"]
+
+HOLDER = r"""
+import ctypes, mmap, sys
+n = int(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+page = mmap.PAGESIZE
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+base = libc.mmap(None, n * page, 3, 0x22, -1, 0)
+for i in range(0, n, 2):
+    libc.mprotect(ctypes.c_void_p(base + i * page), page, 1)
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def start_holder(n: int) -> subprocess.Popen:
+    p = subprocess.Popen(
+        [PYTHON, "-c", HOLDER, str(n)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert p.stdout.readline() == "ready\n"
+    return p
+
+
+def start_sample() -> subprocess.Popen:
+    p = subprocess.Popen(
+        [str(ROOT / "samples/bin/lesson-pie")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    while p.stdout.readline().strip() != "ready":
+        pass
+    return p
+
+
+def time_command(cmd: list[str], runs: int) -> float:
+    """Median wall time of a command, in ms, output discarded."""
+    env = dict(os.environ, NO_COLOR="1")
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=True)
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def time_call(fn, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def kernel_read(pid: int) -> None:
+    fd = os.open(f"/proc/{pid}/maps", os.O_RDONLY)
+    try:
+        while os.read(fd, 1 << 20):
+            pass
+    finally:
+        os.close(fd)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer runs")
+    args = parser.parse_args()
+    runs = 5 if args.quick else 15
+
+    sys.path.insert(0, str(ROOT))
+    from procmap.process import ElfCache, read_map
+
+    startup = time_command([PYTHON, "-S", "-c", "pass"], runs)
+    print(f"floor: python -S -c pass       {startup:8.2f} ms (interpreter start, paid by any Python tool)")
+    results = {"python_startup_ms": startup, "targets": []}
+    targets = [("lesson sample", start_sample)] + [
+        (f"{n:,} mappings", lambda n=n: start_holder(n // 2 * 2 - 2)) for n in (2000, 20000)
+    ]
+    for name, start in targets:
+        holder = start()
+        try:
+            pid = str(holder.pid)
+            count = len(Path(f"/proc/{pid}/maps").read_bytes().splitlines())
+            pmap_ms = time_command(["pmap", "-x", pid], runs)
+            show_ms = time_command([*PROCMAP, pid, "--no-notes"], runs)
+            json_ms = time_command([*PROCMAP, pid, "--json"], runs)
+            floor_ms = time_call(lambda: kernel_read(holder.pid), runs * 4)
+            cache = ElfCache()
+            api_ms = time_call(lambda: read_map(holder.pid), runs)
+            warm_ms = time_call(lambda: read_map(holder.pid, cache=cache), runs)
+        finally:
+            holder.stdin.close()
+            holder.wait()
+        row = {
+            "target": name,
+            "mappings": count,
+            "pmap_x_ms": pmap_ms,
+            "procmap_ms": show_ms,
+            "procmap_json_ms": json_ms,
+            "kernel_read_ms": floor_ms,
+            "read_map_ms": api_ms,
+            "read_map_warm_ms": warm_ms,
+        }
+        results["targets"].append(row)
+        print(f"\n{name} ({count} mappings)")
+        print(f"  pmap -x PID                  {pmap_ms:8.2f} ms")
+        print(f"  procmap PID --no-notes       {show_ms:8.2f} ms  = {show_ms / pmap_ms:5.1f}x pmap -x")
+        print(f"  procmap PID --json           {json_ms:8.2f} ms  = {json_ms / pmap_ms:5.1f}x pmap -x")
+        print(f"  kernel read of maps          {floor_ms:8.2f} ms")
+        print(f"  read_map() in-process        {api_ms:8.2f} ms  = {api_ms / floor_ms:5.1f}x the kernel read")
+        print(f"  read_map(), ELF cache warm   {warm_ms:8.2f} ms  = {warm_ms / floor_ms:5.1f}x the kernel read")
+    out = ROOT / "benchmarks/results"
+    out.mkdir(exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwritten to {out / 'latest.json'}")
+
+
+if __name__ == "__main__":
+    main()
