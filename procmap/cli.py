@@ -7,7 +7,6 @@ classifier and rich are imported inside the commands, so `--help` and
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -171,6 +170,8 @@ def _parse_kinds(kinds: str | None) -> set[str] | None:
 
 
 def _print_json(data) -> None:
+    import json
+
     # Indented for a person at a terminal; compact (3x faster to write) for a pipe.
     if sys.stdout.isatty():
         sys.stdout.write(json.dumps(data, indent=2) + "\n")

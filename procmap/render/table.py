@@ -169,18 +169,16 @@ def render_summary(pmap: ProcessMap) -> Group:
     objects = Table(title="by object", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
     objects.add_column("object", overflow="fold")
     objects.add_column("role")
-    objects.add_column("regions", justify="right")
     objects.add_column("size", justify="right")
-    objects.add_column("kinds")
+    present = [k for k in KINDS if any(k in o["kinds"] for o in summary["by_object"])]
+    for kind in present:
+        objects.add_column(Text(kind, style=kind_style(kind)), justify="right")
     for o in summary["by_object"]:
-        parts = Text()
-        for kind, size in o["kinds"].items():
-            if parts:
-                parts.append(" ")
-            parts.append(kind, style=kind_style(kind))
-            parts.append(f" {human_size(size)}")
         objects.add_row(
-            Text(printable(o["object"])), o["role"] or "", str(o["regions"]), human_size(o["size"]), parts
+            Text(printable(o["object"])),
+            o["role"] or "",
+            human_size(o["size"]),
+            *(human_size(o["kinds"][k]) if k in o["kinds"] else "" for k in present),
         )
     return Group(kinds, objects) if summary["by_object"] else Group(kinds)
 
