@@ -201,3 +201,43 @@ def test_kind_filter(mode):
         result = procmap_cli(str(s.pid), "--json", "--kind", "heap,stack")
     kinds = {r["kind"] for r in json.loads(result.stdout)["regions"]}
     assert kinds == {"heap", "stack"}
+
+
+@pytest.mark.parametrize("through", ["map_files", "exe"])
+@pytest.mark.parametrize("change", ["deleted", "replaced"])
+def test_deleted_or_replaced_binary_is_read_from_what_is_mapped(tmp_path, monkeypatch, change, through):
+    """The file on disk is gone, or is another program now: the map must not change.
+
+    As root procmap reads /proc/PID/map_files; other users get /proc/PID/exe,
+    which the test forces by making procfs believe it is not root.
+    """
+    import shutil
+
+    from procmap import procfs
+    from tests.conftest import Sample, _lines_until_ready, sample_path
+
+    if through == "exe":
+        monkeypatch.setattr(procfs.os, "geteuid", lambda: 1000)
+    path = tmp_path / "lesson"
+    shutil.copy(sample_path("pie"), path)
+    process = subprocess.Popen([str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        sample = Sample(process, "pie")
+        for line in _lines_until_ready(process, "pie", 10):
+            name, address, kind = line.split()
+            if name != "thread_tid":
+                sample.variables[name] = (int(address, 16), kind)
+        path.unlink()
+        if change == "replaced":
+            shutil.copy("/bin/cat", path)  # same path, another inode, another layout
+        pmap = procmap.read_map(process.pid)
+        found = {n: pmap.region_at(a).kind for n, (a, _) in sample.variables.items()}
+        located = procmap.where(process.pid, [sample.variables["global_init"][0]])[0]
+    finally:
+        process.stdin.close()
+        process.wait()
+    assert found == {n: k for n, (_, k) in sample.variables.items()}
+    (image,) = [im for im in pmap.images if im.role == "program"]
+    assert image.path == str(path)
+    assert pmap.region_at(sample.variables["main"][0]).path == f"{path} (deleted)"
+    assert located.symbol == "global_init"
