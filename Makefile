@@ -30,8 +30,10 @@ test: $(STAMP) samples ## build the samples and run the whole test suite
 bench: $(STAMP) samples ## measure procmap against its floors (pmap -x, the kernel's read of maps)
 	$(BIN)/python benchmarks/run.py
 
-lint: $(STAMP) ## ruff, if installed in the venv
+lint: $(STAMP) ## ruff check and format check
+	$(BIN)/pip install --quiet ruff
 	$(BIN)/ruff check procmap tests benchmarks
+	$(BIN)/ruff format --check procmap tests benchmarks
 
 clean: ## remove the venv, the built samples and caches
 	rm -rf $(VENV) samples/bin .pytest_cache .hypothesis

@@ -56,7 +56,10 @@ def start_holder(n: int) -> subprocess.Popen:
 
 def start_sample() -> subprocess.Popen:
     p = subprocess.Popen(
-        [str(ROOT / "samples/bin/lesson-pie")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [str(ROOT / "samples/bin/lesson-pie")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     while p.stdout.readline().strip() != "ready":
         pass
@@ -69,7 +72,9 @@ def time_command(cmd: list[str], runs: int) -> float:
     times = []
     for _ in range(runs):
         t = time.perf_counter()
-        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=True)
+        subprocess.run(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=True
+        )
         times.append((time.perf_counter() - t) * 1000)
     return statistics.median(times)
 
@@ -102,7 +107,9 @@ def main() -> None:
     from procmap.process import ElfCache, read_map
 
     startup = time_command([PYTHON, "-S", "-c", "pass"], runs)
-    print(f"floor: python -S -c pass       {startup:8.2f} ms (interpreter start, paid by any Python tool)")
+    print(
+        f"floor: python -S -c pass       {startup:8.2f} ms (interpreter start, paid by any Python tool)"
+    )
     results = {"python_startup_ms": startup, "targets": []}
     targets = [("lesson sample", start_sample)] + [
         (f"{n:,} mappings", lambda n=n: start_holder(n // 2 * 2 - 2)) for n in (2000, 20000)
@@ -135,11 +142,19 @@ def main() -> None:
         results["targets"].append(row)
         print(f"\n{name} ({count} mappings)")
         print(f"  pmap -x PID                  {pmap_ms:8.2f} ms")
-        print(f"  procmap PID --no-notes       {show_ms:8.2f} ms  = {show_ms / pmap_ms:5.1f}x pmap -x")
-        print(f"  procmap PID --json           {json_ms:8.2f} ms  = {json_ms / pmap_ms:5.1f}x pmap -x")
+        print(
+            f"  procmap PID --no-notes       {show_ms:8.2f} ms  = {show_ms / pmap_ms:5.1f}x pmap -x"
+        )
+        print(
+            f"  procmap PID --json           {json_ms:8.2f} ms  = {json_ms / pmap_ms:5.1f}x pmap -x"
+        )
         print(f"  kernel read of maps          {floor_ms:8.2f} ms")
-        print(f"  read_map() in-process        {api_ms:8.2f} ms  = {api_ms / floor_ms:5.1f}x the kernel read")
-        print(f"  read_map(), ELF cache warm   {warm_ms:8.2f} ms  = {warm_ms / floor_ms:5.1f}x the kernel read")
+        print(
+            f"  read_map() in-process        {api_ms:8.2f} ms  = {api_ms / floor_ms:5.1f}x the kernel read"
+        )
+        print(
+            f"  read_map(), ELF cache warm   {warm_ms:8.2f} ms  = {warm_ms / floor_ms:5.1f}x the kernel read"
+        )
     out = ROOT / "benchmarks/results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -441,7 +441,7 @@ class _Classifier:
             if m.inode and m.path and m.path[0] == "/" and m.file_key not in self.layouts:
                 groups.setdefault(m.file_key, []).append(i)
         unreadable = []
-        for key, indexes in groups.items():
+        for indexes in groups.values():
             if not any("x" in self.maps[i].perms for i in indexes):
                 continue
             path = _strip_deleted(self.maps[indexes[0]].path)
@@ -507,7 +507,9 @@ class _Classifier:
             if g.end - gstart > _MAX_GUARD_PAGES * self.page:
                 # Merged with some other reservation: glibc's default guard is one page.
                 gstart, heuristic = g.end - self.page, True
-            self.claim(guard, gstart, g.end, _Label("stack", f"guard page ({owner})", None, (), heuristic))
+            self.claim(
+                guard, gstart, g.end, _Label("stack", f"guard page ({owner})", None, (), heuristic)
+            )
 
     def guard_below(self, i: int) -> int | None:
         if i == 0:
@@ -567,7 +569,9 @@ class _Classifier:
             if unknown:
                 self.claim_stack(i, None, "thread stack, found by shape", heuristic=True)
             else:
-                label = _Label("mmap", "anonymous, thread-stack shape, no thread in it", None, (), True)
+                label = _Label(
+                    "mmap", "anonymous, thread-stack shape, no thread in it", None, (), True
+                )
                 self.claim(i, m.start, m.end, label)
 
     # --- 5. everything else ----------------------------------------------------------

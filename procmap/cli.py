@@ -150,7 +150,9 @@ def parse_address(text: str) -> int:
     if digits.startswith("0x"):
         digits = digits[2:]
     if not digits or len(digits) > 16 or any(c not in "0123456789abcdef" for c in digits):
-        raise BadAddress(f"{text!r} is not an address (hexadecimal, up to 64 bits, e.g. 0x7ffd1c2a0e3c)")
+        raise BadAddress(
+            f"{text!r} is not an address (hexadecimal, up to 64 bits, e.g. 0x7ffd1c2a0e3c)"
+        )
     return int(digits, 16)
 
 

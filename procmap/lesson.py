@@ -377,9 +377,7 @@ DETAILS: dict[str, str] = {
         "The vDSO, a small shared library the kernel maps into every process so that calls "
         "like clock_gettime() and gettimeofday() can run without a system call."
     ),
-    "vvar": (
-        "Read-only pages of kernel data, such as the current time, that the vDSO code reads."
-    ),
+    "vvar": ("Read-only pages of kernel data, such as the current time, that the vDSO code reads."),
     "vvar_vclock": (
         "Pages exposing the clock source (such as a hypervisor's clock) to the vDSO, split "
         "out of [vvar] in Linux 6.13."
@@ -389,8 +387,7 @@ DETAILS: dict[str, str] = {
         "probe (uprobe, as used by perf or bpftrace)."
     ),
     "sigpage": (
-        "A kernel-provided page on 32-bit Arm holding the code that returns from a "
-        "signal handler."
+        "A kernel-provided page on 32-bit Arm holding the code that returns from a signal handler."
     ),
     "vectors page": (
         "The 32-bit Arm vectors page at 0xffff0000, outside the user range, holding the "

@@ -116,7 +116,13 @@ def summarize(regions: list[Region], images: list[LoadedImage]) -> dict:
         if r.object is not None:
             obj = by_object.setdefault(
                 r.object,
-                {"object": r.object, "role": roles.get(r.object), "regions": 0, "size": 0, "kinds": {}},
+                {
+                    "object": r.object,
+                    "role": roles.get(r.object),
+                    "regions": 0,
+                    "size": 0,
+                    "kinds": {},
+                },
             )
             obj["regions"] += 1
             obj["size"] += r.size
@@ -310,10 +316,30 @@ def _read_symbols(pd: ProcessDir, pmap: ProcessMap, image: LoadedImage) -> Symbo
 class Location:
     """What lives at one address."""
 
-    __slots__ = ("address", "region", "image", "section", "symbol", "symbol_offset", "below", "above", "note")
+    __slots__ = (
+        "address",
+        "region",
+        "image",
+        "section",
+        "symbol",
+        "symbol_offset",
+        "below",
+        "above",
+        "note",
+    )
 
-    def __init__(self, address, region, image=None, section=None, symbol=None, symbol_offset=None,
-                 below=None, above=None, note=""):
+    def __init__(
+        self,
+        address,
+        region,
+        image=None,
+        section=None,
+        symbol=None,
+        symbol_offset=None,
+        below=None,
+        above=None,
+        note="",
+    ):
         self.address: int = address
         self.region: Region | None = region
         self.image: LoadedImage | None = image
@@ -360,7 +386,9 @@ def locate(pmap: ProcessMap, address: int, symbols=None) -> Location:
     region = pmap.region_at(address)
     if region is None:
         below, above = pmap.neighbours(address)
-        return Location(address, None, below=below, above=above, note=_unmapped_note(address, below, above))
+        return Location(
+            address, None, below=below, above=above, note=_unmapped_note(address, below, above)
+        )
     loc = Location(address, region)
     image = pmap.image_at(address) if region.object else None
     if image is None:
@@ -373,14 +401,19 @@ def locate(pmap: ProcessMap, address: int, symbols=None) -> Location:
     if table is not None:
         found = table.lookup(vaddr)
         # A symbol names the address only inside the section that holds it.
-        if found and (section is None or section.addr <= found[0].value < section.addr + section.size):
+        if found and (
+            section is None or section.addr <= found[0].value < section.addr + section.size
+        ):
             loc.symbol, loc.symbol_offset = found[0].name, found[1]
     return loc
 
 
 def _unmapped_note(address: int, below: Region | None, above: Region | None) -> str:
     if below is not None and above is not None:
-        between = f"between {below.kind} ending at {below.end:x} and {above.kind} starting at {above.start:x}"
+        between = (
+            f"between {below.kind} ending at {below.end:x} "
+            f"and {above.kind} starting at {above.start:x}"
+        )
     elif above is not None:
         between = f"below the first region, {above.kind} starting at {above.start:x}"
     elif below is not None:
@@ -389,8 +422,10 @@ def _unmapped_note(address: int, below: Region | None, above: Region | None) -> 
         between = ""
     if address >= 1 << 63:
         why = "kernel space, never accessible to the process"
-    elif address >= 1 << 47 and (above is None or above.start >= 1 << 63) and (
-        below is None or below.end <= 1 << 47
+    elif (
+        address >= 1 << 47
+        and (above is None or above.start >= 1 << 63)
+        and (below is None or below.end <= 1 << 47)
     ):
         why = "above the top of user space"
     elif below is None and address < 1 << 16:
@@ -432,7 +467,8 @@ def resolve_target(target: str) -> int:
         raise NoSuchProcess(f"no process named {target!r}")
     if len(matches) > 1:
         candidates = [
-            f"{i['pid']:>8}  {i['username'] or '?':<12} {' '.join(i['cmdline'] or [i['name']])[:100]}"
+            f"{i['pid']:>8}  {i['username'] or '?':<12} "
+            + " ".join(i["cmdline"] or [i["name"]])[:100]
             for i in matches
         ]
         raise AmbiguousProcess(

@@ -324,4 +324,3 @@ class ProcessDir:
 def dev_string(st_dev: int) -> str:
     """A device number as /proc/PID/maps prints it: "%02x:%02x"."""
     return f"{os.major(st_dev):02x}:{os.minor(st_dev):02x}"
-

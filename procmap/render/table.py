@@ -165,7 +165,9 @@ def render_summary(pmap: ProcessMap) -> Group:
             human_size(v["size"]),
             f"{100 * v['size'] / total:.1f}%",
         )
-    kinds.add_row(Text("total", style="bold"), str(summary["total"]["regions"]), human_size(total), "")
+    kinds.add_row(
+        Text("total", style="bold"), str(summary["total"]["regions"]), human_size(total), ""
+    )
     objects = Table(title="by object", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
     objects.add_column("object", overflow="fold")
     objects.add_column("role")

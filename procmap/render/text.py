@@ -39,7 +39,9 @@ def human_size(n: int) -> str:
         if size < 1024 or unit == _UNITS[-1]:
             if unit == "B":
                 return f"{n} B"
-            return f"{size:.0f} {unit}" if size >= 100 or size == int(size) else f"{size:.1f} {unit}"
+            return (
+                f"{size:.0f} {unit}" if size >= 100 or size == int(size) else f"{size:.1f} {unit}"
+            )
         size /= 1024
     raise AssertionError("unreachable")
 

@@ -13,7 +13,9 @@ from tests.conftest import MODES, run_sample
 
 def pmap_x(pid: int) -> tuple[list[tuple[int, int, str]], int]:
     """(address, size in bytes, rwx) per mapping, and the total, from `pmap -x PID`."""
-    out = subprocess.run(["pmap", "-x", str(pid)], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["pmap", "-x", str(pid)], capture_output=True, text=True, check=True
+    ).stdout
     rows, total = [], None
     for line in out.splitlines():
         f = line.split()

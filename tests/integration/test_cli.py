@@ -163,7 +163,8 @@ def test_kernel_thread():
         (
             pid
             for pid in sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
-            if int(Path(f"/proc/{pid}/stat").read_bytes().rpartition(b")")[2].split()[6]) & 0x00200000
+            if int(Path(f"/proc/{pid}/stat").read_bytes().rpartition(b")")[2].split()[6])
+            & 0x00200000
         ),
         None,
     )
@@ -231,9 +232,10 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs
 
 def run_cli_as(uid: int, args: list[str]) -> tuple[int, str]:
     """Run the CLI in a forked child that has become `uid`: exit code and stderr."""
+    import psutil  # noqa: F401
+
     import procmap.process  # noqa: F401  (imported before dropping privileges)
     import procmap.render.table  # noqa: F401
-    import psutil  # noqa: F401
 
     read, write = os.pipe()
     pid = os.fork()
@@ -289,7 +291,10 @@ def test_own_process_works_and_non_dumpable_is_explained():
     try:
         for args, expected in (([], 0), (["--nondumpable"], AccessDenied.exit_code)):
             process = subprocess.Popen(
-                [path, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=become(NOBODY)
+                [path, *args],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                preexec_fn=become(NOBODY),
             )
             try:
                 assert process.stdout.readline()  # running, and past prctl()

@@ -65,7 +65,11 @@ def test_where_command_agrees(sample):
         assert f["kind"] == sample.variables[name][1], (name, f)
     by_name = dict(zip(names, found))
     # Globals are named by their symbol, at offset 0, in their section.
-    for name, section in (("global_init", ".data"), ("global_uninit", ".bss"), ("file_scoped", ".data")):
+    for name, section in (
+        ("global_init", ".data"),
+        ("global_uninit", ".bss"),
+        ("file_scoped", ".data"),
+    ):
         assert by_name[name]["section"] == section
         assert by_name[name]["symbol"] == name
         assert by_name[name]["symbol_offset"] == 0
@@ -129,7 +133,9 @@ def test_relro_is_the_range_readelf_gives(sample):
     pmap = procmap.read_map(sample.pid)
     (image,) = [im for im in pmap.images if im.role == "program"]
     relro = [s for s in readelf_loads(sample.path) if s["type"] == "GNU_RELRO"]
-    relro_regions = [r for r in pmap.regions if r.object == str(sample.path) and r.detail == "relro"]
+    relro_regions = [
+        r for r in pmap.regions if r.object == str(sample.path) and r.detail == "relro"
+    ]
     if sample.mode == "norelro":
         assert not relro and not relro_regions
         assert pmap.region_at(sample.variables["greetings"][0]).kind == "data"
@@ -183,7 +189,19 @@ def test_show_json_contract():
     data = json.loads(result.stdout)
     assert data["pid"] == s.pid
     assert set(data["summary"]) >= {"by_kind", "by_object", "total"}
-    keys = {"start", "end", "perms", "offset", "dev", "inode", "path", "kind", "detail", "object", "sections"}
+    keys = {
+        "start",
+        "end",
+        "perms",
+        "offset",
+        "dev",
+        "inode",
+        "path",
+        "kind",
+        "detail",
+        "object",
+        "sections",
+    }
     for r in data["regions"]:
         assert keys <= set(r)
         assert isinstance(r["start"], int) and isinstance(r["sections"], list)
@@ -205,7 +223,9 @@ def test_kind_filter(mode):
 
 @pytest.mark.parametrize("through", ["map_files", "exe"])
 @pytest.mark.parametrize("change", ["deleted", "replaced"])
-def test_deleted_or_replaced_binary_is_read_from_what_is_mapped(tmp_path, monkeypatch, change, through):
+def test_deleted_or_replaced_binary_is_read_from_what_is_mapped(
+    tmp_path, monkeypatch, change, through
+):
     """The file on disk is gone, or is another program now: the map must not change.
 
     As root procmap reads /proc/PID/map_files; other users get /proc/PID/exe,

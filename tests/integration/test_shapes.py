@@ -86,7 +86,7 @@ def test_bss_merged_into_heap_is_split_at_p_memsz():
 
 def test_thread_stack_merged_with_the_mapping_above_is_cut_at_its_size():
     mappings, layouts, facts, variables, _ = snapshot("pie")
-    (tid, sp), = facts.thread_sps.items()
+    ((tid, sp),) = facts.thread_sps.items()
     i = next(i for i, m in enumerate(mappings) if m.start <= sp < m.end)
     stack, above = mappings[i], mappings[i + 1]
     assert above.is_anonymous and above.start == stack.end  # the sample's mmaps sit above
@@ -95,14 +95,17 @@ def test_thread_stack_merged_with_the_mapping_above_is_cut_at_its_size():
     regions = classify(shaped, layouts, facts).regions
     assert tiles(shaped, regions)
     pieces = [r for r in regions if merged.start <= r.start < merged.end]
-    assert [(r.kind, r.end) for r in pieces] == [("stack", stack.start + 8 * MiB), ("mmap", merged.end)]
+    assert [(r.kind, r.end) for r in pieces] == [
+        ("stack", stack.start + 8 * MiB),
+        ("mmap", merged.end),
+    ]
     assert pieces[0].detail == f"thread stack (TID {tid})" and pieces[0].heuristic
     assert region_at(regions, variables["anon_mmap"][0]).kind == "mmap"
 
 
 def test_stack_by_shape_when_no_stack_pointer_is_readable():
     mappings, layouts, facts, variables, _ = snapshot("pie")
-    (tid, _sp), = facts.thread_sps.items()
+    ((tid, _sp),) = facts.thread_sps.items()
     blind = Facts(exe_key=facts.exe_key, unknown_threads=(tid,), thread_stack_size=8 * MiB)
     regions = classify(mappings, layouts, blind).regions
     r = region_at(regions, variables["thread_local"][0])
@@ -117,12 +120,12 @@ def test_stack_by_shape_when_no_stack_pointer_is_readable():
 
 def test_arena_reserve_merged_with_a_thread_guard():
     text = (
-        "7f0000000000-7f0000021000 rw-p 00000000 00:00 0\n"
+        b"7f0000000000-7f0000021000 rw-p 00000000 00:00 0\n"
         # arena reserve to 7f0004000000, then a thread's guard page, merged (both ---p)
-        "7f0000021000-7f0004001000 ---p 00000000 00:00 0\n"
-        "7f0004001000-7f0004801000 rw-p 00000000 00:00 0\n"
-        "7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0                          [stack]\n"
-    ).encode()
+        b"7f0000021000-7f0004001000 ---p 00000000 00:00 0\n"
+        b"7f0004001000-7f0004801000 rw-p 00000000 00:00 0\n"
+        b"7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0                          [stack]\n"
+    )
     mappings = parse_maps(text)
     facts = Facts(thread_sps={42: 0x7F0004800000}, thread_stack_size=8 * MiB)
     regions = classify(mappings, {}, facts).regions
@@ -162,19 +165,19 @@ def test_a_library_loaded_twice_is_two_images():
 
 def test_kernel_names_and_special_files():
     text = (
-        "10000-11000 rw-p 00000000 00:00 0                                  [anon:my buffer]\n"
-        "11000-12000 rw-s 00000000 00:01 7                                  [anon_shmem:ring]\n"
-        "12000-13000 rw-s 00000000 00:01 8                                  /memfd:jit (deleted)\n"
-        "13000-14000 rw-s 00000000 00:01 65538                              /SYSV0000abcd (deleted)\n"
-        "14000-15000 rw-s 00000000 00:01 9                                  /dev/zero (deleted)\n"
-        "15000-16000 rw-s 00000000 00:19 10                                 /dev/shm/queue\n"
-        "16000-17000 rw-p 00000000 00:00 0                                  [anon: glibc: malloc arena]\n"
-        "17000-18000 rw-p 00000000 00:00 0                                  [stack:1234]\n"
-        "18000-19000 r-xp 00000000 00:00 0                                  [uprobes]\n"
-        "19000-1a000 r--p 00000000 00:00 0                                  [something new]\n"
-        "1a000-1b000 r--p 00000000 fe:00 11                                 /usr/share/fonts/x.ttf\n"
-        "1b000-1c000 ---p 00000000 00:00 0\n"
-    ).encode()
+        b"10000-11000 rw-p 00000000 00:00 0                                  [anon:my buffer]\n"
+        b"11000-12000 rw-s 00000000 00:01 7                                  [anon_shmem:ring]\n"
+        b"12000-13000 rw-s 00000000 00:01 8                                  /memfd:jit (deleted)\n"
+        b"13000-14000 rw-s 00000000 00:01 65538                              /SYSV0000abcd (deleted)\n"
+        b"14000-15000 rw-s 00000000 00:01 9                                  /dev/zero (deleted)\n"
+        b"15000-16000 rw-s 00000000 00:19 10                                 /dev/shm/queue\n"
+        b"16000-17000 rw-p 00000000 00:00 0                                  [anon: glibc: malloc arena]\n"
+        b"17000-18000 rw-p 00000000 00:00 0                                  [stack:1234]\n"
+        b"18000-19000 r-xp 00000000 00:00 0                                  [uprobes]\n"
+        b"19000-1a000 r--p 00000000 00:00 0                                  [something new]\n"
+        b"1a000-1b000 r--p 00000000 fe:00 11                                 /usr/share/fonts/x.ttf\n"
+        b"1b000-1c000 ---p 00000000 00:00 0\n"
+    )
     mappings = parse_maps(text)
     regions = classify(mappings, {("fe:00", 11): None}, Facts()).regions
     assert [(r.kind, r.detail) for r in regions] == [
@@ -203,7 +206,10 @@ def test_library_with_64k_aligned_segments_has_its_gaps_inside_it():
         "hex(ctypes.cast(lib.aligned_func, ctypes.c_void_p).value), flush=True); sys.stdin.read()"
     )
     holder = subprocess.Popen(
-        [sys.executable, "-c", code, str(lib)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", code, str(lib)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         data, bss, const, func = (int(x, 16) for x in holder.stdout.readline().split())
@@ -222,7 +228,11 @@ def test_library_with_64k_aligned_segments_has_its_gaps_inside_it():
     mine = [r for r in pmap.regions if r.object == str(lib)]
     gaps = [r for r in mine if r.detail == "gap between segments"]
     assert len(gaps) == 3 and all(r.perms == "---p" and r.kind == "mmap" for r in gaps)
-    assert [r.kind for r in mine if r.detail != "gap between segments"][:3] == ["rodata", "text", "rodata"]
+    assert [r.kind for r in mine if r.detail != "gap between segments"][:3] == [
+        "rodata",
+        "text",
+        "rodata",
+    ]
     assert mine[0].start == image.start and mine[-1].end == image.end
 
 
@@ -251,7 +261,9 @@ def map_lists(draw):
                 perms += ("x" if seg.flags & 1 else "-") + "p"
                 if mappings and start < mappings[-1].end:
                     continue
-                mappings.append(Mapping(start, end, perms, seg.offset // 4096 * 4096, "08:01", 77, "/p"))
+                mappings.append(
+                    Mapping(start, end, perms, seg.offset // 4096 * 4096, "08:01", 77, "/p")
+                )
                 pos = end
             if draw(st.booleans()):
                 size = draw(st.integers(1, 300)) * 4096
@@ -262,7 +274,9 @@ def map_lists(draw):
         name = draw(_names)
         perms = draw(st.sampled_from(["r--p", "rw-p", "r-xp", "---p", "rw-s"]))
         inode = 5 if name and name.startswith("/") else 0
-        mappings.append(Mapping(pos, pos + size, perms, 0, "08:01" if inode else "00:00", inode, name))
+        mappings.append(
+            Mapping(pos, pos + size, perms, 0, "08:01" if inode else "00:00", inode, name)
+        )
         pos += size
     return mappings, {("08:01", 77): layout, ("08:01", 5): None}
 

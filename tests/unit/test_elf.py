@@ -150,7 +150,7 @@ def real_file(request) -> str:
 # --- GNU readelf, parsed -----------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def readelf(path: str) -> str:
     """readelf -W (never truncates names) of the header, segments, sections and notes."""
     r = subprocess.run(
@@ -184,8 +184,15 @@ def readelf_segments(path: str) -> list[tuple]:
                 + ("x" if flg[2] == "E" else "-")
             )
             rows.append(
-                (kind, int(offset, 16), int(vaddr, 16), int(filesz, 16), int(memsz, 16), perms,
-                 int(align, 16))
+                (
+                    kind,
+                    int(offset, 16),
+                    int(vaddr, 16),
+                    int(filesz, 16),
+                    int(memsz, 16),
+                    perms,
+                    int(align, 16),
+                )
             )
     return rows
 
@@ -458,7 +465,7 @@ def test_symbols_match_pyelftools(name, request):
 def test_lookup_finds_sample_symbols(mode, symbol):
     path = str(sample_path(mode))
     _, theirs = pyelftools_symbols(path)
-    (value, size), = {(v, s) for (n, v, s) in theirs if n == symbol}
+    ((value, size),) = {(v, s) for (n, v, s) in theirs if n == symbol}
     table = read_symbols(path)
     assert table.source == ".symtab"
     found, offset = table.lookup(value)
@@ -808,8 +815,17 @@ def test_unstattable_path_is_bad_file(tmp_path, kind):
         (b"\x7fELF\x02\x01" + bytes(40), CorruptELF),  # header cut short
         (b"\x7fELF\x01\x01" + bytes(40), CorruptELF),  # ELF32 header is 52 bytes
     ],
-    ids=["empty", "text", "3-bytes-of-magic", "magic-only", "garbage", "class-3", "data-3",
-         "short-64", "short-32"],
+    ids=[
+        "empty",
+        "text",
+        "3-bytes-of-magic",
+        "magic-only",
+        "garbage",
+        "class-3",
+        "data-3",
+        "short-64",
+        "short-32",
+    ],
 )
 def test_not_elf_and_corrupt_input(tmp_path, content, error):
     path = tmp_path / "input"
@@ -839,10 +855,16 @@ def _headers_end(path: str) -> int:
             elf["e_phoff"] + elf["e_phnum"] * elf["e_phentsize"],
             elf["e_shoff"] + elf["e_shnum"] * elf["e_shentsize"],
         ]
-        ends += [s["p_offset"] + s["p_filesz"] for s in elf.iter_segments()
-                 if s["p_type"] in ("PT_LOAD", "PT_INTERP", "PT_NOTE")]
-        ends += [s["sh_offset"] + s["sh_size"] for s in elf.iter_sections()
-                 if s["sh_type"] != "SHT_NOBITS"]
+        ends += [
+            s["p_offset"] + s["p_filesz"]
+            for s in elf.iter_segments()
+            if s["p_type"] in ("PT_LOAD", "PT_INTERP", "PT_NOTE")
+        ]
+        ends += [
+            s["sh_offset"] + s["sh_size"]
+            for s in elf.iter_sections()
+            if s["sh_type"] != "SHT_NOBITS"
+        ]
         return max(ends)
 
 
@@ -854,9 +876,7 @@ def _assert_consistent(layout: ElfLayout, size: int) -> None:
         assert sec.type == SHT_NOBITS or sec.size == 0 or sec.offset + sec.size <= size
 
 
-@pytest.mark.parametrize(
-    "cut", [0, 3, 4, 10, 16, 40, 63, 64, 100, 500, 4096, "size//2", "size-1"]
-)
+@pytest.mark.parametrize("cut", [0, 3, 4, 10, 16, 40, 63, 64, 100, 500, 4096, "size//2", "size-1"])
 def test_every_truncation_is_an_error_or_consistent(tmp_path, cut):
     whole = sample_path("pie").read_bytes()
     length = {"size//2": len(whole) // 2, "size-1": len(whole) - 1}.get(cut, cut)

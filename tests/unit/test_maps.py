@@ -54,8 +54,10 @@ def by_path(mappings: list[Mapping], path: str) -> list[Mapping]:
 def generate_many(count: int, seed: int = 20_000) -> bytes:
     """A map of `count` lines, anonymous and file mappings, in address order."""
     rng = random.Random(seed)
-    libs = [f"/usr/lib/x86_64-linux-gnu/lib{name}.so.{n}".encode() for n, name in
-            enumerate(["a", "bb", "ccc", "crypto", "ssl", "z", "m", "stdc++"])]
+    libs = [
+        f"/usr/lib/x86_64-linux-gnu/lib{name}.so.{n}".encode()
+        for n, name in enumerate(["a", "bb", "ccc", "crypto", "ssl", "z", "m", "stdc++"])
+    ]
     address = 0x5555_5555_4000
     out = []
     for i in range(count):
@@ -68,8 +70,12 @@ def generate_many(count: int, seed: int = 20_000) -> bytes:
             out.append(head)
         else:
             head = b"%08x-%08x %s %08x fe:01 %d " % (
-                start, end, rng.choice((b"r--p", b"r-xp", b"rw-p")), rng.randrange(64) * 0x1000,
-                rng.randrange(1, 1 << 40))
+                start,
+                end,
+                rng.choice((b"r--p", b"r-xp", b"rw-p")),
+                rng.randrange(64) * 0x1000,
+                rng.randrange(1, 1 << 40),
+            )
             out.append(head.ljust(72) + b" " + rng.choice(libs))
     return b"\n".join(out) + b"\n"
 
@@ -126,7 +132,11 @@ def test_pie_with_threads():
 
     program = by_path(maps, "/tmp/cap/bin/demo")
     assert [(m.perms, m.offset) for m in program] == [
-        ("r--p", 0x0000), ("r-xp", 0x1000), ("r--p", 0x2000), ("r--p", 0x2000), ("rw-p", 0x3000),
+        ("r--p", 0x0000),
+        ("r-xp", 0x1000),
+        ("r--p", 0x2000),
+        ("r--p", 0x2000),
+        ("rw-p", 0x3000),
     ]
     assert program[0] == Mapping(
         0x55FA9F4D4000, 0x55FA9F4D5000, "r--p", 0, "fe:00", 2155822, "/tmp/cap/bin/demo"
@@ -154,7 +164,9 @@ def test_pie_with_threads():
 
     libc = by_path(maps, LIBC)
     assert [m.offset for m in libc] == [0, 0x26000, 0x17C000, 0x1CF000, 0x1D3000]
-    assert libc[1] == Mapping(0x7F56C14A4000, 0x7F56C15FA000, "r-xp", 0x26000, "fe:00", 339380, LIBC)
+    assert libc[1] == Mapping(
+        0x7F56C14A4000, 0x7F56C15FA000, "r-xp", 0x26000, "fe:00", 339380, LIBC
+    )
     ld_so = by_path(maps, LD_SO)
     assert [m.perms for m in ld_so] == ["r--p", "r-xp", "r--p", "r--p", "rw-p"]
     assert ld_so[-1].offset == 0x33000 and ld_so[-1].inode == 338944
@@ -263,7 +275,12 @@ def test_huge_numbers():
 
     big = at(maps, 0x7E0000000000)
     assert big == Mapping(
-        0x7E0000000000, 0x7E0100000000, "r--s", 0x1234567890000, "103:02", 8589934721,
+        0x7E0000000000,
+        0x7E0100000000,
+        "r--s",
+        0x1234567890000,
+        "103:02",
+        8589934721,
         "/srv/db/big.db",
     )
     assert big.offset > 1 << 32 and big.inode > 1 << 32 and big.size == 4 << 30
@@ -276,8 +293,13 @@ def test_huge_numbers():
     # its header runs past column 72, so the path follows after two spaces
     above_47_bits = at(maps, 0xFF000000000000)
     assert above_47_bits == Mapping(
-        0xFF000000000000, 0xFF000100000000, "r--s", 0x1234567890000, "103:12c",
-        1152921504606846977, "/srv/db/huge.db",
+        0xFF000000000000,
+        0xFF000100000000,
+        "r--s",
+        0x1234567890000,
+        "103:12c",
+        1152921504606846977,
+        "/srv/db/huge.db",
     )
     assert maps[-1].start == 0xFFFFFFFFFF600000 and maps[-1].end == 0xFFFFFFFFFF601000
     assert {m.dev for m in by_path(maps, LIBC)} == {"103:02"}
@@ -287,7 +309,8 @@ def test_huge_numbers():
 REPEATS = {
     # the same line twice
     b"7f795ed95000-7f795ed97000 rw-p 001d3000 fe:00 339380"
-    + b" " * 21 + b"/usr/lib/x86_64-linux-gnu/libc.so.6",
+    + b" " * 21
+    + b"/usr/lib/x86_64-linux-gnu/libc.so.6",
     # [heap] grew between two reads: same start, later end
     b"55c21d2ad000-55c21d2ef000 rw-p 00000000 00:00 0" + b" " * 26 + b"[heap]",
     # starts inside the line before it
@@ -324,7 +347,8 @@ def test_repeats_and_overlaps_are_dropped():
 def test_adjacent_mappings_are_both_kept():
     lines = b"00400000-00401000 r--p 00000000 fe:00 7 \n00401000-00402000 r-xp 00001000 fe:00 7 \n"
     assert [(m.start, m.end) for m in parse_maps(lines)] == [
-        (0x400000, 0x401000), (0x401000, 0x402000)
+        (0x400000, 0x401000),
+        (0x401000, 0x402000),
     ]
 
 
@@ -399,8 +423,15 @@ def test_malformed_line_is_reported_with_its_number(bad):
         parse_maps(bad)
     # numbering counts every line, blank ones too
     with pytest.raises(MapsFormatError, match=r"^line 4 "):
-        parse_maps(GOOD + b"\n\n" + GOOD.replace(b"00400000-00401000", b"00500000-00501000")
-                   + b"\n" + bad + b"\n" + GOOD)
+        parse_maps(
+            GOOD
+            + b"\n\n"
+            + GOOD.replace(b"00400000-00401000", b"00500000-00501000")
+            + b"\n"
+            + bad
+            + b"\n"
+            + GOOD
+        )
 
 
 def test_error_message_shows_the_line_safely():
@@ -451,11 +482,38 @@ def test_arbitrary_bytes_raise_only_maps_format_error(data):
 
 
 maps_like_bytes = st.lists(
-    st.sampled_from([
-        b"0", b"1", b"a", b"f", b"0040", b"-", b" ", b"  ", b"\t", b"\n", b":", b"r", b"w", b"x",
-        b"p", b"s", b"-", b"+", b"_", b"0x", b"/", b"[heap]", b"\xff", b"\x00", b"rw-p", b"fe:00",
-        b"00400000-00401000", b"00000000",
-    ]),
+    st.sampled_from(
+        [
+            b"0",
+            b"1",
+            b"a",
+            b"f",
+            b"0040",
+            b"-",
+            b" ",
+            b"  ",
+            b"\t",
+            b"\n",
+            b":",
+            b"r",
+            b"w",
+            b"x",
+            b"p",
+            b"s",
+            b"-",
+            b"+",
+            b"_",
+            b"0x",
+            b"/",
+            b"[heap]",
+            b"\xff",
+            b"\x00",
+            b"rw-p",
+            b"fe:00",
+            b"00400000-00401000",
+            b"00000000",
+        ]
+    ),
     max_size=60,
 ).map(b"".join)
 
@@ -477,15 +535,22 @@ U64 = (1 << 64) - 1
 
 perms = st.builds(
     "".join,
-    st.tuples(st.sampled_from("r-"), st.sampled_from("w-"), st.sampled_from("x-"),
-              st.sampled_from("ps")),
+    st.tuples(
+        st.sampled_from("r-"), st.sampled_from("w-"), st.sampled_from("x-"), st.sampled_from("ps")
+    ),
 )
-devs = st.builds(lambda major, minor: "%02x:%02x" % (major, minor),
-                 st.integers(0, 0xFFF), st.integers(0, 0xFFFFF))
-text_paths = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\n"),
-                     min_size=1, max_size=40)
-byte_paths = st.binary(min_size=1, max_size=40).filter(lambda b: b"\n" not in b).map(
-    lambda b: b.decode("utf-8", "surrogateescape")
+devs = st.builds(
+    lambda major, minor: "%02x:%02x" % (major, minor),
+    st.integers(0, 0xFFF),
+    st.integers(0, 0xFFFFF),
+)
+text_paths = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\n"), min_size=1, max_size=40
+)
+byte_paths = (
+    st.binary(min_size=1, max_size=40)
+    .filter(lambda b: b"\n" not in b)
+    .map(lambda b: b.decode("utf-8", "surrogateescape"))
 )
 kernel_names = st.sampled_from(["[heap]", "[stack]", "[vdso]", "[anon:a b ]", "/x (deleted)"])
 paths = st.none() | (text_paths | byte_paths | kernel_names).filter(lambda p: not p[0].isspace())
@@ -495,8 +560,15 @@ paths = st.none() | (text_paths | byte_paths | kernel_names).filter(lambda p: no
 def mappings(draw, start=st.integers(0, U64 - 1)):
     first = draw(start)
     last = draw(st.integers(first + 1, U64))
-    return Mapping(first, last, draw(perms), draw(st.integers(0, U64)), draw(devs),
-                   draw(st.integers(0, U64)), draw(paths))
+    return Mapping(
+        first,
+        last,
+        draw(perms),
+        draw(st.integers(0, U64)),
+        draw(devs),
+        draw(st.integers(0, U64)),
+        draw(paths),
+    )
 
 
 @FAST
@@ -545,7 +617,6 @@ def test_importing_maps_pulls_in_neither_click_nor_rich():
         "print(ui)\n"
         "sys.exit(1 if ui else 0)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip() == "[]"
