@@ -562,9 +562,10 @@ class _Classifier:
             if i in stacked or not (m.is_anonymous and m.perms == "rw-p" and self.unclaimed(i)):
                 continue
             guard = self.guard_below(i)
-            if guard is None or self.maps[guard].size > _MAX_GUARD_PAGES * self.page:
+            if guard is None:
                 continue
-            if not self.unclaimed(guard):
+            free = self.maps[guard].end - self.free_tail(guard)  # an arena reserve may hold the rest
+            if not 0 < free <= _MAX_GUARD_PAGES * self.page:
                 continue
             if unknown:
                 self.claim_stack(i, None, "thread stack, found by shape", heuristic=True)

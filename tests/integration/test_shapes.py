@@ -136,6 +136,13 @@ def test_arena_reserve_merged_with_a_thread_guard():
         ("stack", "guard page (TID 42)", 0x7F0004000000, 0x7F0004001000),
         ("stack", "thread stack (TID 42)", 0x7F0004001000, 0x7F0004801000),
     ]
+    # The same shapes, with the thread's stack pointer unreadable.
+    blind = classify(mappings, {}, Facts(unknown_threads=(42,), thread_stack_size=8 * MiB))
+    assert [(r.kind, r.detail, r.heuristic) for r in blind.regions[1:4]] == [
+        ("heap", "malloc arena reserve", True),
+        ("stack", "guard page (thread stack)", True),
+        ("stack", "thread stack, found by shape", True),
+    ]
 
 
 def test_unreadable_binaries_are_classified_by_names_and_permissions():
