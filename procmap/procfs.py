@@ -199,6 +199,12 @@ class ProcessDir:
                 "(prctl(PR_SET_DUMPABLE, 0), or it changed credentials), so only root "
                 "may read its memory map; run procmap with sudo"
             )
+        if me == 0:
+            return (
+                f"{what}: refused even to root by the kernel's ptrace access check (a security "
+                "module such as SELinux, AppArmor or Yama ptrace_scope=3, missing CAP_SYS_PTRACE, "
+                "or a process owned by another user namespace)"
+            )
         return (
             f"{what}: the kernel's ptrace access check refused it (a security module, or "
             "missing capabilities); run procmap with sudo"
