@@ -36,18 +36,6 @@ def test_mappings_and_total_agree_with_pmap(mode):
     assert pmap.total_size == total == sum(r.size for r in pmap.regions)
 
 
-def test_core_never_imports_click_or_rich():
-    code = (
-        "import sys, procmap\n"
-        "pm = procmap.read_map('self')\n"
-        "procmap.where('self', [pm.regions[0].start])\n"
-        "import procmap.lesson, procmap.maps, procmap.elf, procmap.procfs, procmap.classify\n"
-        "bad = [m for m in ('click', 'rich') if m in sys.modules]\n"
-        "assert not bad, bad\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
-
-
 def test_python_api_reads_self():
     import os
 

@@ -987,14 +987,3 @@ def test_flipped_bytes_in_synthetic_files(fuzz_dir, data, which):
 
 
 # --- the layering -----------------------------------------------------------------------------
-
-
-def test_importing_elf_imports_neither_click_nor_rich():
-    code = (
-        "import sys, procmap.elf\n"
-        "ui = sorted(m for m in sys.modules if m.split('.')[0] in ('click', 'rich'))\n"
-        "print(ui)\n"
-        "sys.exit(1 if ui else 0)\n"
-    )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stdout + r.stderr

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -239,11 +237,3 @@ def test_no_eight_word_run_of_the_lesson(lesson_runs):
 
 
 # --- dependencies --------------------------------------------------------------------
-
-
-def test_import_needs_neither_click_nor_rich():
-    code = (
-        "import procmap.lesson, sys; "
-        "assert 'rich' not in sys.modules and 'click' not in sys.modules"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

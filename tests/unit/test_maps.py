@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -605,18 +603,3 @@ def map_files(draw):
 def test_a_whole_file_round_trips(ms):
     data = b"".join(os.fsencode(format_mapping(m)) + b"\n" for m in ms)
     assert parse_maps(data) == ms
-
-
-# ------------------------------------------------------------------ layering
-
-
-def test_importing_maps_pulls_in_neither_click_nor_rich():
-    code = (
-        "import sys, procmap.maps\n"
-        "ui = sorted(m for m in sys.modules if m.split('.')[0] in ('click', 'rich'))\n"
-        "print(ui)\n"
-        "sys.exit(1 if ui else 0)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.strip() == "[]"
