@@ -564,7 +564,8 @@ class _Classifier:
             guard = self.guard_below(i)
             if guard is None:
                 continue
-            free = self.maps[guard].end - self.free_tail(guard)  # an arena reserve may hold the rest
+            # The ---p below may be an arena's reserve too: only its free top is a guard.
+            free = self.maps[guard].end - self.free_tail(guard)
             if not 0 < free <= _MAX_GUARD_PAGES * self.page:
                 continue
             if unknown:
