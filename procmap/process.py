@@ -210,9 +210,9 @@ def _read(pd: ProcessDir, cache: ElfCache) -> ProcessMap:
     )
     facts, warnings = _facts(pd, mappings, cache)
     result: Classification = classify(mappings, cache.layouts, facts)
-    # The same process from first read to last: a reused PID fails this read.
-    if pd.stat().start_time != stat.start_time:
-        raise NoSuchProcess(f"PID {pd.pid} was reused by another process while being read")
+    # Still alive after the last read: through the held descriptor, a process that
+    # exited (even if its PID was reused) raises ProcessExited here.
+    pd.stat()
     return ProcessMap(
         info=info,
         mappings=mappings,
