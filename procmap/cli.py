@@ -144,6 +144,75 @@ def where(target: str, addresses: tuple[str, ...], as_json: bool):
     _console().print(render_where(locations))
 
 
+@cli.command(context_settings={"allow_interspersed_args": True})
+@click.argument("file", type=click.Path(dir_okay=True, path_type=str))
+@click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[-- ARGS...]")
+@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+@click.option("--symbols", is_flag=True, help="List every object and function, by region.")
+@click.option("--no-notes", is_flag=True, help="Leave out the explanation of each kind.")
+@click.option(
+    "--run",
+    is_flag=True,
+    help="Run FILE (with ARGS after --), stop it, and show its real map beside the plan.",
+)
+@click.option(
+    "--stop-at",
+    type=click.Choice(["exit", "entry"]),
+    default="exit",
+    show_default=True,
+    help="With --run: just before the program exits, or right after exec.",
+)
+@_debug_option
+def explain(
+    file: str,
+    args: tuple[str, ...],
+    as_json: bool,
+    symbols: bool,
+    no_notes: bool,
+    run: bool,
+    stop_at: str,
+):
+    """What an ELF FILE becomes in memory: its load plan, in the lesson's terms.
+
+    The file's identity and hardening, each PT_LOAD segment with the mappings
+    it becomes and the kind of each part (text, rodata, data, bss), the
+    sections by region, and the file's own variables with the reason each
+    lands where it does.  With --run, the program is started (stdin and stdout
+    passed through), stopped by ptrace, and its real map shown, tied back to
+    the plan; it is always let go or killed afterwards.
+
+    \b
+    Examples:
+      procmap explain ./a.out
+      procmap explain ./a.out --symbols
+      procmap explain /usr/lib/x86_64-linux-gnu/libc.so.6 --json
+      procmap explain ./a.out --run -- arg1 arg2
+      procmap explain ./a.out --run --stop-at entry
+    """
+    from .explain import explain_elf
+
+    if args and not run:
+        raise click.UsageError("arguments for the program need --run")
+    exp = explain_elf(file)
+    if run:
+        from .run import run_and_stop
+
+        result = run_and_stop(file, list(args), exp, stop_at=stop_at)
+        if as_json:
+            _print_json({**exp.to_dict(), "run": result.to_dict()})
+            return
+        from .render.explain import render_run
+
+        _console().print(render_run(exp, result, notes=not no_notes))
+        return
+    if as_json:
+        _print_json(exp.to_dict())
+        return
+    from .render.explain import render_explanation
+
+    _console().print(render_explanation(exp, symbols=symbols, notes=not no_notes))
+
+
 def parse_address(text: str) -> int:
     """A hexadecimal address, with or without 0x."""
     digits = text.strip().lower()

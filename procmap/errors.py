@@ -66,8 +66,24 @@ class CorruptELF(ProcmapError):
 
     exit_code = 12
 
+    def __init__(self, message: str, detail: str | None = None):
+        super().__init__(message)
+        self.detail = detail or message  # what is wrong, without the file's name
+
 
 class MapsFormatError(ProcmapError):
     """Text that is not in the format of /proc/PID/maps."""
 
     exit_code = 13
+
+
+class PtraceDenied(ProcmapError):
+    """ptrace is not permitted: seccomp, a container's policy, Yama, an existing tracer."""
+
+    exit_code = 14
+
+
+class RunFailed(ProcmapError):
+    """The program given to `explain --run` could not be started or stopped."""
+
+    exit_code = 15

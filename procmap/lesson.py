@@ -482,3 +482,62 @@ def describe_detail(detail: str) -> str | None:
         if detail.startswith(prefix):
             return text
     return None
+
+
+# Why a symbol lands where it does, keyed by the detail of the region that holds
+# it (procmap.explain looks the detail up for each defined object or function).
+SYMBOL_REASONS: dict[str, str] = {
+    "function": "a function: machine code, mapped read and execute",
+    "code": "read-only bytes the linker put in the executable segment",
+    "code, with ELF headers and read-only data": (
+        "read-only, and linked with -z noseparate-code, so it shares the executable segment"
+    ),
+    "ELF headers": "read-only data the dynamic linker reads, next to the ELF headers",
+    "read-only data": "a constant (const, or a string literal): read-only data",
+    "relro": ("constant once relocated: the loader writes it at start-up, then makes it read-only"),
+    "initialised data": "a global or static with a starting value, copied from the file",
+    "bss": "a global or static that starts at zero: no bytes in the file, zero-filled pages",
+    "bss, in the last file page": (
+        "a global or static that starts at zero: no bytes in the file, zero-filled pages"
+    ),
+    "common": "a tentative definition (int x; in C before GCC 10): zero-filled bss once linked",
+    "thread-local": "thread-local: every thread gets its own copy, made from this template",
+}
+
+
+def describe_symbol(type_name: str, detail: str | None) -> str:
+    """The lesson's reason why a symbol of `type_name` lands in a region of `detail`."""
+    if type_name in ("function", "ifunc") and detail in (
+        "code",
+        "code, with ELF headers and read-only data",
+    ):
+        return SYMBOL_REASONS["function"]
+    if detail is None:
+        return "not loaded into memory"
+    return SYMBOL_REASONS.get(detail, detail)
+
+
+# What happens around the load plan at run time, keyed by how the file is loaded.
+RUNTIME_NOTES: dict[str, str] = {
+    "dynamic": (
+        "At exec, the kernel maps these segments and the dynamic linker named by "
+        "PT_INTERP, builds the main thread's stack at the top of the user half (argv, "
+        "environment, auxiliary vector) and maps the vdso. The dynamic linker then maps "
+        "each needed library in the mapping area, relocates, applies RELRO and jumps to "
+        "the entry point. The heap begins above the bss, a random distance away, when "
+        "malloc first moves the program break."
+    ),
+    "static": (
+        "At exec, the kernel maps these segments, builds the main thread's stack at the "
+        "top of the user half and maps the vdso, then jumps straight to the entry point: "
+        "there is no dynamic linker and no library to map, since the C library's code is "
+        "inside this file. Its start-up code applies RELRO itself. The heap begins above "
+        "the bss, a random distance away, when malloc first moves the program break."
+    ),
+    "library": (
+        "The dynamic linker maps this file in the mapping area of each process that uses "
+        "it, at a base chosen at run time. Its text and read-only pages are shared with "
+        "every other process through the page cache; its data and bss pages are private "
+        "to each process, copied or zero-filled on first write."
+    ),
+}

@@ -230,3 +230,63 @@ def render_where(locations: list[Location]) -> Table:
             Text(printable(symbol)),
         )
     return table
+
+
+class FastTable:
+    """Aligned columns of plain strings, for tables of thousands of rows.
+
+    rich's Table measures every cell (about 0.6 ms a row); this measures
+    strings once and yields one segment per cell.  `style_of(row)` gives the
+    style of the column `styled` (a kind's colour); the last column runs on
+    unpadded, as the widest and least important.  A row that is a plain string
+    is a heading, printed bold across the columns.
+    """
+
+    def __init__(self, head, rows, *, right=(), styled=None, style_of=None, max_width=None):
+        self.head = head
+        self.rows = rows
+        self.right = set(right)
+        self.styled = styled
+        self.style_of = style_of
+        self.max_width = max_width or {}
+
+    def __rich_console__(self, console, options):
+        n = len(self.head)
+        widths = [len(h) for h in self.head]
+        for row in self.rows:
+            if isinstance(row, str):
+                continue
+            for i in range(n - 1):
+                if len(row[i]) > widths[i]:
+                    widths[i] = len(row[i])
+        for i, w in self.max_width.items():
+            widths[i] = min(widths[i], w)
+
+        def cell(i, text):
+            if i == n - 1:
+                return text
+            return f"{text:>{widths[i]}}" if i in self.right else f"{text:<{widths[i]}}"
+
+        yield Segment(
+            "  ".join(cell(i, h) for i, h in enumerate(self.head)).rstrip() + "\n",
+            Style(bold=True),
+        )
+        styles: dict[str, Style] = {}
+        for row in self.rows:
+            if isinstance(row, str):  # a heading line between groups of rows
+                yield Segment(row + "\n", Style(bold=True))
+                continue
+            if self.styled is None:
+                yield Segment("  ".join(cell(i, t) for i, t in enumerate(row)).rstrip() + "\n")
+                continue
+            k = self.styled
+            yield Segment(
+                "  ".join(cell(i, t) for i, t in enumerate(row[:k])) + ("  " if k else "")
+            )
+            name = self.style_of(row) if self.style_of else ""
+            style = styles.get(name)
+            if style is None:
+                style = styles[name] = Style.parse(name or "default")
+            yield Segment(cell(k, row[k]), style)
+            rest = "  ".join(cell(i, t) for i, t in enumerate(row) if i > k)
+            yield Segment(("  " + rest).rstrip() + "\n")

@@ -1,0 +1,740 @@
+"""What an ELF file becomes in memory: its load plan, in the lesson's kinds.
+
+`explain_elf(path)` reads a file's headers, dynamic section and symbols, then
+plays the loader: it lays out the mappings the kernel (for a program) or the
+dynamic linker (for a library) creates, at a load bias of 0, applies RELRO the
+way ld.so does, and classifies that plan with the classifier a live process goes
+through.  So the plan and a live map agree by construction, and the tests hold
+the plan against real runs of the samples.
+
+Pure over the ELF reader: no /proc, no click, no rich.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+from .classify import KINDS, Facts, Region, classify
+from .elf import (
+    ET_CORE,
+    ET_DYN,
+    ET_EXEC,
+    ET_REL,
+    PF_R,
+    PF_W,
+    PF_X,
+    PT_GNU_STACK,
+    SHF_ALLOC,
+    SHF_EXECINSTR,
+    SHF_TLS,
+    SHF_WRITE,
+    SHN_ABS,
+    SHN_COMMON,
+    SHN_LORESERVE,
+    SHT_NOBITS,
+    STB_LOCAL,
+    STT_OBJECT,
+    DynamicInfo,
+    ElfLayout,
+    Section,
+    Segment,
+    SymbolEntry,
+    open_regular,
+    read_dynamic_fd,
+    read_elf_fd,
+    read_symbol_entries_fd,
+)
+from .errors import BadFile, CorruptELF
+from .lesson import describe_symbol
+from .maps import Mapping
+
+# What the file is, as the JSON "type" field names it.
+TYPES = {
+    "executable": "executable, loaded at its link address (not PIE)",
+    "pie": "position-independent executable (PIE), loaded at a random base",
+    "static": "static executable, loaded at its link address, no dynamic linker",
+    "static-pie": "static position-independent executable, loaded at a random base",
+    "shared-object": "shared object (library), loaded by the dynamic linker",
+    "relocatable": "relocatable object (.o): input to the linker, not a loadable program",
+    "core": "core file: a memory dump of a process, not a program",
+    "unknown": "ELF file of an unknown type",
+}
+
+# Local symbols of these files are the C runtime's start-up code, not the program's.
+_TOOLCHAIN_FILES = frozenset(
+    (
+        "crt1.o",
+        "Scrt1.o",
+        "rcrt1.o",
+        "crti.o",
+        "crtn.o",
+        "crtstuff.c",
+        "crtbegin.o",
+        "crtbeginS.o",
+        "crtbeginT.o",
+        "crtend.o",
+        "crtendS.o",
+        "start.S",
+        "abi-note.c",
+        "init.c",
+        "static-reloc.c",
+    )
+)
+
+
+class ElfFacts:
+    """The identity and hardening of an ELF file, as its headers show them."""
+
+    __slots__ = (
+        "elf_class",
+        "endian",
+        "machine",
+        "type",
+        "entry",
+        "interpreter",
+        "build_id",
+        "relro",
+        "nx_stack",
+        "exec_stack",
+        "wx_segments",
+        "bind_now",
+        "textrel",
+        "needed",
+        "soname",
+        "runpath",
+        "file_size",
+    )
+
+    def __init__(self, layout: ElfLayout, dynamic: DynamicInfo | None):
+        dyn = dynamic or DynamicInfo()
+        self.elf_class = layout.elf_class
+        self.endian = layout.endian
+        self.machine = layout.machine_name
+        self.type = _file_type(layout, dyn)
+        self.entry = layout.entry
+        self.interpreter = layout.interpreter
+        self.build_id = layout.build_id
+        self.bind_now = dyn.bind_now
+        self.textrel = dyn.textrel
+        self.needed = dyn.needed
+        self.soname = dyn.soname
+        self.runpath = dyn.runpath
+        self.file_size = layout.file_size
+        if layout.relro is None:
+            self.relro = "none"
+        else:
+            self.relro = "full" if dyn.bind_now else "partial"
+        stack = next((s for s in layout.segments if s.type == PT_GNU_STACK), None)
+        if stack is not None:
+            self.exec_stack = bool(stack.flags & PF_X)
+        elif layout.type == ET_REL:
+            # An object file asks for a non-executable stack with an empty .note.GNU-stack.
+            note = next((s for s in layout.sections if s.name == ".note.GNU-stack"), None)
+            self.exec_stack = note is None or bool(note.flags & SHF_EXECINSTR)
+        else:
+            # No PT_GNU_STACK: the kernel falls back to its default, executable on
+            # older kernels and on 32-bit x86 (READ_IMPLIES_EXEC).
+            self.exec_stack = layout.type in (ET_EXEC, ET_DYN) and bool(layout.loads)
+        self.nx_stack = not self.exec_stack
+        self.wx_segments = tuple(
+            i
+            for i, s in enumerate(layout.segments)
+            if s in layout.loads and s.flags & PF_W and s.flags & PF_X
+        )
+
+    @property
+    def pie(self) -> bool:
+        return self.type in ("pie", "static-pie")
+
+    @property
+    def static(self) -> bool:
+        return self.type in ("static", "static-pie")
+
+    @property
+    def loadable(self) -> bool:
+        return self.type not in ("relocatable", "core", "unknown")
+
+    @property
+    def description(self) -> str:
+        return TYPES[self.type]
+
+    def to_dict(self) -> dict:
+        return {
+            "class": self.elf_class,
+            "endian": self.endian,
+            "machine": self.machine,
+            "type": self.type,
+            "pie": self.pie,
+            "static": self.static,
+            "entry": self.entry,
+            "interpreter": self.interpreter,
+            "build_id": self.build_id,
+            "relro": self.relro,
+            "nx_stack": self.nx_stack,
+            "bind_now": self.bind_now,
+            "textrel": self.textrel,
+            "wx_segments": list(self.wx_segments),
+            "needed": list(self.needed),
+            "soname": self.soname,
+            "file_size": self.file_size,
+        }
+
+
+def _file_type(layout: ElfLayout, dyn: DynamicInfo) -> str:
+    if layout.type == ET_REL:
+        return "relocatable"
+    if layout.type == ET_CORE:
+        return "core"
+    if layout.type == ET_EXEC:
+        return "executable" if layout.interpreter or dyn.needed else "static"
+    if layout.type != ET_DYN:
+        return "unknown"
+    if layout.interpreter:
+        # libc.so.6 has PT_INTERP too, so that it can run; DF_1_PIE (binutils 2.26+)
+        # marks a real PIE, and a PIE has no soname.
+        return "pie" if dyn.pie or dyn.soname is None else "shared-object"
+    if dyn.pie or (not dyn.needed and dyn.soname is None and layout.entry):
+        return "static-pie"
+    return "shared-object"
+
+
+class SegmentPlan(NamedTuple):
+    """One program header, with what it becomes at run time."""
+
+    index: int
+    segment: Segment
+    kinds: tuple[str, ...]  # kinds of the plan's regions over its bytes, in address order
+    regions: tuple[Region, ...]  # those regions (PT_LOAD only)
+    sections: tuple[str, ...]  # sections with bytes inside it
+
+    def to_dict(self) -> dict:
+        s = self.segment
+        return {
+            "type": s.type_name,
+            "offset": s.offset,
+            "vaddr": s.vaddr,
+            "filesz": s.filesz,
+            "memsz": s.memsz,
+            "flags": s.perms,
+            "align": s.align,
+            "kinds": list(self.kinds),
+            "sections": list(self.sections),
+        }
+
+
+class SectionPlan(NamedTuple):
+    section: Section
+    kind: str | None  # None: not loaded (symbols, debug info), or thread-local
+    detail: str | None
+
+    def to_dict(self) -> dict:
+        s = self.section
+        return {
+            "name": s.name,
+            "type": _section_type(s.type),
+            "addr": s.addr,
+            "offset": s.offset,
+            "size": s.size,
+            "flags": _section_flags(s.flags),
+            "kind": self.kind,
+            "detail": self.detail,
+        }
+
+
+class SymbolPlan(NamedTuple):
+    entry: SymbolEntry
+    section: str | None
+    kind: str | None
+    detail: str | None
+    reason: str
+    own: bool  # the program's own, rather than the C library's or the toolchain's
+
+    def to_dict(self) -> dict:
+        e = self.entry
+        return {
+            "name": e.name,
+            "value": e.value,
+            "size": e.size,
+            "type": e.type_name,
+            "bind": e.bind_name,
+            "section": self.section,
+            "kind": self.kind,
+            "reason": self.reason,
+        }
+
+
+class Explanation:
+    """Everything `procmap explain` shows about one ELF file."""
+
+    __slots__ = (
+        "path",
+        "layout",
+        "facts",
+        "page_size",
+        "loader",
+        "mappings",
+        "regions",
+        "segments",
+        "sections",
+        "symbols",
+        "symbol_source",
+        "warnings",
+    )
+
+    def __init__(
+        self,
+        path,
+        layout,
+        facts,
+        page_size,
+        loader,
+        mappings,
+        regions,
+        segments,
+        sections,
+        symbols,
+        symbol_source,
+        warnings,
+    ):
+        self.path: str = path
+        self.layout: ElfLayout = layout
+        self.facts: ElfFacts = facts
+        self.page_size: int = page_size
+        self.loader: str | None = loader  # "kernel", "dynamic linker", or None: not loadable
+        self.mappings: list[Mapping] = mappings  # the plan, at load bias 0
+        self.regions: list[Region] = regions  # the plan, classified
+        self.segments: list[SegmentPlan] = segments  # every program header
+        self.sections: list[SectionPlan] = sections
+        self.symbols: list[SymbolPlan] = symbols
+        self.symbol_source: str | None = symbol_source  # ".symtab", ".dynsym" or None
+        self.warnings: list[str] = warnings
+
+    @property
+    def loads(self) -> list[SegmentPlan]:
+        return [p for p in self.segments if p.segment in self.layout.loads]
+
+    @property
+    def stripped(self) -> bool:
+        return self.symbol_source != ".symtab"
+
+    def kinds(self) -> list[str]:
+        """Kinds in the plan, in the lesson's order."""
+        present = {r.kind for r in self.regions} | {s.kind for s in self.sections if s.kind}
+        return [k for k in KINDS if k in present]
+
+    def to_dict(self) -> dict:
+        return {
+            "path": self.path,
+            "elf": self.facts.to_dict(),
+            "page_size": self.page_size,
+            "loader": self.loader,
+            "segments": [p.to_dict() for p in self.segments],
+            "mappings": [_mapping_dict(m) for m in self.mappings],
+            "regions": [_region_dict(r) for r in self.regions],
+            "sections": [s.to_dict() for s in self.sections],
+            "symbol_source": self.symbol_source,
+            "symbols": [s.to_dict() for s in self.symbols],
+            "warnings": self.warnings,
+        }
+
+
+def _mapping_dict(m: Mapping) -> dict:
+    return {
+        "start": m.start,
+        "end": m.end,
+        "perms": m.perms,
+        "offset": m.offset if m.inode else 0,
+        "file": bool(m.inode),
+    }
+
+
+def _region_dict(r: Region) -> dict:
+    return {
+        "start": r.start,
+        "end": r.end,
+        "perms": r.perms,
+        "kind": r.kind,
+        "detail": r.detail,
+        "sections": list(r.sections),
+    }
+
+
+# --- reading -----------------------------------------------------------------------
+
+
+def explain_elf(path: str | bytes, page_size: int | None = None) -> Explanation:
+    """Read the ELF file at `path` and lay out what it becomes in memory.
+
+    Raises BadFile, NotAnELF or CorruptELF for a file that cannot be read as
+    ELF at all; damage elsewhere (section headers, symbols, the dynamic section)
+    becomes a warning and the rest is still explained.
+    """
+    page = page_size or os.sysconf("SC_PAGE_SIZE")
+    name = os.fsdecode(path)
+    fd = open_regular(path)
+    try:
+        st = os.fstat(fd)
+        warnings: list[str] = []
+        layout = read_elf_fd(fd, name, warnings)
+        dynamic = _optional(lambda: read_dynamic_fd(fd, layout, name), warnings, "dynamic section")
+        source, entries = _optional(
+            lambda: read_symbol_entries_fd(fd, layout, name), warnings, "symbols"
+        ) or (None, [])
+    except OSError as err:  # a read error: EIO on a damaged disk, say
+        raise BadFile(f"{name}: cannot read: {err.strerror}") from None
+    finally:
+        os.close(fd)
+    return build_explanation(
+        name, layout, dynamic, source, entries, page, st.st_dev, st.st_ino, warnings
+    )
+
+
+def _optional(read, warnings: list[str], what: str):
+    try:
+        return read()
+    except CorruptELF as err:
+        warnings.append(f"{what} ignored: {err.detail}")
+        return None
+
+
+def build_explanation(
+    path, layout, dynamic, symbol_source, entries, page, dev=0, inode=1, warnings=None
+) -> Explanation:
+    """The explanation of an already-read file (pure: used by explain_elf and tests)."""
+    warnings = list(warnings or [])
+    facts = ElfFacts(layout, dynamic)
+    loader = None
+    mappings: list[Mapping] = []
+    regions: list[Region] = []
+    if facts.loadable and layout.loads:
+        loader = "dynamic linker" if facts.type == "shared-object" else "kernel"
+        dev_text = f"{os.major(dev):02x}:{os.minor(dev):02x}"
+        mappings = plan_mappings(layout, page, loader, path=path, dev=dev_text, inode=inode or 1)
+        key = (dev_text, inode or 1)
+        program = key if loader == "kernel" else None
+        facts_ = Facts(page_size=page, pointer_size=layout.elf_class // 8, exe_key=program)
+        regions = classify(mappings, {key: layout}, facts_).regions
+    elif facts.type == "relocatable":
+        warnings.append(
+            "a relocatable object is not a loadable program: the linker places its "
+            "sections; kinds below are where each section would land"
+        )
+    elif facts.type == "core":
+        warnings.append(
+            "a core file is a memory dump, not a program: its LOAD segments are the "
+            "dumped mappings of the process that crashed"
+        )
+    elif facts.loadable:
+        warnings.append("no PT_LOAD segment: nothing of this file is loaded into memory")
+
+    sections = [_place_section(s, regions) for s in layout.sections]
+    segments = [_place_segment(i, s, regions, layout) for i, s in enumerate(layout.segments)]
+    symbols = _place_symbols(entries, layout, sections, facts.static)
+    return Explanation(
+        path,
+        layout,
+        facts,
+        page,
+        loader,
+        mappings,
+        regions,
+        segments,
+        sections,
+        symbols,
+        symbol_source,
+        warnings,
+    )
+
+
+# --- the loader, played ---------------------------------------------------------------
+
+
+def plan_mappings(
+    layout: ElfLayout,
+    page: int,
+    loader: str = "kernel",
+    bias: int = 0,
+    *,
+    path: str = "",
+    dev: str = "00:00",
+    inode: int = 1,
+    relro: bool = True,
+) -> list[Mapping]:
+    """The mappings that loading `layout` at `bias` creates, in address order.
+
+    loader="kernel" is binfmt_elf (fs/binfmt_elf.c, elf_load): each PT_LOAD's
+    file pages mapped private, the tail of the last file page zeroed, and
+    anonymous pages for the rest of p_memsz; holes between segments stay
+    unmapped.  loader="dynamic linker" is glibc's _dl_map_segments
+    (elf/dl-map-segments.h): the whole span mapped from the file first, the
+    holes between segments left mapped with no access, then each segment and
+    its zero pages.  relro=True then does what _dl_protect_relro does: the
+    whole pages of PT_GNU_RELRO made read-only.
+    """
+    loads = [s for s in layout.loads if s.memsz > 0]
+    plan = _Plan(page, path, dev, inode)
+    if not loads:
+        return []
+    if loader == "dynamic linker":
+        first, last = loads[0], loads[-1]
+        start = bias + _down(first.vaddr, page)
+        plan.map(
+            start,
+            bias + _up(last.vaddr + last.memsz, page),
+            _perms(first),
+            _down(first.offset, page),
+        )
+        first_end = bias + _up(first.vaddr + first.filesz, page)
+        last_start = bias + _down(last.vaddr, page)
+        if last_start > first_end:
+            plan.protect(first_end, last_start, "---p")
+    for seg in loads:
+        lo = bias + _down(seg.vaddr, page)
+        file_end = bias + _up(seg.vaddr + seg.filesz, page)
+        if seg.filesz and not (loader == "dynamic linker" and seg is loads[0]):
+            plan.map(lo, file_end, _perms(seg), _down(seg.offset, page))
+        zero_start = file_end if seg.filesz else lo
+        zero_end = bias + _up(seg.vaddr + seg.memsz, page)
+        if zero_end > zero_start:
+            plan.map(zero_start, zero_end, _perms(seg), 0, anonymous=True)
+    if relro and layout.relro is not None:
+        r = layout.relro
+        lo, hi = bias + _down(r.vaddr, page), bias + _down(r.vaddr + r.memsz, page)
+        if hi > lo:
+            plan.protect(lo, hi, "r--p")
+    return plan.mappings
+
+
+class _Plan:
+    """An address space being built with mmap(MAP_FIXED) and mprotect()."""
+
+    def __init__(self, page: int, path: str, dev: str, inode: int):
+        self.page = page
+        self.path, self.dev, self.inode = path, dev, inode
+        self.mappings: list[Mapping] = []
+
+    def map(self, start: int, end: int, perms: str, offset: int, anonymous: bool = False):
+        if end <= start:
+            return
+        self._punch(start, end)
+        if anonymous:
+            m = Mapping(start, end, perms, 0, "00:00", 0, None)
+        else:
+            m = Mapping(start, end, perms, offset, self.dev, self.inode, self.path)
+        self.mappings.append(m)
+        self.mappings.sort()
+
+    def protect(self, start: int, end: int, perms: str):
+        changed = []
+        for m in self._overlapping(start, end):
+            a, b = max(m.start, start), min(m.end, end)
+            changed.append(_slice(m, a, b)._replace(perms=perms))
+        self._punch(start, end)
+        self.mappings.extend(changed)
+        self.mappings.sort()
+
+    def _overlapping(self, start, end):
+        return [m for m in self.mappings if m.start < end and m.end > start]
+
+    def _punch(self, start: int, end: int):
+        kept = []
+        for m in self.mappings:
+            if m.end <= start or m.start >= end:
+                kept.append(m)
+                continue
+            if m.start < start:
+                kept.append(_slice(m, m.start, start))
+            if m.end > end:
+                kept.append(_slice(m, end, m.end))
+        self.mappings = kept
+
+
+def _slice(m: Mapping, start: int, end: int) -> Mapping:
+    offset = m.offset + (start - m.start) if m.inode else 0
+    return m._replace(start=start, end=end, offset=offset)
+
+
+def _perms(seg: Segment) -> str:
+    f = seg.flags
+    return (
+        ("r" if f & PF_R else "-") + ("w" if f & PF_W else "-") + ("x" if f & PF_X else "-") + "p"
+    )
+
+
+def _down(x: int, align: int) -> int:
+    return x - x % align
+
+
+def _up(x: int, align: int) -> int:
+    return -(-x // align) * align
+
+
+# --- sections, segments and symbols, placed ---------------------------------------------
+
+
+def _place_section(s: Section, regions: list[Region]) -> SectionPlan:
+    if not s.flags & SHF_ALLOC:
+        return SectionPlan(s, None, None)
+    if s.flags & SHF_TLS:
+        # .tdata/.tbss are templates: each thread's copy lives in its own TLS block.
+        return SectionPlan(s, None, "thread-local")
+    if regions and s.size:
+        # A section can straddle regions (.got.plt across the end of RELRO, .bss from
+        # the last file page into anonymous pages): it takes the kind of most of its bytes.
+        lo, hi = s.addr, s.addr + s.size
+        best, most = None, 0
+        for r in regions:
+            overlap = min(r.end, hi) - max(r.start, lo)
+            if overlap > most:
+                best, most = r, overlap
+        if best is not None:
+            detail = "bss" if best.kind == "bss" else best.detail
+            return SectionPlan(s, best.kind, detail)
+    kind, detail = _kind_by_flags(s)
+    return SectionPlan(s, kind, detail)
+
+
+def _kind_by_flags(s: Section) -> tuple[str, str]:
+    """Where an allocated section lands, from its flags alone (object files)."""
+    if s.flags & SHF_EXECINSTR:
+        return "text", "code"
+    if s.flags & SHF_WRITE:
+        if s.name.startswith(".data.rel.ro") or s.name in (
+            ".got",
+            ".dynamic",
+            ".init_array",
+            ".fini_array",
+        ):
+            return "rodata", "relro"
+        if s.type == SHT_NOBITS:
+            return "bss", "bss"
+        return "data", "initialised data"
+    return "rodata", "read-only data"
+
+
+def _place_segment(i: int, seg: Segment, regions: list[Region], layout: ElfLayout) -> SegmentPlan:
+    lo, hi = seg.vaddr, seg.vaddr + seg.memsz
+    inside = tuple(r for r in regions if r.start < hi and r.end > lo) if seg.memsz else ()
+    kinds: list[str] = []
+    for r in inside:
+        if r.kind not in kinds:
+            kinds.append(r.kind)
+    names = tuple(
+        s.name
+        for s in layout.sections
+        if s.flags & SHF_ALLOC and s.size and lo <= s.addr and s.addr + s.size <= hi
+    )
+    page_regions = inside if seg in layout.loads else ()
+    return SegmentPlan(i, seg, tuple(kinds), page_regions, names)
+
+
+def _place_symbols(
+    entries: list[SymbolEntry], layout: ElfLayout, sections: list[SectionPlan], static: bool
+):
+    own = _own_symbols(entries, static)
+    out = []
+    for e in entries:
+        section = kind = detail = None
+        if e.shndx == SHN_COMMON:
+            kind, detail = "bss", "common"
+        elif e.shndx == SHN_ABS:
+            detail = None
+        elif 0 < e.shndx < SHN_LORESERVE and e.shndx <= len(sections):
+            plan = sections[e.shndx - 1]  # indexes count the null section
+            section, kind, detail = plan.section.name, plan.kind, plan.detail
+        reason = describe_symbol(e.type_name, detail)
+        out.append(SymbolPlan(e, section, kind, detail, reason, id(e) in own))
+    return out
+
+
+def _own_symbols(entries: list[SymbolEntry], static: bool) -> set[int]:
+    """The variables of the program itself, not of the C runtime or of libc.
+
+    A local belongs to the source file named before it (STT_FILE): "lesson.c"
+    is the program's, "crtstuff.c" the toolchain's, and libc.a's members are
+    named as objects ("malloc.o").  Globals carry no file; in a dynamically
+    linked file they are its own, but a static link also holds libc's, so
+    there a global counts only next to the program's locals, where the linker
+    put the program's input sections.
+    """
+    candidates = [
+        e
+        for e in entries
+        if e.type == STT_OBJECT
+        and e.name[:1] not in ("_", "")
+        and "@" not in e.name
+        and e.shndx < SHN_LORESERVE
+    ]
+    own_locals = [
+        e
+        for e in candidates
+        if e.bind == STB_LOCAL
+        and e.file is not None
+        and e.file not in _TOOLCHAIN_FILES
+        and not e.file.endswith(".o")
+    ]
+    chosen = {id(e) for e in own_locals}
+    if not static or not own_locals:
+        chosen.update(id(e) for e in candidates if e.bind != STB_LOCAL)
+        return chosen
+    spans: dict[int, tuple[int, int]] = {}
+    for e in own_locals:
+        lo, hi = spans.get(e.shndx, (e.value, e.value + e.size))
+        spans[e.shndx] = (min(lo, e.value), max(hi, e.value + e.size))
+    slack = 64  # alignment padding between one input section's variables
+    for e in candidates:
+        span = spans.get(e.shndx)
+        if e.bind != STB_LOCAL and span and span[0] - slack <= e.value <= span[1] + slack:
+            chosen.add(id(e))
+    return chosen
+
+
+# --- names ------------------------------------------------------------------------------
+
+_SECTION_TYPES = {
+    0: "NULL",
+    1: "PROGBITS",
+    2: "SYMTAB",
+    3: "STRTAB",
+    4: "RELA",
+    5: "HASH",
+    6: "DYNAMIC",
+    7: "NOTE",
+    8: "NOBITS",
+    9: "REL",
+    11: "DYNSYM",
+    14: "INIT_ARRAY",
+    15: "FINI_ARRAY",
+    16: "PREINIT_ARRAY",
+    17: "GROUP",
+    18: "SYMTAB_SHNDX",
+    19: "RELR",
+    0x6FFFFFF5: "GNU_ATTRIBUTES",
+    0x6FFFFFF6: "GNU_HASH",
+    0x6FFFFFFD: "VERDEF",
+    0x6FFFFFFE: "VERNEED",
+    0x6FFFFFFF: "VERSYM",
+}
+
+
+def _section_type(t: int) -> str:
+    return _SECTION_TYPES.get(t, f"0x{t:x}")
+
+
+def _section_flags(flags: int) -> str:
+    """readelf's letters: W write, A alloc, X execute, M merge, S strings, T TLS..."""
+    letters = (
+        (0x1, "W"),
+        (0x2, "A"),
+        (0x4, "X"),
+        (0x10, "M"),
+        (0x20, "S"),
+        (0x40, "I"),
+        (0x80, "L"),
+        (0x100, "O"),
+        (0x200, "G"),
+        (0x400, "T"),
+        (0x800, "C"),
+    )
+    return "".join(c for bit, c in letters if flags & bit)
