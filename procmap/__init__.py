@@ -9,6 +9,8 @@ The Python API needs neither click nor rich:
     >>> [loc.kind for loc in procmap.where("self", [0x1000])]
     [None]
     >>> procmap.read_elf("/bin/sh").loads          # doctest: +SKIP
+    >>> procmap.explain_elf("/bin/sh").facts.relro  # doctest: +SKIP
+    'full'
 
 Names are imported on first use, so `import procmap.maps` stays cheap.
 """
@@ -28,6 +30,11 @@ _API = {
     "ElfLayout": "elf",
     "read_elf": "elf",
     "read_symbols": "elf",
+    "Explanation": "explain",
+    "explain_elf": "explain",
+    "plan_mappings": "explain",
+    "RunResult": "run",
+    "run_and_stop": "run",
     "ProcmapError": "errors",
     "Mapping": "maps",
     "parse_maps": "maps",

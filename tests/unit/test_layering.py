@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-CORE = ["maps", "elf", "errors", "procfs", "classify", "lesson", "process"]
+CORE = ["maps", "elf", "errors", "procfs", "classify", "lesson", "process", "explain", "run"]
 
 
 @pytest.mark.parametrize("module", CORE)
@@ -25,6 +25,7 @@ def test_the_python_api_at_work_imports_neither():
         "import sys, procmap\n"
         "pm = procmap.read_map('self')\n"
         "procmap.where('self', [pm.regions[0].start])\n"
+        "procmap.explain_elf(sys.executable).to_dict()\n"
         "ui = sorted(m for m in sys.modules if m.split('.')[0] in ('click', 'rich'))\n"
         "assert not ui, ui\n"
     )
