@@ -467,6 +467,21 @@ class _Reader:
         return None
 
 
+def _string_reader(table: bytes):
+    """name_at(offset) for a string table: _cstr, but decoding the table once when it
+    is ASCII (as symbol names nearly always are), which halves the cost a name."""
+    if not table.isascii():
+        return lambda offset: _cstr(table, offset)
+    text = table.decode("ascii")
+    find = text.find
+
+    def name_at(offset: int) -> str:
+        end = find("\0", offset)
+        return text[offset : end if end >= 0 else len(text)]
+
+    return name_at
+
+
 def _cstr(table: bytes, offset: int) -> str:
     if offset >= len(table):
         return ""
@@ -562,8 +577,13 @@ def _read_symbol_table(reader: _Reader, layout: ElfLayout, table: Section) -> li
     return symbols
 
 
-_TYPE_NAMES = {STT_OBJECT: "object", STT_FUNC: "function", STT_GNU_IFUNC: "ifunc"}
-_BIND_NAMES = {STB_LOCAL: "local", STB_GLOBAL: "global", STB_WEAK: "weak", STB_GNU_UNIQUE: "unique"}
+SYMBOL_TYPES = {STT_OBJECT: "object", STT_FUNC: "function", STT_GNU_IFUNC: "ifunc"}
+SYMBOL_BINDS = {
+    STB_LOCAL: "local",
+    STB_GLOBAL: "global",
+    STB_WEAK: "weak",
+    STB_GNU_UNIQUE: "unique",
+}
 
 
 class SymbolEntry(NamedTuple):
@@ -579,11 +599,11 @@ class SymbolEntry(NamedTuple):
 
     @property
     def type_name(self) -> str:
-        return _TYPE_NAMES.get(self.type, str(self.type))
+        return SYMBOL_TYPES.get(self.type, str(self.type))
 
     @property
     def bind_name(self) -> str:
-        return _BIND_NAMES.get(self.bind, str(self.bind))
+        return SYMBOL_BINDS.get(self.bind, str(self.bind))
 
 
 def read_symbol_entries_fd(
@@ -602,6 +622,7 @@ def read_symbol_entries_fd(
             continue
         strings, data, st = _symbol_table_bytes(reader, layout, table)
         is64 = layout.elf_class == 64
+        name_at = _string_reader(strings)
         entries = []
         append = entries.append
         usable = len(data) - len(data) % st.size
@@ -614,12 +635,12 @@ def read_symbol_entries_fd(
             kind = info & 0xF
             if kind not in _ENTRY_TYPES or shndx == SHN_UNDEF:
                 if kind == STT_FILE:
-                    file = _cstr(strings, st_name)
+                    file = name_at(st_name)
                 continue  # not code or data, or defined in another file (an import)
             bind = info >> 4
             append(
                 SymbolEntry(
-                    _cstr(strings, st_name),
+                    name_at(st_name),
                     value,
                     size,
                     kind,

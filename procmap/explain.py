@@ -29,12 +29,13 @@ from .elf import (
     SHF_EXECINSTR,
     SHF_TLS,
     SHF_WRITE,
-    SHN_ABS,
     SHN_COMMON,
     SHN_LORESERVE,
     SHT_NOBITS,
     STB_LOCAL,
     STT_OBJECT,
+    SYMBOL_BINDS,
+    SYMBOL_TYPES,
     DynamicInfo,
     ElfLayout,
     Section,
@@ -247,8 +248,13 @@ class SymbolPlan(NamedTuple):
     section: str | None
     kind: str | None
     detail: str | None
-    reason: str
     own: bool  # the program's own, rather than the C library's or the toolchain's
+
+    @property
+    def reason(self) -> str:
+        """The lesson's reason for the symbol's region (computed when shown: a big
+        library has 50,000 symbols and no view shows the reason of each)."""
+        return describe_symbol(self.entry.type_name, self.detail)
 
     def to_dict(self) -> dict:
         e = self.entry
@@ -260,7 +266,6 @@ class SymbolPlan(NamedTuple):
             "bind": e.bind_name,
             "section": self.section,
             "kind": self.kind,
-            "reason": self.reason,
         }
 
 
@@ -334,9 +339,26 @@ class Explanation:
             "regions": [_region_dict(r) for r in self.regions],
             "sections": [s.to_dict() for s in self.sections],
             "symbol_source": self.symbol_source,
-            "symbols": [s.to_dict() for s in self.symbols],
+            "symbols": _symbol_dicts(self.symbols),
             "warnings": self.warnings,
         }
+
+
+def _symbol_dicts(symbols: list[SymbolPlan]) -> list[dict]:
+    # SymbolPlan.to_dict() inlined: this loop runs 50,000 times for a big library.
+    types, binds = SYMBOL_TYPES, SYMBOL_BINDS
+    return [
+        {
+            "name": e.name,
+            "value": e.value,
+            "size": e.size,
+            "type": types.get(e.type, str(e.type)),
+            "bind": binds.get(e.bind, str(e.bind)),
+            "section": section,
+            "kind": kind,
+        }
+        for e, section, kind, _detail, _own in symbols
+    ]
 
 
 def _mapping_dict(m: Mapping) -> dict:
@@ -633,19 +655,14 @@ def _place_symbols(
     entries: list[SymbolEntry], layout: ElfLayout, sections: list[SectionPlan], static: bool
 ):
     own = _own_symbols(entries, static)
-    out = []
-    for e in entries:
-        section = kind = detail = None
-        if e.shndx == SHN_COMMON:
-            kind, detail = "bss", "common"
-        elif e.shndx == SHN_ABS:
-            detail = None
-        elif 0 < e.shndx < SHN_LORESERVE and e.shndx <= len(sections):
-            plan = sections[e.shndx - 1]  # indexes count the null section
-            section, kind, detail = plan.section.name, plan.kind, plan.detail
-        reason = describe_symbol(e.type_name, detail)
-        out.append(SymbolPlan(e, section, kind, detail, reason, id(e) in own))
-    return out
+    # Symbols of one section share its placement: look each section up once.
+    by_index = {
+        i: (plan.section.name, plan.kind, plan.detail) for i, plan in enumerate(sections, 1)
+    }
+    by_index[SHN_COMMON] = (None, "bss", "common")
+    nowhere = (None, None, None)  # SHN_ABS, or an index past the section table
+    get = by_index.get
+    return [SymbolPlan(e, *get(e.shndx, nowhere), id(e) in own) for e in entries]
 
 
 def _own_symbols(entries: list[SymbolEntry], static: bool) -> set[int]:

@@ -64,6 +64,9 @@ def render_facts(exp: Explanation) -> Text:
         t.append(printable(", ".join(f.needed)) + "\n")
     t.append("hardening: ")
     _flag(t, "NX stack", f.nx_stack, "yes" if f.nx_stack else "NO: the stack is executable")
+    if not f.loadable:
+        t.append("\n")
+        return t
     t.append("  ")
     relro = {
         "full": "full (BIND_NOW: the GOT is read-only before main runs)",
