@@ -487,21 +487,19 @@ def describe_detail(detail: str) -> str | None:
 # Why a symbol lands where it does, keyed by the detail of the region that holds
 # it (procmap.explain looks the detail up for each defined object or function).
 SYMBOL_REASONS: dict[str, str] = {
-    "function": "a function: machine code, mapped read and execute",
-    "code": "read-only bytes the linker put in the executable segment",
+    "function": "a function: machine code",
+    "code": "read-only bytes placed in the executable segment",
     "code, with ELF headers and read-only data": (
-        "read-only, and linked with -z noseparate-code, so it shares the executable segment"
+        "read-only, in the code segment (-z noseparate-code)"
     ),
-    "ELF headers": "read-only data the dynamic linker reads, next to the ELF headers",
-    "read-only data": "a constant (const, or a string literal): read-only data",
-    "relro": ("constant once relocated: the loader writes it at start-up, then makes it read-only"),
-    "initialised data": "a global or static with a starting value, copied from the file",
-    "bss": "a global or static that starts at zero: no bytes in the file, zero-filled pages",
-    "bss, in the last file page": (
-        "a global or static that starts at zero: no bytes in the file, zero-filled pages"
-    ),
-    "common": "a tentative definition (int x; in C before GCC 10): zero-filled bss once linked",
-    "thread-local": "thread-local: every thread gets its own copy, made from this template",
+    "ELF headers": "read-only data the dynamic linker reads",
+    "read-only data": "const, or a string literal: read-only",
+    "relro": "const, but relocated at start-up, then made read-only",
+    "initialised data": "has a starting value, copied from the file",
+    "bss": "starts at zero: takes no space in the file",
+    "bss, in the last file page": "starts at zero: takes no space in the file",
+    "common": "a tentative definition (int x;): bss once linked",
+    "thread-local": "thread-local: each thread gets its own copy",
 }
 
 

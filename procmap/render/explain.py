@@ -234,27 +234,45 @@ def render_symbols(exp: Explanation, *, everything: bool) -> RenderableType:
         chosen = sorted((s for s in exp.symbols if s.own), key=lambda s: s.entry.value)
     shown = chosen if everything else chosen[:OWN_SYMBOLS_SHOWN]
     width = max(8, len(f"{max((s.entry.value for s in shown), default=1):x}"))
-    rows = [
-        (
-            printable(s.entry.name),
-            f"{s.entry.value:0{width}x}",
-            human_size(s.entry.size),
-            s.entry.type_name,
-            s.kind or "-",
-            printable(s.section or "-"),
-            s.reason,
-        )
-        for s in shown
-    ]
     parts: list[RenderableType] = [title]
+    if everything:
+        # Every symbol: names last (C++ names run to hundreds of characters), and no
+        # reason column: it follows from the kind, and repeats 50,000 times.
+        rows = [
+            (
+                f"{s.entry.value:0{width}x}",
+                human_size(s.entry.size),
+                s.entry.type_name,
+                s.kind or "-",
+                printable(s.section or "-"),
+                printable(s.entry.name),
+            )
+            for s in shown
+        ]
+        head = ("address", "size", "type", "kind", "section", "name")
+        style_at, right = 3, (0, 1)
+    else:
+        rows = [
+            (
+                printable(s.entry.name),
+                f"{s.entry.value:0{width}x}",
+                human_size(s.entry.size),
+                s.kind or "-",
+                printable(s.section or "-"),
+                s.reason,
+            )
+            for s in shown
+        ]
+        head = ("name", "address", "size", "kind", "section", "why")
+        style_at, right = 3, (1, 2)
     if rows:
         parts.append(
             FastTable(
-                ("name", "address", "size", "type", "kind", "section", "why"),
+                head,
                 rows,
-                right=(1, 2),
-                styled=4,
-                style_of=lambda row: kind_style(row[4]),
+                right=right,
+                styled=style_at,
+                style_of=lambda row: kind_style(row[style_at]),
                 max_width={0: 40},
             )
         )

@@ -6,6 +6,7 @@ through printable() into a Text, never into markup.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterable
 
 from rich import box
@@ -261,32 +262,43 @@ class FastTable:
                     widths[i] = len(row[i])
         for i, w in self.max_width.items():
             widths[i] = min(widths[i], w)
+        # The last column wraps, under itself, in what the others leave of the line.
+        indent = sum(widths[:-1]) + 2 * (n - 1)
+        room = options.max_width - indent
+        wrap = room >= 16
 
         def cell(i, text):
             if i == n - 1:
                 return text
             return f"{text:>{widths[i]}}" if i in self.right else f"{text:<{widths[i]}}"
 
-        yield Segment(
-            "  ".join(cell(i, h) for i, h in enumerate(self.head)).rstrip() + "\n",
-            Style(bold=True),
-        )
+        def last(text):
+            if not wrap or len(text) <= room:
+                return text.rstrip() + "\n"
+            lines = textwrap.wrap(text, room, break_on_hyphens=False) or [""]
+            return ("\n" + " " * indent).join(lines) + "\n"
+
+        bold = Style(bold=True)
+        yield Segment("  ".join(cell(i, h) for i, h in enumerate(self.head)).rstrip() + "\n", bold)
         styles: dict[str, Style] = {}
+        k = self.styled
         for row in self.rows:
             if isinstance(row, str):  # a heading line between groups of rows
-                yield Segment(row + "\n", Style(bold=True))
+                lines = textwrap.wrap(row, max(options.max_width, 20), subsequent_indent="  ")
+                yield Segment("\n".join(lines or [""]) + "\n", bold)
                 continue
-            if self.styled is None:
-                yield Segment("  ".join(cell(i, t) for i, t in enumerate(row)).rstrip() + "\n")
+            if k is None:
+                yield Segment("  ".join(cell(i, t) for i, t in enumerate(row[:-1])) + "  ")
+                yield Segment(last(row[-1]))
                 continue
-            k = self.styled
-            yield Segment(
-                "  ".join(cell(i, t) for i, t in enumerate(row[:k])) + ("  " if k else "")
-            )
+            yield Segment("".join(cell(i, t) + "  " for i, t in enumerate(row[:k])))
             name = self.style_of(row) if self.style_of else ""
             style = styles.get(name)
             if style is None:
                 style = styles[name] = Style.parse(name or "default")
             yield Segment(cell(k, row[k]), style)
-            rest = "  ".join(cell(i, t) for i, t in enumerate(row) if i > k)
-            yield Segment(("  " + rest).rstrip() + "\n")
+            if k < n - 1:
+                middle = "".join("  " + cell(i, row[i]) for i in range(k + 1, n - 1))
+                yield Segment(middle + "  " + last(row[-1]))
+            else:
+                yield Segment("\n")
