@@ -596,6 +596,10 @@ class SymbolEntry(NamedTuple):
     bind: int  # STB_*
     shndx: int  # index of its section, counting the null section; or SHN_ABS, SHN_COMMON
     file: str | None = None  # for a local symbol, the source file named before it (STT_FILE)
+    # Defined here under a version of a library this file needs: a copy relocation,
+    # the library's variable (stdout, optarg) copied into the program's bss.
+    # .symtab says so in the name ("stdout@GLIBC_2.2.5"), .dynsym through .gnu.version.
+    copied: bool = False
 
     @property
     def type_name(self) -> str:
@@ -623,11 +627,12 @@ def read_symbol_entries_fd(
         strings, data, st = _symbol_table_bytes(reader, layout, table)
         is64 = layout.elf_class == 64
         name_at = _string_reader(strings)
+        copies = _needed_versions(reader, layout) if wanted == SHT_DYNSYM else None
         entries = []
         append = entries.append
         usable = len(data) - len(data) % st.size
         file = None
-        for fields in st.iter_unpack(data[:usable]):
+        for index, fields in enumerate(st.iter_unpack(data[:usable])):
             if is64:
                 st_name, info, _other, shndx, value, size = fields
             else:
@@ -638,15 +643,21 @@ def read_symbol_entries_fd(
                     file = name_at(st_name)
                 continue  # not code or data, or defined in another file (an import)
             bind = info >> 4
+            symbol_name = name_at(st_name)
+            if copies:
+                copied = index < len(copies[0]) and copies[0][index] & 0x7FFF in copies[1]
+            else:
+                copied = "@" in symbol_name
             append(
                 SymbolEntry(
-                    name_at(st_name),
+                    symbol_name,
                     value,
                     size,
                     kind,
                     bind,
                     shndx,
                     file if bind == STB_LOCAL else None,
+                    copied,
                 )
             )
         return source, entries
@@ -654,6 +665,39 @@ def read_symbol_entries_fd(
 
 
 _ENTRY_TYPES = frozenset((STT_OBJECT, STT_FUNC, STT_GNU_IFUNC))
+SHT_GNU_VERNEED, SHT_GNU_VERSYM = 0x6FFFFFFE, 0x6FFFFFFF
+
+
+def _needed_versions(reader: _Reader, layout: ElfLayout):
+    """(version index of each .dynsym entry, the indexes that name a needed library's
+    versions), or None when the file has no symbol versions."""
+    versym = next((s for s in layout.sections if s.type == SHT_GNU_VERSYM), None)
+    verneed = next((s for s in layout.sections if s.type == SHT_GNU_VERNEED), None)
+    if versym is None or verneed is None:
+        return None
+    e = "<" if layout.endian == "little" else ">"
+    raw = reader.read(versym.offset, versym.size - versym.size % 2, ".gnu.version")
+    indexes = struct.unpack(f"{e}{len(raw) // 2}H", raw)
+    data = reader.read(verneed.offset, verneed.size, ".gnu.version_r")
+    need, aux = struct.Struct(e + "HHIII"), struct.Struct(e + "IHHII")
+    needed: set[int] = set()
+    pos, seen = 0, 0
+    while pos + need.size <= len(data) and seen < 1 << 12:  # a cycle cannot loop forever
+        _version, count, _file, aux_off, next_off = need.unpack_from(data, pos)
+        a = pos + aux_off
+        for _ in range(min(count, 1 << 12)):
+            if a + aux.size > len(data):
+                break
+            _hash, _flags, other, _name, aux_next = aux.unpack_from(data, a)
+            needed.add(other & 0x7FFF)
+            if not aux_next:
+                break
+            a += aux_next
+        if not next_off:
+            break
+        pos += next_off
+        seen += 1
+    return indexes, needed
 
 
 # Symbols worth naming an address after: code, data, and untyped labels (_start,

@@ -25,6 +25,7 @@ from .elf import (
     PF_W,
     PF_X,
     PT_GNU_STACK,
+    PT_TLS,
     SHF_ALLOC,
     SHF_EXECINSTR,
     SHF_TLS,
@@ -642,11 +643,13 @@ def _place_segment(i: int, seg: Segment, regions: list[Region], layout: ElfLayou
     for r in inside:
         if r.kind not in kinds:
             kinds.append(r.kind)
-    names = tuple(
-        s.name
-        for s in layout.sections
-        if s.flags & SHF_ALLOC and s.size and lo <= s.addr and s.addr + s.size <= hi
-    )
+    # As readelf maps sections to segments: PT_TLS holds the TLS sections (.tbss
+    # included); any other segment only sections with bytes of their own.
+    if seg.type == PT_TLS:
+        chosen = [s for s in layout.sections if s.flags & SHF_TLS]
+    else:
+        chosen = [s for s in layout.sections if s.in_image]
+    names = tuple(s.name for s in chosen if lo <= s.addr and s.addr + s.size <= hi)
     page_regions = inside if seg in layout.loads else ()
     return SegmentPlan(i, seg, tuple(kinds), page_regions, names)
 
@@ -680,7 +683,7 @@ def _own_symbols(entries: list[SymbolEntry], static: bool) -> set[int]:
         for e in entries
         if e.type == STT_OBJECT
         and e.name[:1] not in ("_", "")
-        and "@" not in e.name
+        and not e.copied
         and e.shndx < SHN_LORESERVE
     ]
     own_locals = [
