@@ -88,12 +88,15 @@ def run_and_stop(path: str, args: list[str], exp: Explanation, stop_at: str = "e
         raise BadFile(f"{path}: not executable (no execute permission for this user)")
     argv = [path, *args]
     pid = _spawn_traced(path, argv)
-    pmap = None
-    status = None
     try:
         pmap, status = _trace(pid, stop_at)
-    finally:
-        _reap(pid)
+    except BaseException:  # an error, or a second Ctrl-C: the program goes too
+        _reap(pid, kill=True)
+        raise
+    # At entry the program has run none of its own code: killed, not let go, since
+    # running it now would put its output and side effects after a map that no
+    # longer holds.  At exit it is let go to finish exiting.
+    _reap(pid, kill=stop_at == "entry")
     bias, landings, differences = tie_back(exp, pmap)
     return RunResult(argv, pid, stop_at, pmap, status, bias, landings, differences)
 
@@ -154,11 +157,7 @@ def _trace(pid: int, stop_at: str) -> tuple[ProcessMap, int | None]:
         libc, PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACEEXIT | PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL
     )
     if stop_at == "entry":
-        # Killed, not let go: it has run none of its own code, and running it now
-        # would put its output and side effects after a map that no longer holds.
-        pmap = read_map(pid)
-        os.kill(pid, signal.SIGKILL)
-        return pmap, None
+        return read_map(pid), None
     interrupted = False
 
     def on_interrupt(signum, frame):
@@ -179,8 +178,8 @@ def _trace(pid: int, stop_at: str) -> tuple[ProcessMap, int | None]:
             _, status = os.waitpid(pid, 0)
             if os.WIFEXITED(status) or os.WIFSIGNALED(status):
                 raise RunFailed(
-                    f"the program ended ({_describe(status)}) without stopping at its exit; "
-                    "SIGKILL ends a process before the tracer can stop it"
+                    f"the program ended ({_describe(status)}) before procmap could stop it "
+                    "at its exit"
                 )
             sig, event = os.WSTOPSIG(status), status >> 16
             deliver = 0
@@ -208,28 +207,32 @@ def _is_group_stop(libc, pid: int) -> bool:
     return False
 
 
-def _reap(pid: int) -> None:
-    """Leave no stopped, traced or zombie child behind: continue it to its end, or kill it."""
-    try:
-        done, status = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return
-    if done:
-        return
-    try:
-        # Stopped at its exit: continuing finishes the exit.  Killed: reaping it.
-        try:
-            _ptrace(_libc(), PTRACE_CONT, pid)
-        except OSError:
-            pass  # already killed, or no longer stopped
-        os.waitpid(pid, 0)
-    except BaseException:
+def _reap(pid: int, kill: bool = False) -> None:
+    """Leave no stopped, traced or zombie child behind: let it finish, or kill it.
+
+    A killed tracee still stops at its exit (PTRACE_O_TRACEEXIT holds even for
+    SIGKILL on Linux 6.x), so every stop is continued until the child is gone.
+    """
+    libc = _libc()
+    if kill:
         try:
             os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
+        except ProcessLookupError:
             pass
-        raise
+    while True:
+        try:
+            _ptrace(libc, PTRACE_CONT, pid)
+        except OSError:
+            pass  # not in a ptrace stop: running, dying, or already gone
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            return
+        except KeyboardInterrupt:  # Ctrl-C while it finishes: finish it now
+            os.kill(pid, signal.SIGKILL)
+            continue
+        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            return
 
 
 def _status_of(wait_status: int) -> int:
