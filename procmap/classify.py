@@ -174,6 +174,13 @@ class _Classifier:
         # Mapping index -> claimed (start, end, label) pieces; the first claim on a byte wins.
         self.claims: dict[int, list[tuple[int, int, _Label]]] = {}
         self.warnings: list[str] = []
+        self._load_indexes: dict[int, _LoadIndex] = {}
+
+    def load_index(self, layout: ElfLayout) -> _LoadIndex:
+        index = self._load_indexes.get(id(layout))
+        if index is None:
+            index = self._load_indexes[id(layout)] = _LoadIndex(layout, self.page)
+        return index
 
     def run(self) -> Classification:
         images = self.find_images()
@@ -304,11 +311,15 @@ class _Classifier:
         """
         page = self.page
         support: dict[int, set[int]] = {}
+        by_offset = _loads_by_offset(layout, page)
+        starts = [start for start, _ in by_offset]
         for i in indexes:
             m = self.maps[i]
-            for seg in layout.loads:
-                if seg.filesz == 0:
-                    continue
+            # The segments whose file bytes hold m.offset: in a real file one or two
+            # (a page shared by neighbours).  A hostile file can put a thousand at one
+            # offset, so the search is bounded: it must not make classify quadratic.
+            j = bisect.bisect_right(starts, m.offset)
+            for _, seg in by_offset[max(0, j - _MAX_SEGMENTS_PER_OFFSET) : j]:
                 if not (_down(seg.offset, page) <= m.offset < seg.offset + seg.filesz):
                     continue
                 if ("x" in m.perms) != bool(seg.flags & PF_X):
@@ -321,13 +332,18 @@ class _Classifier:
                 support.setdefault(bias, set()).add(id(seg))
         has_exec = any(s.flags & PF_X and s.filesz for s in layout.loads)
         needed = {id(s) for s in layout.loads if s.filesz}
+        executable = {id(s) for s in layout.loads if s.flags & PF_X}
         biases = []
         for bias, segs in sorted(support.items()):
             if has_exec:
-                if any(id(s) in segs for s in layout.loads if s.flags & PF_X):
+                if segs & executable:
                     biases.append(bias)
             elif segs >= needed:
                 biases.append(bias)
+        if len(biases) > _MAX_COPIES:
+            # More copies than dlmopen() namespaces allow: a hostile file, not a load.
+            biases.sort(key=lambda b: -len(support[b]))
+            biases = sorted(biases[:_MAX_COPIES])
         return biases
 
     def claim_image(self, image: LoadedImage) -> None:
@@ -355,7 +371,7 @@ class _Classifier:
         page, bias, layout = self.page, image.bias, image.layout
         s, e = max(m.start, image.start), min(m.end, image.end)
         pos = s
-        for seg in layout.loads:
+        for seg in self.load_index(layout).near(s - bias, e - bias):
             lo = bias + _down(seg.vaddr, page)
             hi = bias + _up(seg.vaddr + seg.memsz, page)
             a, b = max(s, lo), min(e, hi)
@@ -604,6 +620,41 @@ class _Classifier:
 
 # A ---p mapping right below a thread stack larger than this is more than a guard.
 _MAX_GUARD_PAGES = 16
+# glibc allows 16 link namespaces (DL_NNS), so at most 16 copies of one file loaded.
+_MAX_COPIES = 16
+# Real files have one or two segments over any file offset; hostile ones, thousands.
+_MAX_SEGMENTS_PER_OFFSET = 8
+
+
+def _loads_by_offset(layout: ElfLayout, page: int) -> list[tuple[int, Segment]]:
+    """(page-aligned file offset, segment) for the PT_LOADs with file bytes, sorted."""
+    return sorted(
+        ((_down(seg.offset, page), seg) for seg in layout.loads if seg.filesz),
+        key=lambda item: item[0],
+    )
+
+
+class _LoadIndex:
+    """A file's PT_LOADs, ordered by address, for finding those that meet a range."""
+
+    __slots__ = ("ordered", "starts", "reach")
+
+    def __init__(self, layout: ElfLayout, page: int):
+        self.ordered = sorted(layout.loads, key=lambda seg: seg.vaddr)
+        self.starts = [_down(seg.vaddr, page) for seg in self.ordered]
+        # reach[k]: the highest page end among the first k+1 segments.  Monotonic even
+        # when segments overlap, so a bisect skips every segment that ends before lo.
+        self.reach, top = [], 0
+        for seg in self.ordered:
+            top = max(top, _up(seg.vaddr + seg.memsz, page))
+            self.reach.append(top)
+
+    def near(self, lo: int, hi: int) -> list[Segment]:
+        """The PT_LOADs whose pages meet file addresses [lo, hi), in address order."""
+        first = bisect.bisect_right(self.reach, lo)
+        last = bisect.bisect_left(self.starts, hi)
+        return self.ordered[first:last]
+
 
 _KERNEL_NAMES = {
     "[heap]": _Label("heap", "brk heap"),

@@ -307,13 +307,13 @@ class _Reader:
 
     def read(self, offset: int, length: int, what: str) -> bytes:
         if offset < 0 or length < 0 or offset + length > self.size:
-            raise self.corrupt(f"{what} lies outside the file ({self.size} bytes)")
+            raise self.corrupt(f"{what}: outside the file ({self.size} bytes)")
         try:
             data = os.pread(self.fd, length, offset)
         except OSError as err:
             raise BadFile(f"{self.name}: cannot read: {err.strerror}") from None
         if len(data) != length:
-            raise self.corrupt(f"{what} is cut short")
+            raise self.corrupt(f"{what}: cut short")
         return data
 
     def layout(self) -> ElfLayout:
@@ -365,8 +365,11 @@ class _Reader:
                 raise
             self.warnings.append(f"section headers ignored: {err.detail}")
             sections_raw, sections = [], ()
-        if e_phnum == PN_XNUM and sections_raw:
-            e_phnum = sections_raw[0][7]  # sh_info of section 0 holds the real count
+        if e_phnum == PN_XNUM:
+            # sh_info of section 0 holds the real count (there must be a section 0).
+            e_phnum = sections_raw[0][7] if sections_raw else 0
+            if e_phnum == 0:
+                raise self.corrupt("e_phnum says section 0 holds the count, which it does not")
         segments = self.program_headers(e_phoff, e_phentsize, e_phnum)
 
         interpreter = None
@@ -438,7 +441,10 @@ class _Reader:
             strtab = raw[shstrndx]
             if strtab[1] != SHT_NOBITS:
                 names = self.read(strtab[4], strtab[5], "the section name table")
+        elif shstrndx != 0:
+            self.warn(f"e_shstrndx {shstrndx} names no section: sections are unnamed")
         sections = []
+        unnamed = 0
         for i, (sh_name, sh_type, sh_flags, sh_addr, sh_offset, sh_size, sh_link, *_) in enumerate(
             raw
         ):
@@ -446,9 +452,18 @@ class _Reader:
                 continue  # the null section; its fields only extend counts
             if sh_type != SHT_NOBITS and sh_size and sh_offset + sh_size > self.size:
                 raise self.corrupt(f"section {i} reaches past the end of the file")
+            if names and sh_name >= len(names):
+                unnamed += 1
             name = _cstr(names, sh_name)
             sections.append(Section(name, sh_type, sh_flags, sh_addr, sh_offset, sh_size, sh_link))
+        if unnamed:
+            self.warn(f"{unnamed} section name(s) point past the section name table")
         return tuple(sections)
+
+    def warn(self, what: str) -> None:
+        """Damage the reader can read past: kept when the caller asked for warnings."""
+        if self.warnings is not None:
+            self.warnings.append(what)
 
     def find_build_id(self, seg: Segment) -> str | None:
         data = self.read(seg.offset, seg.filesz, "a note segment")
@@ -611,7 +626,7 @@ class SymbolEntry(NamedTuple):
 
 
 def read_symbol_entries_fd(
-    fd: int, layout: ElfLayout, name: str = "file"
+    fd: int, layout: ElfLayout, name: str = "file", warnings: list[str] | None = None
 ) -> tuple[str | None, list[SymbolEntry]]:
     """The defined objects and functions of .symtab, or of .dynsym when stripped.
 
@@ -619,12 +634,17 @@ def read_symbol_entries_fd(
     table order.  One bulk unpack per table: pyelftools takes ~20 us a symbol,
     this ~1 us, which matters for a library with 50,000 of them.
     """
-    reader = _Reader(fd, os.fstat(fd).st_size, name)
+    reader = _Reader(fd, os.fstat(fd).st_size, name, warnings)
     for wanted, source in ((SHT_SYMTAB, ".symtab"), (SHT_DYNSYM, ".dynsym")):
         table = next((s for s in layout.sections if s.type == wanted), None)
         if table is None:
             continue
         strings, data, st = _symbol_table_bytes(reader, layout, table)
+        if len(data) % st.size:
+            reader.warn(
+                f"{source} is {len(data)} bytes, not a whole number of {st.size}-byte "
+                f"entries: the last {len(data) % st.size} bytes are ignored"
+            )
         is64 = layout.elf_class == 64
         name_at = _string_reader(strings)
         copies = _needed_versions(reader, layout) if wanted == SHT_DYNSYM else None
@@ -632,6 +652,7 @@ def read_symbol_entries_fd(
         append = entries.append
         usable = len(data) - len(data) % st.size
         file = None
+        unnamed = 0
         for index, fields in enumerate(st.iter_unpack(data[:usable])):
             if is64:
                 st_name, info, _other, shndx, value, size = fields
@@ -643,6 +664,8 @@ def read_symbol_entries_fd(
                     file = name_at(st_name)
                 continue  # not code or data, or defined in another file (an import)
             bind = info >> 4
+            if st_name >= len(strings):
+                unnamed += 1
             symbol_name = name_at(st_name)
             if copies:
                 copied = index < len(copies[0]) and copies[0][index] & 0x7FFF in copies[1]
@@ -660,6 +683,8 @@ def read_symbol_entries_fd(
                     copied,
                 )
             )
+        if unnamed:
+            reader.warn(f"{unnamed} symbol name(s) in {source} point past its string table")
         return source, entries
     return None, []
 
@@ -724,7 +749,9 @@ class DynamicInfo(NamedTuple):
         return bool(self.flags_1 & DF_1_PIE)
 
 
-def read_dynamic_fd(fd: int, layout: ElfLayout, name: str = "file") -> DynamicInfo | None:
+def read_dynamic_fd(
+    fd: int, layout: ElfLayout, name: str = "file", warnings: list[str] | None = None
+) -> DynamicInfo | None:
     """The dynamic section of the file behind `fd`, or None if it has none.
 
     Found through PT_DYNAMIC (section headers may be stripped); its strings
@@ -734,7 +761,7 @@ def read_dynamic_fd(fd: int, layout: ElfLayout, name: str = "file") -> DynamicIn
     seg = next((s for s in layout.segments if s.type == PT_DYNAMIC), None)
     if seg is None or seg.filesz == 0:
         return None
-    reader = _Reader(fd, os.fstat(fd).st_size, name)
+    reader = _Reader(fd, os.fstat(fd).st_size, name, warnings)
     e = "<" if layout.endian == "little" else ">"
     st = struct.Struct(e + ("qQ" if layout.elf_class == 64 else "iI"))
     data = reader.read(seg.offset, seg.filesz, "the dynamic section")
@@ -753,6 +780,8 @@ def read_dynamic_fd(fd: int, layout: ElfLayout, name: str = "file") -> DynamicIn
         if offset is not None:
             size = min(tags.get(DT_STRSZ, 0), max(reader.size - offset, 0))
             strings = reader.read(offset, size, "the dynamic string table")
+        else:
+            reader.warn("DT_STRTAB lies in no PT_LOAD: library names are unreadable")
 
     def string(offset: int | None) -> str | None:
         return None if offset is None or not strings else _cstr(strings, offset)

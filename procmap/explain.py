@@ -400,9 +400,11 @@ def explain_elf(path: str | bytes, page_size: int | None = None) -> Explanation:
         st = os.fstat(fd)
         warnings: list[str] = []
         layout = read_elf_fd(fd, name, warnings)
-        dynamic = _optional(lambda: read_dynamic_fd(fd, layout, name), warnings, "dynamic section")
+        dynamic = _optional(
+            lambda: read_dynamic_fd(fd, layout, name, warnings), warnings, "dynamic section"
+        )
         source, entries = _optional(
-            lambda: read_symbol_entries_fd(fd, layout, name), warnings, "symbols"
+            lambda: read_symbol_entries_fd(fd, layout, name, warnings), warnings, "symbols"
         ) or (None, [])
     except OSError as err:  # a read error: EIO on a damaged disk, say
         raise BadFile(f"{name}: cannot read: {err.strerror}") from None
@@ -432,6 +434,13 @@ def build_explanation(
     regions: list[Region] = []
     if facts.loadable and layout.loads:
         loader = "dynamic linker" if facts.type == "shared-object" else "kernel"
+        table = len(layout.segments) * (56 if layout.elf_class == 64 else 32)
+        if loader == "kernel" and table > page:
+            # fs/binfmt_elf.c, load_elf_phdrs: size > ELF_MIN_ALIGN fails with ENOEXEC.
+            warnings.append(
+                f"{len(layout.segments)} program headers ({table} bytes) exceed a "
+                f"{page}-byte page: the kernel refuses to run this file (Exec format error)"
+            )
         dev_text = f"{os.major(dev):02x}:{os.minor(dev):02x}"
         mappings = plan_mappings(layout, page, loader, path=path, dev=dev_text, inode=inode or 1)
         key = (dev_text, inode or 1)
@@ -450,6 +459,8 @@ def build_explanation(
         )
     elif facts.loadable:
         warnings.append("no PT_LOAD segment: nothing of this file is loaded into memory")
+    else:
+        warnings.append(f"ELF type {layout.type} is none the loaders know: not a loadable program")
 
     sections = [_place_section(s, regions) for s in layout.sections]
     segments = [_place_segment(i, s, regions, layout) for i, s in enumerate(layout.segments)]
