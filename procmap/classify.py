@@ -30,7 +30,7 @@ from __future__ import annotations
 import bisect
 from typing import NamedTuple
 
-from .elf import ET_EXEC, PF_W, PF_X, ElfLayout, Segment
+from .elf import ET_EXEC, PF_W, PF_X, ElfLayout, Segment, align_down, align_up
 from .maps import Mapping
 
 KINDS = ("text", "rodata", "data", "bss", "heap", "stack", "mmap", "kernel")
@@ -286,8 +286,8 @@ class _Classifier:
             if layout is None or not layout.loads:
                 continue
             for bias in self.load_biases(layout, indexes):
-                lo = bias + _down(min(s.vaddr for s in layout.loads), self.page)
-                hi = bias + _up(max(s.vaddr + s.memsz for s in layout.loads), self.page)
+                lo = bias + align_down(min(s.vaddr for s in layout.loads), self.page)
+                hi = bias + align_up(max(s.vaddr + s.memsz for s in layout.loads), self.page)
                 path = _strip_deleted(self.maps[indexes[0]].path)
                 images.append(LoadedImage(path, key, layout, bias, lo, hi, self.role(key)))
         images.sort(key=lambda im: im.start)
@@ -320,7 +320,7 @@ class _Classifier:
             # offset, so the search is bounded: it must not make classify quadratic.
             j = bisect.bisect_right(starts, m.offset)
             for _, seg in by_offset[max(0, j - _MAX_SEGMENTS_PER_OFFSET) : j]:
-                if not (_down(seg.offset, page) <= m.offset < seg.offset + seg.filesz):
+                if not (align_down(seg.offset, page) <= m.offset < seg.offset + seg.filesz):
                     continue
                 if ("x" in m.perms) != bool(seg.flags & PF_X):
                     continue
@@ -372,8 +372,8 @@ class _Classifier:
         s, e = max(m.start, image.start), min(m.end, image.end)
         pos = s
         for seg in self.load_index(layout).near(s - bias, e - bias):
-            lo = bias + _down(seg.vaddr, page)
-            hi = bias + _up(seg.vaddr + seg.memsz, page)
+            lo = bias + align_down(seg.vaddr, page)
+            hi = bias + align_up(seg.vaddr + seg.memsz, page)
             a, b = max(s, lo), min(e, hi)
             if a >= b:
                 continue
@@ -552,7 +552,7 @@ class _Classifier:
                 continue
             if prev.perms != "rw-p" or prev.end != m.start:
                 continue
-            arena = _down(m.start - 1, heap_max)
+            arena = align_down(m.start - 1, heap_max)
             if arena < prev.start or arena + heap_max > m.end:
                 continue
             label = _Label("heap", "malloc arena", None, (), True)
@@ -629,7 +629,7 @@ _MAX_SEGMENTS_PER_OFFSET = 8
 def _loads_by_offset(layout: ElfLayout, page: int) -> list[tuple[int, Segment]]:
     """(page-aligned file offset, segment) for the PT_LOADs with file bytes, sorted."""
     return sorted(
-        ((_down(seg.offset, page), seg) for seg in layout.loads if seg.filesz),
+        ((align_down(seg.offset, page), seg) for seg in layout.loads if seg.filesz),
         key=lambda item: item[0],
     )
 
@@ -641,12 +641,12 @@ class _LoadIndex:
 
     def __init__(self, layout: ElfLayout, page: int):
         self.ordered = sorted(layout.loads, key=lambda seg: seg.vaddr)
-        self.starts = [_down(seg.vaddr, page) for seg in self.ordered]
+        self.starts = [align_down(seg.vaddr, page) for seg in self.ordered]
         # reach[k]: the highest page end among the first k+1 segments.  Monotonic even
         # when segments overlap, so a bisect skips every segment that ends before lo.
         self.reach, top = [], 0
         for seg in self.ordered:
-            top = max(top, _up(seg.vaddr + seg.memsz, page))
+            top = max(top, align_up(seg.vaddr + seg.memsz, page))
             self.reach.append(top)
 
     def near(self, lo: int, hi: int) -> list[Segment]:
@@ -696,11 +696,3 @@ def _kernel_named(path: str) -> _Label:
 
 def _strip_deleted(path: str) -> str:
     return path[:-10] if path.endswith(" (deleted)") else path
-
-
-def _down(x: int, align: int) -> int:
-    return x - x % align
-
-
-def _up(x: int, align: int) -> int:
-    return -(-x // align) * align

@@ -70,6 +70,31 @@ _P_TYPES = {
     PT_GNU_PROPERTY: "GNU_PROPERTY",
 }
 
+_SECTION_TYPES = {
+    0: "NULL",
+    1: "PROGBITS",
+    2: "SYMTAB",
+    3: "STRTAB",
+    4: "RELA",
+    5: "HASH",
+    6: "DYNAMIC",
+    7: "NOTE",
+    8: "NOBITS",
+    9: "REL",
+    11: "DYNSYM",
+    14: "INIT_ARRAY",
+    15: "FINI_ARRAY",
+    16: "PREINIT_ARRAY",
+    17: "GROUP",
+    18: "SYMTAB_SHNDX",
+    19: "RELR",
+    0x6FFFFFF5: "GNU_ATTRIBUTES",
+    0x6FFFFFF6: "GNU_HASH",
+    0x6FFFFFFD: "VERDEF",
+    0x6FFFFFFE: "VERNEED",
+    0x6FFFFFFF: "VERSYM",
+}
+
 # The machines procmap is likely to meet; others print as their number.
 MACHINES = {
     3: "x86",
@@ -85,6 +110,14 @@ MACHINES = {
     243: "RISC-V",
     258: "LoongArch",
 }
+
+
+def align_down(x: int, align: int) -> int:
+    return x - x % align
+
+
+def align_up(x: int, align: int) -> int:
+    return -(-x // align) * align
 
 
 def describe_machine(machine: int) -> str:
@@ -123,6 +156,10 @@ class Section(NamedTuple):
     offset: int
     size: int
     link: int = 0  # sh_link: for a symbol table, the index of its string table
+
+    @property
+    def type_name(self) -> str:
+        return _SECTION_TYPES.get(self.type, f"0x{self.type:x}")
 
     @property
     def is_alloc(self) -> bool:

@@ -21,7 +21,6 @@ from .elf import (
     ET_DYN,
     ET_EXEC,
     ET_REL,
-    PF_R,
     PF_W,
     PF_X,
     PT_GNU_STACK,
@@ -42,6 +41,8 @@ from .elf import (
     Section,
     Segment,
     SymbolEntry,
+    align_down,
+    align_up,
     open_regular,
     read_dynamic_fd,
     read_elf_fd,
@@ -234,7 +235,7 @@ class SectionPlan(NamedTuple):
         s = self.section
         return {
             "name": s.name,
-            "type": _section_type(s.type),
+            "type": s.type_name,
             "addr": s.addr,
             "offset": s.offset,
             "size": s.size,
@@ -512,29 +513,29 @@ def plan_mappings(
         return []
     if loader == "dynamic linker":
         first, last = loads[0], loads[-1]
-        start = bias + _down(first.vaddr, page)
+        start = bias + align_down(first.vaddr, page)
         plan.map(
             start,
-            bias + _up(last.vaddr + last.memsz, page),
-            _perms(first),
-            _down(first.offset, page),
+            bias + align_up(last.vaddr + last.memsz, page),
+            first.perms + "p",
+            align_down(first.offset, page),
         )
-        first_end = bias + _up(first.vaddr + first.filesz, page)
-        last_start = bias + _down(last.vaddr, page)
+        first_end = bias + align_up(first.vaddr + first.filesz, page)
+        last_start = bias + align_down(last.vaddr, page)
         if last_start > first_end:
             plan.protect(first_end, last_start, "---p")
     for seg in loads:
-        lo = bias + _down(seg.vaddr, page)
-        file_end = bias + _up(seg.vaddr + seg.filesz, page)
+        lo = bias + align_down(seg.vaddr, page)
+        file_end = bias + align_up(seg.vaddr + seg.filesz, page)
         if seg.filesz and not (loader == "dynamic linker" and seg is loads[0]):
-            plan.map(lo, file_end, _perms(seg), _down(seg.offset, page))
+            plan.map(lo, file_end, seg.perms + "p", align_down(seg.offset, page))
         zero_start = file_end if seg.filesz else lo
-        zero_end = bias + _up(seg.vaddr + seg.memsz, page)
+        zero_end = bias + align_up(seg.vaddr + seg.memsz, page)
         if zero_end > zero_start:
-            plan.map(zero_start, zero_end, _perms(seg), 0, anonymous=True)
+            plan.map(zero_start, zero_end, seg.perms + "p", 0, anonymous=True)
     if relro and layout.relro is not None:
         r = layout.relro
-        lo, hi = bias + _down(r.vaddr, page), bias + _down(r.vaddr + r.memsz, page)
+        lo, hi = bias + align_down(r.vaddr, page), bias + align_down(r.vaddr + r.memsz, page)
         if hi > lo:
             plan.protect(lo, hi, "r--p")
     return plan.mappings
@@ -587,21 +588,6 @@ class _Plan:
 def _slice(m: Mapping, start: int, end: int) -> Mapping:
     offset = m.offset + (start - m.start) if m.inode else 0
     return m._replace(start=start, end=end, offset=offset)
-
-
-def _perms(seg: Segment) -> str:
-    f = seg.flags
-    return (
-        ("r" if f & PF_R else "-") + ("w" if f & PF_W else "-") + ("x" if f & PF_X else "-") + "p"
-    )
-
-
-def _down(x: int, align: int) -> int:
-    return x - x % align
-
-
-def _up(x: int, align: int) -> int:
-    return -(-x // align) * align
 
 
 # --- sections, segments and symbols, placed ---------------------------------------------
@@ -722,35 +708,6 @@ def _own_symbols(entries: list[SymbolEntry], static: bool) -> set[int]:
 
 
 # --- names ------------------------------------------------------------------------------
-
-_SECTION_TYPES = {
-    0: "NULL",
-    1: "PROGBITS",
-    2: "SYMTAB",
-    3: "STRTAB",
-    4: "RELA",
-    5: "HASH",
-    6: "DYNAMIC",
-    7: "NOTE",
-    8: "NOBITS",
-    9: "REL",
-    11: "DYNSYM",
-    14: "INIT_ARRAY",
-    15: "FINI_ARRAY",
-    16: "PREINIT_ARRAY",
-    17: "GROUP",
-    18: "SYMTAB_SHNDX",
-    19: "RELR",
-    0x6FFFFFF5: "GNU_ATTRIBUTES",
-    0x6FFFFFF6: "GNU_HASH",
-    0x6FFFFFFD: "VERDEF",
-    0x6FFFFFFE: "VERNEED",
-    0x6FFFFFFF: "VERSYM",
-}
-
-
-def _section_type(t: int) -> str:
-    return _SECTION_TYPES.get(t, f"0x{t:x}")
 
 
 def _section_flags(flags: int) -> str:

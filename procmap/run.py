@@ -20,6 +20,7 @@ import errno
 import os
 import signal
 
+from .elf import align_down, align_up
 from .errors import BadFile, PtraceDenied, RunFailed
 from .explain import Explanation
 from .process import ProcessMap, read_map
@@ -262,7 +263,7 @@ def tie_back(exp: Explanation, pmap: ProcessMap):
     landings = []
     for plan in exp.loads:
         seg = plan.segment
-        lo, hi = _down(seg.vaddr, page), _up(seg.vaddr + seg.memsz, page)
+        lo, hi = align_down(seg.vaddr, page), align_up(seg.vaddr + seg.memsz, page)
         live_kinds = _kinds(r for r in live if r.start < hi + bias and r.end > lo + bias)
         landings.append(Landing(plan.index, lo, hi, lo + bias, hi + bias, plan.kinds, live_kinds))
     differences = []
@@ -285,11 +286,3 @@ def _kinds(regions) -> tuple[str, ...]:
         if r.kind not in out:
             out.append(r.kind)
     return tuple(out)
-
-
-def _down(x: int, a: int) -> int:
-    return x - x % a
-
-
-def _up(x: int, a: int) -> int:
-    return -(-x // a) * a

@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..classify import KINDS
+from ..elf import align_down, align_up
 from ..explain import Explanation
 from ..lesson import RUNTIME_NOTES
 from .table import FastTable, render_notes
@@ -117,9 +118,9 @@ def render_plan(exp: Explanation) -> RenderableType:
             (
                 p
                 for p in loads
-                if _down(p.segment.vaddr, page)
+                if align_down(p.segment.vaddr, page)
                 <= r.start
-                < _up(p.segment.vaddr + p.segment.memsz, page)
+                < align_up(p.segment.vaddr + p.segment.memsz, page)
             ),
             None,
         )
@@ -294,14 +295,6 @@ def order_of(kind: str | None) -> int:
     return KINDS.index(kind) if kind in KINDS else len(KINDS)
 
 
-def _down(x: int, a: int) -> int:
-    return x - x % a
-
-
-def _up(x: int, a: int) -> int:
-    return -(-x // a) * a
-
-
 def render_run(exp: Explanation, result, *, notes: bool = True) -> RenderableType:
     """`explain --run`: the live map, tied back to the load plan."""
     from .table import render_map
@@ -320,7 +313,7 @@ def render_run(exp: Explanation, result, *, notes: bool = True) -> RenderableTyp
     parts: list[RenderableType] = [render_facts(exp), head]
     if result.bias is not None:
         page = exp.page_size
-        low = min(_down(p.segment.vaddr, page) for p in exp.loads)
+        low = min(align_down(p.segment.vaddr, page) for p in exp.loads)
         base = result.bias + low
         if exp.facts.pie or exp.facts.type == "shared-object":
             why = "a random base chosen at exec (ASLR)"
