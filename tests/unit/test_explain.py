@@ -34,6 +34,7 @@ from tests.unit.test_elf import (  # noqa: F401  (m32_files is a fixture, used b
     READELF,
     _dynamic_linker,
     _libc,
+    build_synthetic,
     m32_files,
     readelf,
     readelf_field,
@@ -961,3 +962,22 @@ def test_symbols_match_readelf(any_file):
     )
     assert len(d["symbols"]) == sum(theirs.values())
     assert ours == theirs
+
+
+# --- 32-bit and big-endian files carried by the tests themselves -------------------------
+# gcc -m32 may be missing (no multilib); these hand-made files, which test_elf checks
+# against readelf, still put the 32-bit and big-endian paths of explain under test.
+
+
+@pytest.mark.parametrize(("bits", "endian"), [(32, "little"), (32, "big"), (64, "big")], ids=str)
+def test_hand_made_files_are_explained_as_readelf_reads_them(tmp_path, bits, endian):
+    path = tmp_path / f"synthetic-{bits}-{endian}"
+    path.write_bytes(build_synthetic(bits, endian)[0])
+    data = explain_elf(str(path)).to_dict()
+    assert data["elf"]["class"] == bits and data["elf"]["endian"] == endian
+    loads = [s for s in data["segments"] if s["type"] == "LOAD"]
+    theirs = [row for row in readelf_segments(str(path)) if row[0] == "LOAD"]
+    assert len(loads) == len(theirs) and loads
+    for ours, row in zip(loads, theirs):
+        assert (ours["offset"], ours["vaddr"], ours["filesz"], ours["memsz"]) == row[1:5]
+        assert ours["flags"] == row[5] and ours["kinds"]
