@@ -233,8 +233,10 @@ class _Classifier:
 
     def cut(self, i: int, m: Mapping) -> list[Region]:
         pieces = self.claims.get(i)
-        if not pieces:  # most mappings: one region, the whole mapping
-            return [self.region(m, m.start, m.end, self.generic(i, m))]
+        if not pieces:
+            # Most mappings are one region, the whole mapping: a Region is the
+            # mapping's fields then the label's, so one tuple concatenation.
+            return [_new_region(Region, m + self.generic(i, m))]
         pieces.sort(key=lambda c: c[0])
         out = []
         pos = m.start
@@ -546,9 +548,13 @@ class _Classifier:
         mapping starting on the alignment, then ---p up to the next one.
         """
         heap_max = 64 << 20 if self.facts.pointer_size == 8 else 1 << 20
-        for i in range(1, len(self.maps)):
-            m, prev = self.maps[i], self.maps[i - 1]
-            if not (m.is_anonymous and m.perms == "---p" and prev.is_anonymous):
+        maps = self.maps
+        for i in range(1, len(maps)):
+            m = maps[i]
+            if m.perms != "---p" or m.path is not None or m.inode:
+                continue
+            prev = maps[i - 1]
+            if not prev.is_anonymous:
                 continue
             if prev.perms != "rw-p" or prev.end != m.start:
                 continue
@@ -559,9 +565,9 @@ class _Classifier:
             if self.claim(i - 1, arena, m.start, label):
                 reserve = _Label("heap", "malloc arena reserve", None, (), True)
                 self.claim(i, m.start, arena + heap_max, reserve)
-        for i, m in enumerate(self.maps):
+        for i, m in enumerate(maps):
             # An arena heap grown to its full size has no PROT_NONE part left.
-            if m.is_anonymous and m.perms == "rw-p" and m.start % heap_max == 0:
+            if m.start % heap_max == 0 and m.perms == "rw-p" and m.is_anonymous:
                 if m.size == heap_max and self.unclaimed(i):
                     self.claim(i, m.start, m.end, _Label("heap", "malloc arena", None, (), True))
 
@@ -575,7 +581,9 @@ class _Classifier:
         """
         unknown = len(self.facts.unknown_threads)
         for i, m in enumerate(self.maps):
-            if i in stacked or not (m.is_anonymous and m.perms == "rw-p" and self.unclaimed(i)):
+            if m.perms != "rw-p" or m.path is not None or m.inode or i == 0:
+                continue
+            if i in stacked or not self.unclaimed(i):
                 continue
             guard = self.guard_below(i)
             if guard is None:
@@ -598,8 +606,8 @@ class _Classifier:
         path = m.path
         if path is None:
             if m.perms[:3] == "---":
-                return _Label("mmap", "reserved, no access")
-            return _Label("mmap", "shared anonymous" if m.perms[3] == "s" else "anonymous")
+                return _RESERVED
+            return _SHARED_ANONYMOUS if m.perms[3] == "s" else _ANONYMOUS
         if path.startswith("["):
             return _kernel_named(path)
         base = _strip_deleted(path)
@@ -617,6 +625,11 @@ class _Classifier:
             return _Label("mmap", "ELF file mapped as data")
         return _Label("mmap", "shared file mapping" if m.perms[3] == "s" else "file mapping")
 
+
+_new_region = tuple.__new__
+_RESERVED = _Label("mmap", "reserved, no access")
+_ANONYMOUS = _Label("mmap", "anonymous")
+_SHARED_ANONYMOUS = _Label("mmap", "shared anonymous")
 
 # A ---p mapping right below a thread stack larger than this is more than a guard.
 _MAX_GUARD_PAGES = 16
