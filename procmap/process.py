@@ -23,7 +23,7 @@ from .errors import (
     ZombieProcess,
 )
 from .maps import Mapping, parse_maps
-from .procfs import ProcessDir, ProcFS, user_name
+from .procfs import ProcessDir, ProcFS, TaskStat, user_name
 
 
 class ProcessInfo:
@@ -180,35 +180,18 @@ def _pid(target: int | str) -> int:
 
 
 def _read(pd: ProcessDir, cache: ElfCache) -> ProcessMap:
-    stat = pd.stat()
-    if stat.is_kernel_thread:
-        raise KernelThread(
-            f"PID {pd.pid} ({stat.comm}) is a kernel thread: it runs only in the kernel "
-            "and has no user address space to map"
-        )
-    if stat.is_zombie:
-        raise ZombieProcess(
-            f"PID {pd.pid} ({stat.comm}) is a zombie: it has exited and its memory is "
-            f"gone; only its exit status waits for its parent (PID {stat.ppid}) to reap it"
-        )
+    stat = check_alive(pd)
     data = pd.maps()
     if not data:
         # Only kernel threads and exited processes have no mappings.
         raise ProcessExited(f"PID {pd.pid} exited while procmap was reading it")
     mappings = parse_maps(data)
-    status = pd.status()
-    uids = status.get("Uid", "0 0").split()
-    uid = int(uids[1] if len(uids) > 1 else uids[0])
-    info = ProcessInfo(
-        pid=pd.pid,
-        name=status.get("Name", stat.comm),
-        cmdline=pd.cmdline(),
-        user=user_name(uid),
-        uid=uid,
-        threads=int(status.get("Threads", "1")),
-        state=stat.state,
-    )
-    facts, warnings = _facts(pd, mappings, cache)
+    info = process_info(pd, stat)
+    warnings: list[str] = []
+    facts = read_facts(pd, mappings, cache, warnings)
+    tids = pd.task_ids()
+    if len(tids) > 1:  # one thread: its stack is [stack]
+        read_thread_stacks(pd, facts, tids, warnings)
     result: Classification = classify(mappings, cache.layouts, facts)
     # Still alive after the last read: through the held descriptor, a process that
     # exited (even if its PID was reused) raises ProcessExited here.
@@ -223,10 +206,41 @@ def _read(pd: ProcessDir, cache: ElfCache) -> ProcessMap:
     )
 
 
-def _facts(pd: ProcessDir, mappings: list[Mapping], cache: ElfCache) -> tuple[Facts, list[str]]:
-    warnings: list[str] = []
+def check_alive(pd: ProcessDir) -> TaskStat:
+    """/proc/PID/stat, refusing kernel threads and zombies, which have no map."""
+    stat = pd.stat()
+    if stat.is_kernel_thread:
+        raise KernelThread(
+            f"PID {pd.pid} ({stat.comm}) is a kernel thread: it runs only in the kernel "
+            "and has no user address space to map"
+        )
+    if stat.is_zombie:
+        raise ZombieProcess(
+            f"PID {pd.pid} ({stat.comm}) is a zombie: it has exited and its memory is "
+            f"gone; only its exit status waits for its parent (PID {stat.ppid}) to reap it"
+        )
+    return stat
+
+
+def process_info(pd: ProcessDir, stat: TaskStat) -> ProcessInfo:
+    status = pd.status()
+    uids = status.get("Uid", "0 0").split()
+    uid = int(uids[1] if len(uids) > 1 else uids[0])
+    return ProcessInfo(
+        pid=pd.pid,
+        name=status.get("Name", stat.comm),
+        cmdline=pd.cmdline(),
+        user=user_name(uid),
+        uid=uid,
+        threads=int(status.get("Threads", "1")),
+        state=stat.state,
+    )
+
+
+def read_facts(pd: ProcessDir, mappings: list[Mapping], cache: ElfCache, warnings) -> Facts:
+    """The program and interpreter, and the ELF layout of every mapped file (into `cache`)."""
     exe_key = pd.file_key("exe")
-    _read_layouts(pd, mappings, exe_key, cache, warnings)
+    read_layouts(pd, mappings, exe_key, cache, warnings)
     exe_layout = cache.layouts.get(exe_key) if exe_key else None
     interp_key = None
     if exe_layout is not None and exe_layout.interpreter:
@@ -235,37 +249,44 @@ def _facts(pd: ProcessDir, mappings: list[Mapping], cache: ElfCache) -> tuple[Fa
         pointer_size = exe_layout.elf_class // 8
     else:
         pointer_size = 8 if mappings[-1].end > 1 << 32 else 4
-    facts = Facts(
+    return Facts(
         page_size=os.sysconf("SC_PAGE_SIZE"),
         pointer_size=pointer_size,
         exe_key=exe_key,
         interp_key=interp_key,
     )
-    tids = pd.task_ids()
-    if len(tids) > 1:
-        denied = []
-        unknown = []
-        for tid in tids:
-            try:
-                sp = pd.thread_stack_pointer(tid)
-            except PermissionError:
-                denied.append(tid)
-                sp = None
-            if sp is None:
+
+
+def read_thread_stacks(pd: ProcessDir, facts: Facts, tids, warnings: list[str]) -> None:
+    """Add the stack pointer of each thread in `tids` to `facts` (or list it as unknown)."""
+    denied = []
+    unknown = list(facts.unknown_threads)
+    for tid in tids:
+        try:
+            sp = pd.thread_stack_pointer(tid)
+        except PermissionError:
+            denied.append(tid)
+            sp = None
+        if sp is None:
+            if tid not in unknown:
                 unknown.append(tid)
-            else:
-                facts.thread_sps[tid] = sp
-        facts.unknown_threads = tuple(unknown)
+        else:
+            facts.thread_sps[tid] = sp
+            if tid in unknown:
+                unknown.remove(tid)
+    facts.unknown_threads = tuple(unknown)
+    if facts.thread_stack_size is None:
         facts.thread_stack_size = pd.stack_limit()
-        if denied:
-            warnings.append(
-                f"thread stacks found by shape: {pd.path}/task/*/syscall is not readable "
-                "(it needs ptrace attach permission, stricter than reading maps)"
-            )
-    return facts, warnings
+    if denied:
+        warning = (
+            f"thread stacks found by shape: {pd.path}/task/*/syscall is not readable "
+            "(it needs ptrace attach permission, stricter than reading maps)"
+        )
+        if warning not in warnings:
+            warnings.append(warning)
 
 
-def _read_layouts(pd, mappings, exe_key, cache: ElfCache, warnings: list[str]) -> None:
+def read_layouts(pd, mappings, exe_key, cache: ElfCache, warnings: list[str]) -> None:
     """Read the ELF layout of every mapped regular file not yet in the cache."""
     seen: set[FileKey] = set()
     for m in mappings:

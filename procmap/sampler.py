@@ -1,0 +1,881 @@
+"""One process's map, sampled again and again, and what changed between samples.
+
+A sample costs little more than the kernel's own printing of /proc/PID/maps,
+because most of a maps file is the same from one sample to the next:
+
+- The file is read into one reused buffer; unchanged bytes cost one memcmp and
+  nothing is parsed.
+- Changed bytes are found by memcmp (common prefix and suffix, in galloping
+  steps), and changes far apart by looking for an old line in the new text
+  (bytes.find): only the changed lines are parsed (`diff_maps`).
+- Only the mappings around a change are classified again: the changed ones, the
+  whole ELF image or file they belong to, and enough neighbours that the result
+  is what classifying the whole map would give (the tests check that it is).
+- ELF layouts are read once per (device, inode), thread stack pointers once per
+  thread.
+
+Each change becomes events in the kernel's terms: a mapping grew or shrank (and
+which end moved), was mapped or unmapped, changed protection, was split in two
+or merged with a neighbour.  Pure over the procfs readers: no click, no rich.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import time
+from collections import Counter
+from typing import NamedTuple
+
+from .classify import KINDS, Facts, FileKey, LoadedImage, Region, classify
+from .errors import ProcessExited
+from .maps import Mapping, parse_maps
+from .process import (
+    ElfCache,
+    ProcessInfo,
+    ProcessMap,
+    check_alive,
+    process_info,
+    read_facts,
+    read_layouts,
+    read_thread_stacks,
+)
+from .procfs import ProcessDir, ProcFS
+
+# --- finding the changed lines ---------------------------------------------------------
+
+_SMALL = 4096  # a changed stretch this short is parsed whole rather than searched
+_GRAIN = 64  # bytes: how close the common prefix and suffix searches get
+_PROBES = ((1, 2), (1, 4), (3, 4))  # where to probe a long changed stretch
+
+
+class Hunk(NamedTuple):
+    """old[old_start:old_end] became new[new_start:new_end]; whole lines, byte offsets."""
+
+    old_start: int
+    old_end: int
+    new_start: int
+    new_end: int
+
+
+def diff_maps(old: bytes, new: bytes) -> list[Hunk]:
+    """The line-aligned stretches where `new` differs from `old`, in order.
+
+    Outside the hunks the two texts are equal byte for byte.  Both must be
+    whole lines (ending with a newline).  Costs a memcmp of the equal bytes
+    plus, for changes far apart, one bytes.find per change.
+    """
+    if old == new:
+        return []
+    hunks: list[Hunk] = []
+    work = [(0, len(old), 0, len(new))]
+    while work:
+        o0, o1, n0, n1 = _trim(old, new, *work.pop())
+        if o0 == o1 and n0 == n1:
+            continue
+        split = None
+        if o1 - o0 > _SMALL and n1 - n0 > _SMALL:
+            split = _probe(old, new, o0, o1, n0, n1)
+        if split is None:
+            hunks.append(Hunk(o0, o1, n0, n1))
+        else:
+            ls, le, at = split
+            # Work is a stack: push the upper part first so hunks come out in order.
+            work.append((le, o1, at + le - ls, n1))
+            work.append((o0, ls, n0, at))
+    return hunks
+
+
+def _trim(old: bytes, new: bytes, o0: int, o1: int, n0: int, n1: int):
+    """Shrink the stretch by its common prefix and suffix, to whole lines on both sides."""
+    limit = min(o1 - o0, n1 - n0)
+    p = _common_prefix(old, new, o0, n0, limit)
+    if p < limit:
+        # Back to the start of the line holding the first difference (both texts
+        # agree before it, so it is a line start in both).
+        nl = old.rfind(b"\n", o0, o0 + p)
+        p = nl + 1 - o0 if nl >= 0 else 0
+    o0 += p
+    n0 += p
+    limit = min(o1 - o0, n1 - n0)
+    s = _common_suffix(old, new, o1, n1, limit)
+    if s:
+        q, r = o1 - s, n1 - s
+        if not ((q == o0 or old[q - 1] == 10) and (r == n0 or new[r - 1] == 10)):
+            # Mid-line on one side: the next line start inside the common suffix.
+            s = o1 - (old.find(b"\n", q, o1) + 1)
+    o1 -= s
+    n1 -= s
+    return o0, o1, n0, n1
+
+
+def _common_prefix(old: bytes, new: bytes, o0: int, n0: int, limit: int) -> int:
+    """A length up to which old[o0:] and new[n0:] are equal, within _GRAIN of the longest.
+
+    Galloping then bisecting memcmps (bytes.startswith takes a memoryview: no
+    copy).  Stopping _GRAIN bytes short at most adds a line or two to a hunk,
+    which compare equal later; it saves half the steps.
+    """
+    view = memoryview(old)
+    n, step = 0, 8192
+    while n < limit:
+        k = min(step, limit - n)
+        if new.startswith(view[o0 + n : o0 + n + k], n0 + n):
+            n += k
+            step *= 4
+            continue
+        lo, hi = n, n + k  # equal up to lo, not up to hi
+        while hi - lo > _GRAIN:
+            mid = (lo + hi) // 2
+            if new.startswith(view[o0 + lo : o0 + mid], n0 + lo):
+                lo = mid
+            else:
+                hi = mid
+        return lo
+    return limit
+
+
+def _common_suffix(old: bytes, new: bytes, o1: int, n1: int, limit: int) -> int:
+    """As _common_prefix, from the ends: old[:o1] and new[:n1] end alike for this long."""
+    view = memoryview(old)
+    n, step = 0, 8192
+    while n < limit:
+        k = min(step, limit - n)
+        if new.endswith(view[o1 - n - k : o1 - n], 0, n1 - n):
+            n += k
+            step *= 4
+            continue
+        lo, hi = n, n + k
+        while hi - lo > _GRAIN:
+            mid = (lo + hi) // 2
+            if new.endswith(view[o1 - mid : o1 - lo], 0, n1 - lo):
+                lo = mid
+            else:
+                hi = mid
+        return lo
+    return limit
+
+
+def _probe(old: bytes, new: bytes, o0: int, o1: int, n0: int, n1: int):
+    """An old line that is still in the new text: (its start, its end, where it is now).
+
+    Lines are unique (each starts with its own address), so a line found at a
+    line start in the new stretch splits the problem in two.
+    """
+    for num, den in _PROBES:
+        mid = o0 + (o1 - o0) * num // den
+        nl = old.rfind(b"\n", o0, mid)
+        ls = nl + 1 if nl >= 0 else o0
+        le = old.find(b"\n", mid, o1) + 1
+        if le <= ls:
+            continue
+        line = old[ls:le]
+        at = new.find(line, n0, n1)
+        while at > n0 and new[at - 1] != 10:
+            at = new.find(line, at + 1, n1)  # the tail of a longer line: not this one
+        if at != -1:
+            return ls, le, at
+    return None
+
+
+# --- events ------------------------------------------------------------------------------
+
+EVENTS = ("grow", "shrink", "map", "unmap", "protect", "split", "merge")
+
+
+class Event(NamedTuple):
+    """One change to the address space, about one region."""
+
+    event: str  # one of EVENTS
+    kind: str
+    detail: str
+    start: int  # the region now (for unmap: the region that went away)
+    end: int
+    path: str | None
+    bytes: int  # how much grew, shrank, appeared, went away or changed protection
+    direction: str | None  # grow, shrink: "up" if the end moved, "down" if the start did
+    perms: str
+    object: str | None = None
+    before: tuple[int, int, str] | None = None  # (start, end, perms) before, where it differs
+
+    def to_dict(self) -> dict:
+        out = {
+            "event": self.event,
+            "kind": self.kind,
+            "detail": self.detail,
+            "start": self.start,
+            "end": self.end,
+            "path": self.path,
+            "bytes": self.bytes,
+            "direction": self.direction,
+            "perms": self.perms,
+            "object": self.object,
+        }
+        if self.before is not None:
+            start, end, perms = self.before
+            out["before"] = {"start": start, "end": end, "perms": perms}
+        return out
+
+
+class Change(NamedTuple):
+    """What one sample found different from the last."""
+
+    events: list[Event]
+    threads_started: list[int]
+    threads_ended: list[int]
+    exec: bool = False  # the process ran a new program: everything was replaced
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.threads_started or self.threads_ended or self.exec)
+
+
+def _event(name, region: Region, nbytes, direction=None, before=None, start=None, end=None):
+    return Event(
+        name,
+        region.kind,
+        region.detail,
+        region.start if start is None else start,
+        region.end if end is None else end,
+        region.path,
+        nbytes,
+        direction,
+        region.perms,
+        region.object,
+        before,
+    )
+
+
+def _same_thing(a: Mapping, b: Mapping) -> bool:
+    """Whether two mappings are views of the same memory (so one can have become the other)."""
+    if a.dev != b.dev or a.inode != b.inode or a.path != b.path or a.perms[3] != b.perms[3]:
+        return False
+    return not a.is_file or a.offset - a.start == b.offset - b.start
+
+
+def diff_events(
+    old: list[Mapping], old_groups: list, new: list[Mapping], new_groups: list
+) -> list[Event]:
+    """Events turning `old` mappings into `new` ones (both in address order).
+
+    `*_groups[i]` holds the classified regions of mapping i.  Mappings that
+    overlap, directly or through others, form one component: one mapping on
+    each side that changed size is a grow or shrink; one becoming several with
+    the same span is a split (and several becoming one a merge), with a
+    protect event for each part whose permissions changed; anything else is
+    unmaps and maps.
+    """
+    events: list[Event] = []
+    i = j = 0
+    while i < len(old) or j < len(new):
+        # Collect one component: start with the lower mapping, add overlapping ones.
+        olds: list[int] = []
+        news: list[int] = []
+        if j >= len(new) or (i < len(old) and old[i].start <= new[j].start):
+            olds.append(i)
+            hi = old[i].end
+            i += 1
+        else:
+            news.append(j)
+            hi = new[j].end
+            j += 1
+        while True:
+            if i < len(old) and old[i].start < hi:
+                olds.append(i)
+                hi = max(hi, old[i].end)
+                i += 1
+            elif j < len(new) and new[j].start < hi:
+                news.append(j)
+                hi = max(hi, new[j].end)
+                j += 1
+            else:
+                break
+        events.extend(_component_events(old, old_groups, olds, new, new_groups, news))
+    return events
+
+
+def _component_events(old, old_groups, olds, new, new_groups, news) -> list[Event]:
+    if not news:
+        return [_event("unmap", r, r.size) for k in olds for r in old_groups[k]]
+    if not olds:
+        return [_event("map", r, r.size) for k in news for r in new_groups[k]]
+    first = old[olds[0]]
+    same = all(_same_thing(first, old[k]) for k in olds) and all(
+        _same_thing(first, new[k]) for k in news
+    )
+    if not same:
+        return [_event("unmap", r, r.size) for k in olds for r in old_groups[k]] + [
+            _event("map", r, r.size) for k in news for r in new_groups[k]
+        ]
+    events: list[Event] = []
+    if len(olds) == 1 and len(news) == 1:
+        o, n = old[olds[0]], new[news[0]]
+        groups = new_groups[news[0]]
+        before = (o.start, o.end, o.perms)
+        if n.start != o.start:
+            grew = n.start < o.start
+            events.append(
+                _event(
+                    "grow" if grew else "shrink",
+                    groups[0],
+                    abs(n.start - o.start),
+                    "down" if grew else "up",
+                    before,
+                )
+            )
+        if n.end != o.end:
+            grew = n.end > o.end
+            events.append(
+                _event(
+                    "grow" if grew else "shrink",
+                    groups[-1],
+                    abs(n.end - o.end),
+                    "up" if grew else "down",
+                    before,
+                )
+            )
+        if n.perms != o.perms:
+            lo, hi = max(o.start, n.start), min(o.end, n.end)
+            events.extend(_protects(groups, lo, hi, o.perms))
+        return events
+    lo_old, hi_old = old[olds[0]].start, old[olds[-1]].end
+    lo_new, hi_new = new[news[0]].start, new[news[-1]].end
+    contiguous = all(old[a].end == old[b].start for a, b in zip(olds, olds[1:])) and all(
+        new[a].end == new[b].start for a, b in zip(news, news[1:])
+    )
+    if (lo_old, hi_old) != (lo_new, hi_new) or not contiguous:
+        return [_event("unmap", r, r.size) for k in olds for r in old_groups[k]] + [
+            _event("map", r, r.size) for k in news for r in new_groups[k]
+        ]
+    if len(news) > len(olds):
+        for k in olds:
+            o = old[k]
+            pieces = [x for x in news if new[x].start < o.end and new[x].end > o.start]
+            if len(pieces) > 1:
+                events.append(_event("split", old_groups[k][0], o.size, None, None, o.start, o.end))
+    elif len(news) < len(olds):
+        for k in news:
+            n = new[k]
+            pieces = [x for x in olds if old[x].start < n.end and old[x].end > n.start]
+            if len(pieces) > 1:
+                events.append(_event("merge", new_groups[k][0], n.size, None, None))
+    # Then every stretch whose permissions changed.
+    for k in news:
+        n = new[k]
+        for x in olds:
+            o = old[x]
+            lo, hi = max(o.start, n.start), min(o.end, n.end)
+            if lo < hi and o.perms != n.perms:
+                events.extend(_protects(new_groups[k], lo, hi, o.perms))
+    return events
+
+
+def _protects(groups, lo: int, hi: int, old_perms: str) -> list[Event]:
+    return [
+        _event(
+            "protect",
+            r,
+            min(hi, r.end) - max(lo, r.start),
+            before=(max(lo, r.start), min(hi, r.end), old_perms),
+            start=max(lo, r.start),
+            end=min(hi, r.end),
+        )
+        for r in groups
+        if r.start < hi and r.end > lo
+    ]
+
+
+# --- the sampler ------------------------------------------------------------------------
+
+# How far a mapping's kind can depend on its neighbours: a thread stack on the
+# guard page below it, and that guard on an arena below it; bss on the data
+# mapping before it.  A changed mapping is classified again with MARGIN
+# neighbours on each side, given CONTEXT more so that those are right too.
+MARGIN = 2
+CONTEXT = 2
+_RETRY_THREADS = 1.0  # seconds between retries of a thread whose stack pointer is unknown
+
+
+class PidReused(ProcessExited):
+    """The process exited and another one now has its PID."""
+
+
+class Sampler:
+    """Samples one process's map; `sample()` returns what changed since the last call.
+
+    Holds the /proc/PID directory open (see procfs.py), so a PID reused by
+    another process is never mistaken for the one being watched: reads through
+    the old directory fail once its process is gone, and `sample()` raises
+    ProcessExited, or PidReused when another process now has the PID.
+    """
+
+    def __init__(self, pid: int, procfs: ProcFS | None = None, cache: ElfCache | None = None):
+        self.procfs = procfs or ProcFS()
+        self.pd: ProcessDir = self.procfs.open(pid)
+        self.cache = cache or ElfCache()
+        self._buffer = bytearray(1 << 16)
+        self.samples = 0
+        try:
+            stat = check_alive(self.pd)
+            self.start_time = stat.start_time
+            self.info: ProcessInfo = process_info(self.pd, stat)
+            self._task_links = self._count_threads()
+            self._full_read(self._read_maps())
+        except BaseException:
+            self.pd.close()
+            raise
+
+    @property
+    def pid(self) -> int:
+        return self.pd.pid
+
+    def close(self) -> None:
+        self.pd.close()
+
+    def __enter__(self) -> Sampler:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- reading ----------------------------------------------------------------------
+
+    def _read_maps(self) -> bytes:
+        """The maps file, read into one reused buffer (no allocation per read())."""
+        try:
+            fd = os.open("maps", os.O_RDONLY | os.O_CLOEXEC, dir_fd=self.pd.fd)
+        except OSError as err:
+            raise self._gone(err) from None
+        try:
+            buf, pos = self._buffer, 0
+            view = memoryview(buf)
+            while True:
+                if pos == len(buf):
+                    view.release()
+                    buf.extend(bytes(len(buf)))  # double it
+                    view = memoryview(buf)
+                got = os.readv(fd, [view[pos:]])
+                if not got:
+                    break
+                pos += got
+            data = bytes(view[:pos])
+            view.release()
+        except OSError as err:
+            raise self._gone(err) from None
+        finally:
+            os.close(fd)
+        if not data:
+            # A zombie or an exiting process has no mm left to print.
+            raise self._gone(ProcessLookupError())
+        return data
+
+    def _gone(self, err: OSError) -> Exception:
+        """The error to raise when reading failed: the process exited, or worse."""
+        error = self.pd.error(err, "maps")
+        if not isinstance(error, ProcessExited):
+            return error
+        # Was the PID given to another process meanwhile?  Its start time says.
+        try:
+            with open(f"{self.procfs.root}/{self.pid}/stat", "rb") as f:
+                from .procfs import parse_stat
+
+                other = parse_stat(f.read())
+        except (OSError, ValueError, IndexError):
+            other = None
+        if other is not None and other.start_time != self.start_time:
+            return PidReused(
+                f"PID {self.pid} exited and now belongs to another process "
+                f"({other.comm}); the watch ends here"
+            )
+        return ProcessExited(f"PID {self.pid} ({self.info.name}) exited")
+
+    def _count_threads(self) -> int:
+        # proc_task_getattr: the task directory's link count is 2 + the number of threads,
+        # so one stat tells whether threads came or went (a few us, against a listdir).
+        try:
+            return os.stat("task", dir_fd=self.pd.fd).st_nlink
+        except OSError as err:
+            raise self._gone(err) from None
+
+    # --- the full read, at the start and when everything changed -----------------------
+
+    def _full_read(self, data: bytes) -> None:
+        mappings, data = _parse_canonical(data)
+        self.warnings: list[str] = []
+        self.facts: Facts = read_facts(self.pd, mappings, self.cache, self.warnings)
+        self.tids: list[int] = self._task_ids()
+        if len(self.tids) > 1:
+            read_thread_stacks(self.pd, self.facts, self.tids, self.warnings)
+        self._last_thread_retry = time.monotonic()
+        self.text = data
+        self.mappings = mappings
+        self.starts = [m.start for m in mappings]
+        result = classify(mappings, self.cache.layouts, self.facts)
+        self.groups: list[tuple[Region, ...]] = _group(mappings, result.regions)
+        self._set_images(result.images)
+        self.warnings.extend(w for w in result.warnings if w not in self.warnings)
+        self.key_starts: dict[FileKey, list[int]] = {}  # a file's mappings, by start
+        for m in mappings:
+            if _is_file(m):
+                self.key_starts.setdefault(m.file_key, []).append(m.start)
+        self._unread: list[Mapping] = []  # mappings of files whose layout is not yet read
+        self.by_kind: Counter[str] = Counter()
+        for group in self.groups:
+            for r in group:
+                self.by_kind[r.kind] += r.size
+        self.total = sum(m.end - m.start for m in mappings)
+
+    def _task_ids(self) -> list[int]:
+        try:
+            return self.pd.task_ids()
+        except ProcessExited as err:
+            raise self._gone(ProcessLookupError()) from err
+
+    # --- one sample -----------------------------------------------------------------
+
+    def sample(self) -> Change:
+        """Read the map again; what changed since the last sample (falsy if nothing)."""
+        data = self._read_maps()
+        links = self._count_threads()
+        self.samples += 1
+        threads_changed = links != self._task_links
+        if data == self.text and not threads_changed and not self.facts.unknown_threads:
+            return _NO_CHANGE
+        return self._update(data, threads_changed, links)
+
+    def _update(self, data: bytes, threads_changed: bool, links: int) -> Change:
+        dirty: list[tuple[int, int, tuple[FileKey, ...]]] = []  # to classify again
+        started: list[int] = []
+        ended: list[int] = []
+        if threads_changed or (
+            self.facts.unknown_threads
+            and time.monotonic() - self._last_thread_retry > _RETRY_THREADS
+        ):
+            self._task_links = links
+            started, ended, moved = self._update_threads()
+            dirty.extend((sp, sp + 1, ()) for sp in moved)
+        if data == self.text:
+            self._reclassify(dirty)
+            return Change([], started, ended)
+        if self.pd.file_key("exe") != self.facts.exe_key:
+            return self._replace_all(data, started, ended, exec=True)
+        hunks = diff_maps(self.text, data)
+        changes = self._splice(data, hunks)
+        if changes is None:
+            return self._replace_all(data, started, ended)
+        for old_maps, _, a, b in changes:
+            lo = old_maps[0].start if old_maps else self._start_at(a)
+            hi = old_maps[-1].end if old_maps else lo + 1
+            if b > a:
+                lo, hi = min(lo, self.mappings[a].start), max(hi, self.mappings[b - 1].end)
+            dirty.append((lo, hi, tuple(m.file_key for m in old_maps if _is_file(m))))
+        self._reclassify(dirty)
+        events: list[Event] = []
+        maps = self.mappings
+        for old_maps, old_groups, a, b in changes:
+            # A hunk can hold a line or two that did not change: leave those out.
+            i, j = 0, len(old_maps)
+            while i < j and a < b and old_maps[i] == maps[a]:
+                i += 1
+                a += 1
+            while i < j and a < b and old_maps[j - 1] == maps[b - 1]:
+                j -= 1
+                b -= 1
+            if i < j or a < b:
+                events.extend(
+                    diff_events(old_maps[i:j], old_groups[i:j], maps[a:b], self.groups[a:b])
+                )
+        return Change(events, started, ended)
+
+    def _start_at(self, i: int) -> int:
+        """An address at mapping index i: where a removed stretch was."""
+        if i < len(self.mappings):
+            return self.mappings[i].start
+        return self.mappings[-1].end
+
+    def _replace_all(self, data: bytes, started, ended, exec: bool = False) -> Change:
+        """Read everything again: after an exec, or when the text cannot be spliced."""
+        old_maps, old_groups = self.mappings, self.groups
+        if exec:
+            self.info = process_info(self.pd, self.pd.stat())
+        self._full_read(data)
+        events = diff_events(old_maps, old_groups, self.mappings, self.groups)
+        return Change(events, started, ended, exec=exec)
+
+    def _update_threads(self) -> tuple[list[int], list[int], list[int]]:
+        """Read the thread list again; returns (started, ended, stack pointers to look at)."""
+        tids = self._task_ids()
+        facts = self.facts
+        before, now = set(self.tids), set(tids)
+        started = sorted(now - before)
+        ended = sorted(before - now)
+        moved = [facts.thread_sps.pop(t) for t in ended if t in facts.thread_sps]
+        was_unknown = bool(facts.unknown_threads)
+        facts.unknown_threads = tuple(t for t in facts.unknown_threads if t in now)
+        asked = started + list(facts.unknown_threads)
+        read_thread_stacks(self.pd, facts, asked, self.warnings)
+        self._last_thread_retry = time.monotonic()
+        moved.extend(facts.thread_sps[t] for t in asked if t in facts.thread_sps)
+        self.tids = tids
+        self.info.threads = len(tids)
+        if bool(facts.unknown_threads) != was_unknown:
+            # Stacks found by shape depend on whether any thread is unknown: look at all.
+            moved.extend(self.starts)
+        return started, ended, moved
+
+    def _splice(self, data: bytes, hunks: list[Hunk]):
+        """Put the changed lines, parsed, in place of the old ones.
+
+        Returns [(old mappings, their regions, new index lo, new index hi)], one
+        per hunk, or None if a line was printed twice (the kernel does that when
+        a mapping changes between two read() calls of one file).
+        """
+        maps = self.mappings
+        pieces = []
+        for h in hunks:
+            i0 = self._index_at_offset(h.old_start)
+            i1 = self._index_at_offset(h.old_end)
+            fresh = parse_maps(data[h.new_start : h.new_end])
+            if fresh and (
+                data.count(b"\n", h.new_start, h.new_end) != len(fresh)
+                or (i0 > 0 and fresh[0].start < maps[i0 - 1].end)
+                or (i1 < len(maps) and fresh[-1].end > maps[i1].start)
+            ):
+                return None
+            pieces.append((i0, i1, fresh))
+        changes = []
+        for i0, i1, fresh in reversed(pieces):  # from the top, so lower indexes hold
+            old_maps, old_groups = maps[i0:i1], self.groups[i0:i1]
+            for m, group in zip(old_maps, old_groups):
+                self._forget(m, group)
+            for m in fresh:
+                self._remember(m)
+            maps[i0:i1] = fresh
+            self.starts[i0:i1] = [m.start for m in fresh]
+            self.groups[i0:i1] = [()] * len(fresh)
+            changes.append((old_maps, old_groups, len(fresh)))
+        changes.reverse()
+        self.text = data
+        out, shift = [], 0
+        for (i0, i1, _), (old_maps, old_groups, count) in zip(pieces, changes):
+            out.append((old_maps, old_groups, i0 + shift, i0 + shift + count))
+            shift += count - (i1 - i0)
+        return out
+
+    def _index_at_offset(self, offset: int) -> int:
+        """Index of the mapping whose line starts at byte `offset` of the last text."""
+        text = self.text
+        if offset >= len(text):
+            return len(self.mappings)
+        return bisect.bisect_left(self.starts, int(text[offset : text.index(b"-", offset)], 16))
+
+    def _forget(self, m: Mapping, group) -> None:
+        self.total -= m.end - m.start
+        for r in group:
+            self.by_kind[r.kind] -= r.size
+        if _is_file(m):
+            starts = self.key_starts[m.file_key]
+            starts.remove(m.start)
+            if not starts:
+                del self.key_starts[m.file_key]
+
+    def _remember(self, m: Mapping) -> None:
+        self.total += m.end - m.start
+        if _is_file(m):
+            bisect.insort(self.key_starts.setdefault(m.file_key, []), m.start)
+            if m.file_key not in self.cache.layouts:
+                self._unread.append(m)
+
+    # --- classifying again, around the changes --------------------------------------
+
+    def _reclassify(self, dirty: list[tuple[int, int, tuple[FileKey, ...]]]) -> None:
+        """Classify again every mapping whose kind can depend on the dirty address ranges.
+
+        A file mapping's kind depends only on the other mappings of its file
+        and the image they make; an anonymous one's also on its neighbours (the
+        guard below a stack, the arena pair, bss after data) and the image
+        around it.  So the window is: the changed mappings, closed over their
+        files and images, plus MARGIN anonymous neighbours a side.  classify()
+        sees CONTEXT more neighbours, also closed, so the window's own
+        neighbours are right; only the window's regions are taken.
+        """
+        if not dirty:
+            return
+        if self._unread:
+            read_layouts(self.pd, self._unread, self.facts.exe_key, self.cache, self.warnings)
+            self._unread = []
+        windows = []
+        for lo_addr, hi_addr, keys in dirty:
+            lo = max(bisect.bisect_right(self.starts, lo_addr) - 1, 0)
+            hi = max(bisect.bisect_left(self.starts, hi_addr), lo + 1)
+            lo, hi = self._closure(lo, hi, keys)
+            windows.append(self._closure(*self._margin(lo, hi)))
+        windows.sort()
+        merged: list[list[int]] = []
+        for lo, hi in windows:
+            if merged and lo <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        for lo, hi in merged:
+            self._classify_window(lo, hi)
+
+    def _margin(self, lo: int, hi: int) -> tuple[int, int]:
+        maps = self.mappings
+        for _ in range(MARGIN):
+            if lo > 0 and not _is_file(maps[lo - 1]):
+                lo -= 1
+            if hi < len(maps) and not _is_file(maps[hi]):
+                hi += 1
+        return lo, hi
+
+    def _closure(self, lo: int, hi: int, keys=()) -> tuple[int, int]:
+        """Widen [lo, hi) over every mapping of each file and image that has one in it."""
+        maps, starts = self.mappings, self.starts
+        seen: set[FileKey] = set()
+        pending = list(keys)
+        scan_lo, scan_hi = lo, hi  # the indexes not yet looked at
+        while True:
+            for i in range(scan_lo, scan_hi):
+                m = maps[i]
+                if m.inode and m.path is not None and m.path[:1] != "[":  # _is_file
+                    pending.append(m.file_key)
+            a, b = maps[lo].start, maps[hi - 1].end
+            for key in pending:
+                if key not in seen:
+                    seen.add(key)
+                    ks = self.key_starts.get(key)
+                    if ks:
+                        a, b = min(a, ks[0]), max(b, ks[-1] + 1)
+            pending.clear()
+            for image in self._images_meeting(a, b):
+                a, b = min(a, image.start), max(b, image.end)
+            new_lo = min(lo, max(bisect.bisect_right(starts, a) - 1, 0))
+            new_hi = max(hi, bisect.bisect_left(starts, b))
+            if new_lo == lo and new_hi == hi:
+                return lo, hi
+            # Look only at what was added, below and above.
+            for i in range(new_lo, lo):
+                m = maps[i]
+                if m.inode and m.path is not None and m.path[:1] != "[":
+                    pending.append(m.file_key)
+            scan_lo, scan_hi = hi, new_hi
+            lo, hi = new_lo, new_hi
+
+    def _images_meeting(self, a: int, b: int) -> list[LoadedImage]:
+        """The loaded images whose span meets [a, b)."""
+        images = self.images
+        if not images:
+            return []
+        # Images are sorted by start and none is longer than _longest_image.
+        i = bisect.bisect_right(self._image_starts, a - self._longest_image)
+        j = bisect.bisect_left(self._image_starts, b)
+        return [im for im in images[i:j] if im.start < b and im.end > a]
+
+    def _set_images(self, images: list[LoadedImage]) -> None:
+        self.images = sorted(images, key=lambda im: im.start)
+        self._image_starts = [im.start for im in self.images]
+        self._longest_image = max((im.end - im.start for im in images), default=0)
+
+    def _classify_window(self, lo: int, hi: int) -> None:
+        maps = self.mappings
+        while True:
+            c0, c1 = self._closure(max(lo - CONTEXT, 0), min(hi + CONTEXT, len(maps)))
+            result = classify(maps[c0:c1], self.cache.layouts, self.facts)
+            a, b = maps[lo].start, maps[hi - 1].end
+            found = [im for im in result.images if im.start < b and im.end > a]
+            if found:
+                # An image found now that reaches out of the window: widen, and again.
+                w_lo = min(a, min(im.start for im in found))
+                w_hi = max(b, max(im.end for im in found))
+                new_lo = max(bisect.bisect_right(self.starts, w_lo) - 1, 0)
+                new_hi = bisect.bisect_left(self.starts, w_hi)
+                if new_lo < lo or new_hi > hi:
+                    lo, hi = self._closure(*self._margin(min(lo, new_lo), max(hi, new_hi)))
+                    continue
+            break
+        fresh = _group(maps[c0:c1], result.regions)[lo - c0 : hi - c0]
+        by_kind = self.by_kind
+        for group in self.groups[lo:hi]:
+            for r in group:
+                by_kind[r.kind] -= r.size
+        for group in fresh:
+            for r in group:
+                by_kind[r.kind] += r.size
+        self.groups[lo:hi] = fresh
+        gone = self._images_meeting(a, b)
+        if gone or found:
+            self._set_images([im for im in self.images if im not in gone] + found)
+        for w in result.warnings:
+            if w not in self.warnings:
+                self.warnings.append(w)
+
+    # --- what the views need ----------------------------------------------------------
+
+    @property
+    def regions(self) -> list[Region]:
+        return [r for group in self.groups for r in group]
+
+    def snapshot(self) -> ProcessMap:
+        """The map as it stands, as `read_map` would give it."""
+        return ProcessMap(
+            info=self.info,
+            mappings=list(self.mappings),
+            regions=self.regions,
+            images=list(self.images),
+            warnings=self.warnings,
+            page_size=self.facts.page_size,
+        )
+
+    def totals(self) -> dict[str, int]:
+        """Bytes by kind, every kind present (zeros included), from running sums."""
+        return {k: self.by_kind.get(k, 0) for k in KINDS}
+
+
+_NO_CHANGE = Change([], [], [])
+
+
+def _is_file(m: Mapping) -> bool:
+    """A mapping of a file: its kind depends only on the file's other mappings.
+
+    The same test as classify's find_images, which groups mappings into images.
+    """
+    return bool(m.inode) and m.path is not None and m.path[:1] != "["
+
+
+def _parse_canonical(data: bytes) -> tuple[list[Mapping], bytes]:
+    """Parse, and drop from the text any line the kernel printed twice across reads.
+
+    The text kept is then exactly the mappings' lines, one each, which the
+    next sample's diff relies on.
+    """
+    mappings = parse_maps(data)
+    if data.count(b"\n") == len(mappings):
+        return mappings, data
+    kept = []
+    k = 0
+    for line in data.split(b"\n"):
+        if not line or k == len(mappings):
+            continue
+        start = int(line[: line.index(b"-")], 16)
+        if start == mappings[k].start:
+            kept.append(line + b"\n")
+            k += 1
+    return mappings, b"".join(kept)
+
+
+def _group(mappings: list[Mapping], regions: list[Region]) -> list[tuple[Region, ...]]:
+    """Regions by mapping: regions tile the mappings in order."""
+    groups = []
+    k = 0
+    for m in mappings:
+        r = regions[k]
+        if r.end == m.end:  # most mappings are one region
+            groups.append((r,))
+            k += 1
+            continue
+        group = []
+        while k < len(regions) and regions[k].end <= m.end:
+            group.append(regions[k])
+            k += 1
+        groups.append(tuple(group))
+    return groups
