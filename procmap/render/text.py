@@ -10,7 +10,9 @@ markup, so "[bold]" in a path stays literal text.
 
 from __future__ import annotations
 
-_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+from ..units import address_width, human_size
+
+__all__ = ["address_width", "human_size", "printable"]
 
 
 def printable(s: str) -> str:
@@ -30,22 +32,3 @@ def printable(s: str) -> str:
         else:
             out.append(f"\\u{code:04x}")
     return "".join(out)
-
-
-def human_size(n: int) -> str:
-    """Bytes in binary units: 4 KiB, 1.5 MiB, 128 TiB."""
-    size = float(n)
-    for unit in _UNITS:
-        if size < 1024 or unit == _UNITS[-1]:
-            if unit == "B":
-                return f"{n} B"
-            return (
-                f"{size:.0f} {unit}" if size >= 100 or size == int(size) else f"{size:.1f} {unit}"
-            )
-        size /= 1024
-    raise AssertionError("unreachable")
-
-
-def address_width(end: int) -> int:
-    """Hex digits to show addresses of a map whose highest end is `end`."""
-    return max(8, len(f"{end - 1:x}"))

@@ -7,7 +7,20 @@ import sys
 
 import pytest
 
-CORE = ["maps", "elf", "errors", "procfs", "classify", "lesson", "process", "explain", "run"]
+CORE = [
+    "maps",
+    "elf",
+    "errors",
+    "procfs",
+    "classify",
+    "lesson",
+    "process",
+    "explain",
+    "run",
+    "units",
+    "sampler",
+    "watch",
+]
 
 
 @pytest.mark.parametrize("module", CORE)
