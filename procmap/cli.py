@@ -84,13 +84,45 @@ def cli():
     help="Show only regions of these kinds: text, rodata, data, bss, heap, stack, mmap, kernel.",
 )
 @click.option("--no-notes", is_flag=True, help="Leave out the explanation of each kind.")
+@click.option("--watch", is_flag=True, help="Watch the map change, live, until Ctrl-C or exit.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0),
+    default=0.5,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --watch: time between samples; 0 samples flat out.",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="With --watch: stop after N samples (the first one included).",
+)
 @_debug_option
-def show(target: str, as_json: bool, sections: bool, kinds: str | None, no_notes: bool):
+def show(
+    target: str,
+    as_json: bool,
+    sections: bool,
+    kinds: str | None,
+    no_notes: bool,
+    watch: bool,
+    interval: float,
+    count: int | None,
+):
     """The classified map of a process: TARGET is a PID, a process name, or "self".
 
     One row per region in address order, then totals by kind and by ELF object,
     then what each kind of region is.  Colours are off when the output is not
     a terminal, or when NO_COLOR is set.
+
+    With --watch, the map is sampled again and again and every change is an
+    event: a region grew or shrank (and which end moved), appeared or went
+    away, changed protection, split or merged; threads came and went.  On a
+    terminal it is a live view; otherwise one line per event; with --json,
+    JSON Lines (a snapshot, then a change record per sample that changed
+    something, then an end record).  It ends on Ctrl-C, after --count
+    samples, or when the process exits (exit status 0 for all three).
 
     \b
     Examples:
@@ -98,10 +130,20 @@ def show(target: str, as_json: bool, sections: bool, kinds: str | None, no_notes
       procmap 1234 --kind heap,stack
       procmap firefox --sections
       procmap 1234 --json | jq '.regions[] | select(.kind == "bss")'
+      procmap 1234 --watch
+      procmap 1234 --watch --interval 0.05 --count 200
+      procmap 1234 --watch --json > events.jsonl
     """
     from .process import read_map, resolve_target
 
     wanted = _parse_kinds(kinds)
+    if not watch and (count is not None or interval != 0.5):
+        raise click.UsageError("--interval and --count go with --watch")
+    if watch:
+        if sections:
+            raise click.UsageError("--sections does not go with --watch")
+        _watch(resolve_target(target), interval, count, as_json, wanted)
+        return
     pmap = read_map(resolve_target(target))
     if as_json:
         data = pmap.to_dict()
@@ -211,6 +253,90 @@ def explain(
     from .render.explain import render_explanation
 
     _console().print(render_explanation(exp, symbols=symbols, notes=not no_notes))
+
+
+def _watch(pid: int, interval: float, count: int | None, as_json: bool, kinds) -> None:
+    import signal
+
+    from .sampler import Sampler
+    from .watch import History
+
+    # A polite kill ends the watch as Ctrl-C does: with its summary (and end record).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with Sampler(pid) as sampler:
+        history = History(sampler)
+        if as_json:
+            _watch_json(sampler, history, interval, count, kinds)
+        elif sys.stdout.isatty():
+            _watch_live(sampler, history, interval, count, kinds)
+        else:
+            _watch_lines(sampler, history, interval, count)
+
+
+def _watch_json(sampler, history, interval, count, kinds) -> None:
+    import json
+
+    from .watch import change_record, end_record, run_watch, snapshot_record
+
+    def emit(record: dict) -> None:
+        sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
+        sys.stdout.flush()  # a reader (jq, a log) sees each record as it happens
+
+    emit(snapshot_record(sampler, kinds))
+
+    def on_tick(tick, _sentences) -> None:
+        record = change_record(tick, kinds)
+        if record is not None:
+            emit(record)
+
+    end = run_watch(sampler, history, interval, count, on_tick)
+    emit(end_record(end, history))
+
+
+def _watch_lines(sampler, history, interval, count) -> None:
+    from .render.text import human_size, printable
+    from .watch import run_watch, summary_lines
+
+    every = "flat out" if interval == 0 else f"every {interval:g} s"
+    out = sys.stdout
+    out.write(
+        f"watching PID {sampler.pid} ({printable(sampler.info.name)}): "
+        f"{len(sampler.mappings)} mappings, {human_size(sampler.total)} mapped; "
+        f"sampling {every}\n"
+    )
+    out.flush()
+
+    def on_tick(tick, sentences) -> None:
+        for sentence in sentences:
+            out.write(f"{tick.t:9.3f}s  {printable(sentence)}\n")
+        if sentences:
+            out.flush()
+
+    end = run_watch(sampler, history, interval, count, on_tick)
+    for line in summary_lines(history, end):
+        out.write(printable(line) + "\n")
+
+
+def _watch_live(sampler, history, interval, count, kinds) -> None:
+    from rich.live import Live
+
+    from .render.live import LiveView, render_watch_summary
+    from .watch import run_watch
+
+    console = _console()
+    view = LiveView(sampler, history, interval, kinds)
+    drawn = -1.0
+    with Live(view, console=console, screen=True, auto_refresh=False) as live:
+
+        def on_tick(tick, _sentences) -> None:
+            nonlocal drawn
+            if tick.t - drawn >= 0.1:  # at most 10 redraws a second, however fast it samples
+                live.refresh()
+                drawn = tick.t
+
+        live.refresh()
+        end = run_watch(sampler, history, interval, count, on_tick)
+    console.print(render_watch_summary(history, end))
 
 
 def parse_address(text: str) -> int:

@@ -576,7 +576,14 @@ static void rerun_without_caches(char **argv)
                  tunables) >= (int)sizeof value)
         return;
     setenv("GLIBC_TUNABLES", value, 1);
-    execv("/proc/self/exe", argv);
+    /* Exec the file by its real path, not /proc/self/exe: the kernel names the
+     * process after the file exec'd, and "exe" would tell a watcher nothing. */
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0 || n >= (ssize_t)sizeof self - 1)
+        return;
+    self[n] = '\0';
+    execv(self, argv);
     /* If that failed, run on with the caches. */
 }
 

@@ -1,0 +1,219 @@
+"""The watch as people see it: a live full-screen view, or one plain line per event.
+
+LiveView is a renderable that fits whatever size it is given: a header with
+the sampler's own figures, sparklines of heap, stack and everything mapped,
+the totals by kind, as many region rows as fit (changed ones first, marked
+and highlighted, the rest folded into "... N regions" rows), and the latest
+sentences of the event log.  Everything from the process goes through
+printable() into Text, never markup.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.text import Text
+
+from ..classify import KINDS, Region
+from ..sampler import Sampler
+from ..watch import End, History, signed_size, summary_lines
+from .text import address_width, human_size, printable
+from .theme import kind_style
+
+_BARS = "▁▂▃▄▅▆▇█"
+_ASCII_BARS = "_.-=+*#@"
+
+
+def sparkline(values, width: int, ascii_only: bool = False) -> str:
+    """The last `width` values as bars, scaled between their minimum and maximum."""
+    bars = _ASCII_BARS if ascii_only else _BARS
+    points = list(values)[-width:] if width > 0 else []
+    if not points:
+        return ""
+    lo, hi = min(points), max(points)
+    if hi == lo:
+        return bars[0] * len(points)
+    top = len(bars) - 1
+    return "".join(bars[round((v - lo) * top / (hi - lo))] for v in points)
+
+
+class LiveView:
+    """The whole live screen; lays itself out for the console's width and height."""
+
+    def __init__(self, sampler: Sampler, history: History, interval: float, kinds=None):
+        self.sampler = sampler
+        self.history = history
+        self.interval = interval
+        self.kinds = kinds
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        height = options.height or console.height
+        ascii_only = not console.options.encoding.lower().startswith("utf")
+        top = [self.header(), *self.sparklines(width, ascii_only), self.totals()]
+        log = self.log_lines(min(8, max(height // 4, 2)))
+        room = max(height - len(top) - len(log) - 3, 3)
+        yield Group(*top)
+        yield Text("")
+        yield from self.table(width, room, ascii_only)
+        if log:
+            yield Text("")
+            yield from log
+
+    def header(self) -> Text:
+        s, h = self.sampler, self.history
+        every = "flat out" if self.interval == 0 else f"every {self.interval:g} s"
+        text = Text()
+        text.append(f"PID {s.pid}", style="bold")
+        text.append("  ")
+        text.append(printable(s.info.name), style="bold")
+        text.append(f"  {s.info.threads} thread{'s' if s.info.threads != 1 else ''}")
+        text.append(f"  {len(s.mappings)} mappings", style="dim")
+        text.append(
+            f"   sampling {every}: {h.samples} samples, {h.rate:.1f}/s, "
+            f"{h.cost * 1000:.2f} ms a sample, {h.t:.1f} s",
+            style="dim",
+        )
+        return text
+
+    def sparklines(self, width: int, ascii_only: bool) -> list[Text]:
+        h = self.history
+        rows = []
+        span = max(width - 34, 8)
+        for label, values, style in (
+            ("heap", h.heap, kind_style("heap")),
+            ("stack", h.stack, kind_style("stack")),
+            ("mapped", h.mapped, "bold"),  # the change since the watch began in brackets
+        ):
+            line = Text(f"{label:<7}")
+            line.append(sparkline(values, span, ascii_only).ljust(span), style=style)
+            now = values[-1] if values else 0
+            first = {"heap": "heap", "stack": "stack"}.get(label)
+            start = h.start_totals[first] if first else h.start_total
+            line.append(f" {human_size(now):>10}")
+            line.append(f" ({signed_size(now - start)})", style="dim")
+            line.no_wrap = True
+            line.truncate(width, overflow="ellipsis")
+            rows.append(line)
+        return rows
+
+    def totals(self) -> Text:
+        totals = self.sampler.totals()
+        text = Text()
+        for kind in KINDS:
+            if not totals[kind] and not self.history.start_totals[kind]:
+                continue
+            text.append(kind, style=kind_style(kind))
+            text.append(f" {human_size(totals[kind])}  ")
+        return text
+
+    def table(self, width: int, room: int, ascii_only: bool) -> list[Text]:
+        regions = self.sampler.regions
+        if self.kinds:
+            regions = [r for r in regions if r.kind in self.kinds]
+        recent = self.history.recent
+        shown = pick_rows(regions, recent, room - 1)
+        aw = address_width(max((r.end for r in regions), default=1))
+        mark = "*" if ascii_only else "●"
+        lines = [
+            Text(
+                f"  {'start':<{aw}} {'end':<{aw}} {'size':>9} perms {'kind':<6} detail",
+                style="bold",
+            )
+        ]
+        last = -1
+        for i in shown:
+            if i > last + 1:
+                lines.append(_fold(regions[last + 1 : i], ascii_only))
+            lines.append(_row(regions[i], aw, (regions[i].start, regions[i].end) in recent, mark))
+            last = i
+        if last + 1 < len(regions):
+            lines.append(_fold(regions[last + 1 :], ascii_only))
+        for line in lines:
+            line.no_wrap = True
+            line.overflow = "ellipsis"
+            line.truncate(width, overflow="ellipsis")
+        return lines
+
+    def log_lines(self, count: int) -> list[Text]:
+        out = []
+        for t, sentence in list(self.history.log)[-count:]:
+            line = Text(f"{t:8.1f}s  ", style="dim")
+            line.append(printable(sentence))
+            out.append(line)
+        return out
+
+
+def pick_rows(regions: list[Region], recent: dict, room: int) -> list[int]:
+    """Indexes of the regions to show in `room` rows, counting one row per folded run.
+
+    All of them if they fit; otherwise the recently changed ones first, then
+    the heap and main stack, then the largest, as long as they and the fold
+    rows between them fit.
+    """
+    n = len(regions)
+    if n <= room:
+        return list(range(n))
+    if room < 2:
+        return []
+    changed = [i for i, r in enumerate(regions) if (r.start, r.end) in recent] if recent else []
+    changed.sort(key=lambda i: -recent[(regions[i].start, regions[i].end)])
+    landmarks = [
+        i
+        for i, r in enumerate(regions)
+        if r.detail in ("brk heap", "main thread stack") or r.kind in ("text", "data", "bss")
+    ][: room // 2]
+    largest = heapq.nlargest(room, range(n), key=lambda i: regions[i].size)
+    chosen: list[int] = []
+    seen: set[int] = set()
+    for i in (*changed, *landmarks, *largest):
+        if i in seen:
+            continue
+        trial = sorted(chosen + [i])
+        if _rows_needed(trial, n) > room:
+            continue
+        chosen = trial
+        seen.add(i)
+        if len(chosen) >= room:
+            break
+    return chosen
+
+
+def _rows_needed(indexes: list[int], n: int) -> int:
+    rows, last = 0, -1
+    for i in indexes:
+        rows += 1 + (i > last + 1)
+        last = i
+    return rows + (last + 1 < n)
+
+
+def _row(r: Region, aw: int, changed: bool, mark: str) -> Text:
+    text = Text(f"{mark} " if changed else "  ", style="bold" if changed else "")
+    text.append(f"{r.start:0{aw}x} {r.end:0{aw}x} {human_size(r.size):>9} {r.perms}  ")
+    text.append(f"{r.kind:<6}", style=kind_style(r.kind))
+    text.append(" " + printable(r.detail + (" *" if r.heuristic else "")))
+    where = r.object or r.path
+    if where:
+        text.append("  " + printable(where), style="dim")
+    if changed:
+        text.stylize("reverse", 0, len(text))
+    return text
+
+
+def _fold(regions: list[Region], ascii_only: bool) -> Text:
+    size = sum(r.size for r in regions)
+    dots = ":" if ascii_only else "⋮"
+    word = "region" if len(regions) == 1 else "regions"
+    return Text(f"  {dots} {len(regions):,} more {word}, {human_size(size)}", style="dim")
+
+
+def render_watch_summary(history: History, end: End) -> Group:
+    lines = summary_lines(history, end)
+    out = [Text(printable(lines[0]), style="bold")]
+    out.extend(Text("  " + printable(line)) for line in lines[1:])
+    if history.log:
+        out.append(Text("  last events:", style="dim"))
+        for t, sentence in list(history.log)[-5:]:
+            out.append(Text(f"  {t:8.1f}s  ", style="dim").append(printable(sentence)))
+    return Group(*out)

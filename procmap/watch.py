@@ -1,0 +1,408 @@
+"""A watch: the sampler run at an interval, and what it saw, kept in bounded memory.
+
+Pure over the sampler (no click, no rich): `iter_watch` yields one Tick per
+sample and ends with the reason the watch stopped; `History` keeps what the
+views show (totals over time for sparklines, the event log, counts), all in
+ring buffers, so a watch can run for days in the same memory; `describe`
+turns a sample's events into sentences in the lesson's terms.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter, deque
+from typing import NamedTuple
+
+from .classify import KINDS
+from .errors import ProcessExited
+from .sampler import Change, Event, PidReused, Sampler
+from .units import human_size
+
+END_REASONS = ("exited", "count", "interrupted", "reused")
+
+
+class Tick(NamedTuple):
+    """One sample: when (seconds since the watch began), what changed, what it cost."""
+
+    t: float
+    change: Change
+    cost: float  # seconds the sample took: read, parse, classify, diff
+
+
+class End(NamedTuple):
+    t: float
+    reason: str  # one of END_REASONS
+    message: str
+
+
+def run_watch(
+    sampler: Sampler,
+    history: History,
+    interval: float,
+    count: int | None = None,
+    on_tick=None,
+    clock=time.monotonic,
+    sleep=time.sleep,
+) -> End:
+    """Sample every `interval` seconds (0: flat out) until the watch ends; returns why.
+
+    The Sampler's first read counts as sample 1 (the snapshot), so `count`
+    samples means count - 1 more.  Samples keep to a fixed schedule: a slow
+    sample shortens the next wait, and a watch that falls behind starts again
+    from now rather than catching up in a burst.  Each sample goes into
+    `history`, then to `on_tick(tick, sentences)`.  Ctrl-C, wherever it lands,
+    ends the watch with reason "interrupted".
+    """
+    start = clock()
+    due = start
+    try:
+        while count is None or history.samples < count:
+            due += interval
+            now = clock()
+            if due > now:
+                sleep(due - now)
+            elif interval:
+                due = now
+            before = clock()
+            change = sampler.sample()
+            after = clock()
+            tick = Tick(after - start, change, after - before)
+            sentences = history.add(tick)
+            if on_tick is not None:
+                on_tick(tick, sentences)
+    except PidReused as err:
+        return End(clock() - start, "reused", str(err))
+    except ProcessExited as err:
+        return End(clock() - start, "exited", str(err))
+    except KeyboardInterrupt:
+        return End(clock() - start, "interrupted", "interrupted")
+    return End(clock() - start, "count", f"{history.samples} samples taken")
+
+
+# --- what the views keep ------------------------------------------------------------
+
+
+class History:
+    """What a watch has seen, in bounded memory.
+
+    `points` samples of heap, stack and total size for the sparklines; the
+    last `log_size` event sentences; which address ranges changed recently,
+    for highlighting (pruned as they age); counts and costs as running sums.
+    """
+
+    def __init__(self, sampler: Sampler, points: int = 240, log_size: int = 400):
+        self.sampler = sampler
+        self.start_totals = sampler.totals()
+        self.start_total = sampler.total
+        self.heap: deque[int] = deque(maxlen=points)
+        self.stack: deque[int] = deque(maxlen=points)
+        self.mapped: deque[int] = deque(maxlen=points)
+        self.log: deque[tuple[float, str]] = deque(maxlen=log_size)
+        self.recent: dict[tuple[int, int], float] = {}  # (start, end) -> when it changed
+        self.events: Counter[str] = Counter()
+        self.samples = 1
+        self.cost_total = 0.0
+        self.costs: deque[float] = deque(maxlen=64)  # the last samples' costs
+        self.times: deque[float] = deque(maxlen=64)  # and when they were taken
+        self.t = 0.0
+        self._record_sizes()
+
+    def _record_sizes(self) -> None:
+        totals = self.sampler.totals()
+        self.heap.append(totals["heap"])
+        self.stack.append(totals["stack"])
+        self.mapped.append(self.sampler.total)
+
+    def add(self, tick: Tick, highlight_for: float = 3.0) -> list[str]:
+        """Record a sample; returns the sentences it added to the log."""
+        self.samples += 1
+        self.t = tick.t
+        self.cost_total += tick.cost
+        self.costs.append(tick.cost)
+        self.times.append(tick.t)
+        self._record_sizes()
+        lines = []
+        if tick.change:
+            for e in tick.change.events:
+                self.events[e.event] += 1
+                if e.event != "unmap":
+                    self.recent[(e.start, e.end)] = tick.t
+            lines = describe(tick.change)
+            self.log.extend((tick.t, line) for line in lines)
+        if self.recent:
+            # Forget highlights once they are old, or when there are too many to show.
+            cutoff = tick.t - highlight_for
+            if len(self.recent) > 2000:
+                cutoff = sorted(self.recent.values())[-1000]
+            self.recent = {k: v for k, v in self.recent.items() if v >= cutoff}
+        return lines
+
+    @property
+    def rate(self) -> float:
+        """Samples per second, over the last samples."""
+        if len(self.times) < 2 or self.times[-1] == self.times[0]:
+            return 0.0
+        return (len(self.times) - 1) / (self.times[-1] - self.times[0])
+
+    @property
+    def cost(self) -> float:
+        """Median cost of the last samples, in seconds."""
+        if not self.costs:
+            return 0.0
+        return sorted(self.costs)[len(self.costs) // 2]
+
+    def growth(self) -> dict[str, int]:
+        """Net change in bytes by kind since the watch began (kinds that changed)."""
+        now = self.sampler.totals()
+        return {k: now[k] - self.start_totals[k] for k in KINDS if now[k] != self.start_totals[k]}
+
+    def summary(self, end: End) -> dict:
+        return {
+            "reason": end.reason,
+            "samples": self.samples,
+            "duration": round(end.t, 6),
+            "cost_ms": round(self.cost_total / max(self.samples - 1, 1) * 1000, 4),
+            "events": dict(self.events),
+            "growth": self.growth(),
+            "mapped": self.sampler.total,
+            "mapped_growth": self.sampler.total - self.start_total,
+        }
+
+
+# --- events in words -------------------------------------------------------------------
+
+
+def describe(change: Change) -> list[str]:
+    """The sample's events as sentences, related events told together.
+
+    A library's regions appearing together is "loaded"; a thread stack and its
+    guard page are one new stack; a split or merge with the protection change
+    that caused it is one mprotect.
+    """
+    lines: list[str] = []
+    events = list(change.events)
+    if change.exec:
+        lines.append("the process ran a new program: every mapping was replaced")
+        return lines
+    used: set[int] = set()
+
+    # Libraries loaded or unloaded: every event about one object is a map (or unmap).
+    by_object: dict[tuple[str, str], list[int]] = {}
+    for i, e in enumerate(events):
+        if e.object and e.event in ("map", "unmap"):
+            by_object.setdefault((e.event, e.object), []).append(i)
+    for (what, obj), indexes in by_object.items():
+        if len(indexes) < 2:
+            continue
+        used.update(indexes)
+        names = [_region_word(events[i]) for i in indexes]
+        verb = "loaded" if what == "map" else "unloaded"
+        size = sum(events[i].bytes for i in indexes)
+        lines.append(
+            f"{_base(obj)} {verb}: {len(indexes)} regions ({', '.join(names)}), {human_size(size)}"
+        )
+
+    # Thread stacks: a stack region and the guard page just below it.
+    for i, e in enumerate(events):
+        if i in used or e.kind != "stack" or e.event not in ("map", "unmap"):
+            continue
+        if e.detail.startswith("guard page"):
+            continue
+        guard = next(
+            (
+                k
+                for k, g in enumerate(events)
+                if k not in used
+                and g.event == e.event
+                and g.kind == "stack"
+                and g.detail.startswith("guard page")
+                and g.end == e.start
+            ),
+            None,
+        )
+        used.add(i)
+        extra = ""
+        if guard is not None:
+            used.add(guard)
+            extra = f" + {human_size(events[guard].bytes)} guard page"
+        tid = _tid(e.detail)
+        who = f", TID {tid}" if tid else ""
+        if e.event == "map":
+            lines.append(f"new thread stack ({human_size(e.bytes)}{extra}){who} at {e.start:#x}")
+        else:
+            lines.append(f"thread stack ({human_size(e.bytes)}{extra}){who} unmapped")
+
+    # mprotect that split or merged a mapping.
+    for i, e in enumerate(events):
+        if i in used or e.event not in ("split", "merge"):
+            continue
+        used.add(i)
+        inside = [
+            k
+            for k, p in enumerate(events)
+            if k not in used and p.event == "protect" and e.start <= p.start and p.end <= e.end
+        ]
+        used.update(inside)
+        how = "a mapping split in two" if e.event == "split" else "two mappings merged"
+        for k in inside:
+            p = events[k]
+            lines.append(
+                f"mprotect made {human_size(p.bytes)} of {_what(p)} {_perm_words(p.perms)} ({how})"
+            )
+        if not inside:
+            lines.append(f"{_what(e)} {'split' if e.event == 'split' else 'merged'}")
+
+    for i, e in enumerate(events):
+        if i not in used:
+            lines.append(_sentence(e))
+
+    stacks_mapped = {_tid(e.detail) for e in events if e.event == "map" and e.kind == "stack"}
+    stacks_gone = {_tid(e.detail) for e in events if e.event == "unmap" and e.kind == "stack"}
+    for tid in change.threads_started:
+        if str(tid) not in stacks_mapped:
+            lines.append(f"thread {tid} started (on a stack already mapped)")
+    for tid in change.threads_ended:
+        if str(tid) not in stacks_gone:
+            lines.append(f"thread {tid} ended; its stack stays mapped (glibc keeps it for reuse)")
+    return lines
+
+
+def _sentence(e: Event) -> str:
+    what = _what(e)
+    size = human_size(e.bytes)
+    if e.event == "grow":
+        way = "upward" if e.direction == "up" else "downward"
+        line = f"{what} grew {size} {way}"
+        if e.kind == "heap" and e.detail == "brk heap" and e.before:
+            line += f" (brk moved from {e.before[1]:#x} to {e.end:#x})"
+        return line
+    if e.event == "shrink":
+        end = "top" if e.direction == "down" else "bottom"
+        line = f"{what} shrank {size} (its {end} moved {e.direction})"
+        if e.kind == "heap" and e.detail == "brk heap" and e.before:
+            line += f": brk moved from {e.before[1]:#x} to {e.end:#x}"
+        return line
+    if e.event == "map":
+        return f"{size} {what} appeared at {e.start:#x}"
+    if e.event == "unmap":
+        return f"{size} {what} went away (was at {e.start:#x})"
+    if e.event == "protect":
+        return f"mprotect made {size} of {what} {_perm_words(e.perms)}"
+    if e.event == "split":
+        return f"{what} split"
+    return f"{what} merged"
+
+
+def _what(e: Event) -> str:
+    """A region named for a sentence: "heap", "libc.so.6 data", "anonymous mapping"."""
+    if e.kind == "heap":
+        return "heap" if e.detail == "brk heap" else e.detail
+    if e.kind == "stack":
+        return "stack" if e.detail == "main thread stack" else e.detail
+    if e.object:
+        return f"{_base(e.object)} {_region_word(e)}"
+    if e.detail in ("anonymous", "shared anonymous"):
+        return f"{e.detail} mapping"
+    if e.path and e.path.startswith("/"):
+        return f"{e.detail} {_base(e.path)}"
+    return e.detail
+
+
+def _region_word(e: Event) -> str:
+    return "relro" if e.detail == "relro" else e.kind
+
+
+def _perm_words(perms: str) -> str:
+    r, w, x = perms[0] == "r", perms[1] == "w", perms[2] == "x"
+    if not (r or w or x):
+        return "inaccessible"
+    words = "read-write" if w else "read-only" if r else "write-only"
+    return words + (" and executable" if x else "")
+
+
+def _tid(detail: str) -> str:
+    head, sep, rest = detail.partition("TID ")
+    return rest.rstrip(")") if sep else ""
+
+
+def _base(path: str) -> str:
+    return os.path.basename(path.removesuffix(" (deleted)")) or path
+
+
+# --- records for --json and lines for a log ----------------------------------------------
+
+
+def snapshot_record(sampler: Sampler, kinds: set[str] | None = None) -> dict:
+    """The first JSON Lines record: the whole map, regions as `procmap PID --json` has them."""
+    return {
+        "type": "snapshot",
+        "t": 0.0,
+        "pid": sampler.pid,
+        "time": time.time(),
+        "process": sampler.info.to_dict(),
+        "regions": [r.to_dict() for r in sampler.regions if kinds is None or r.kind in kinds],
+        "warnings": list(sampler.warnings),
+    }
+
+
+def change_record(tick: Tick, kinds: set[str] | None = None) -> dict | None:
+    """A "change" record for a sample that changed something, else None."""
+    change = tick.change
+    events = [e.to_dict() for e in change.events if kinds is None or e.kind in kinds]
+    threads = change.threads_started or change.threads_ended
+    if not (events or threads or change.exec):
+        return None
+    record: dict = {"type": "change", "t": round(tick.t, 6), "events": events}
+    if threads:
+        record["threads"] = {"started": change.threads_started, "ended": change.threads_ended}
+    if change.exec:
+        record["exec"] = True
+    return record
+
+
+def end_record(end: End, history: History) -> dict:
+    return {
+        "type": "end",
+        "t": round(end.t, 6),
+        "reason": end.reason,
+        "samples": history.samples,
+        "summary": history.summary(end),
+    }
+
+
+_ENDED = {
+    "exited": "the process exited",
+    "count": "the count of samples was reached",
+    "interrupted": "interrupted",
+    "reused": "the PID now belongs to another process",
+}
+
+
+def summary_lines(history: History, end: End) -> list[str]:
+    """The watch in a few sentences: why it ended, samples and their cost, net growth."""
+    s = history.sampler
+    lines = [f"watch of PID {s.pid} ({s.info.name}) ended: {_ENDED[end.reason]}"]
+    if end.reason == "reused":
+        lines[0] = f"watch of PID {s.pid} ({s.info.name}) ended: {end.message}"
+    per_second = (history.samples - 1) / end.t if end.t > 0 else 0.0
+    lines.append(
+        f"{history.samples} samples in {end.t:.1f} s ({per_second:.1f} a second), "
+        f"{history.cost_total / max(history.samples - 1, 1) * 1000:.2f} ms each on average"
+    )
+    if history.events:
+        counts = ", ".join(f"{n} {name}" for name, n in history.events.most_common())
+        lines.append(f"events: {counts}")
+    else:
+        lines.append("no change to the map")
+    growth = history.growth()
+    if growth:
+        parts = [f"{k} {signed_size(v)}" for k, v in growth.items()]
+        mapped = s.total - history.start_total
+        lines.append(f"net growth: {', '.join(parts)}; mapped in all {signed_size(mapped)}")
+    return lines
+
+
+def signed_size(n: int) -> str:
+    """+1.5 MiB, -4 KiB."""
+    return ("+" if n >= 0 else "-") + human_size(abs(n))
