@@ -57,6 +57,7 @@ _PATH_COLUMN_64 = 25 + 8 * 6 - 1
 
 
 _HEX = b"0123456789abcdef"
+_PERMS: dict[bytes, str] = {}  # valid permission fields seen: at most 16 of them
 
 
 def parse_maps(data: bytes) -> list[Mapping]:
@@ -71,7 +72,7 @@ def parse_maps(data: bytes) -> list[Mapping]:
     mappings: list[Mapping] = []
     append = mappings.append
     last_end = 0
-    perms_cache: dict[bytes, str] = {}
+    perms_cache = _PERMS
     # split() + int() beats a compiled regex by ~25% here (0.93 vs 1.27 us a line,
     # CPython 3.11, 10,400 lines).
     for number, line in enumerate(data.split(b"\n"), 1):

@@ -45,7 +45,7 @@ from .procfs import ProcessDir, ProcFS
 # --- finding the changed lines ---------------------------------------------------------
 
 _SMALL = 4096  # a changed stretch this short is parsed whole rather than searched
-_GRAIN = 64  # bytes: how close the common prefix and suffix searches get
+_GRAIN = 32  # bytes: how close the common prefix and suffix searches get
 _PROBES = ((1, 2), (1, 4), (3, 4))  # where to probe a long changed stretch
 
 
@@ -387,10 +387,9 @@ def _protects(groups, lo: int, hi: int, old_perms: str) -> list[Event]:
 # --- the sampler ------------------------------------------------------------------------
 
 # How far a mapping's kind can depend on its neighbours: a thread stack on the
-# guard page below it, and that guard on an arena below it; bss on the data
-# mapping before it.  A changed mapping is classified again with MARGIN
-# neighbours on each side, given CONTEXT more so that those are right too.
-MARGIN = 2
+# guard page below it, and that guard on an arena's claims below it, and on
+# the stack above it (Sampler._margin).  classify() is given CONTEXT
+# neighbours beyond the mappings classified again, so that those are right.
 CONTEXT = 2
 _RETRY_THREADS = 1.0  # seconds between retries of a thread whose stack pointer is unknown
 
@@ -556,12 +555,12 @@ class Sampler:
         if data == self.text:
             self._reclassify(dirty)
             return Change([], started, ended)
-        if self.pd.file_key("exe") != self.facts.exe_key:
-            return self._replace_all(data, started, ended, exec=True)
-        hunks = diff_maps(self.text, data)
-        changes = self._splice(data, hunks)
-        if changes is None:
+        pieces = self._parse_hunks(data, diff_maps(self.text, data))
+        if pieces is None:
             return self._replace_all(data, started, ended)
+        if self._touches_program(pieces) and self.pd.file_key("exe") != self.facts.exe_key:
+            return self._replace_all(data, started, ended, exec=True)
+        changes = self._splice(data, pieces)
         for old_maps, _, a, b in changes:
             lo = old_maps[0].start if old_maps else self._start_at(a)
             hi = old_maps[-1].end if old_maps else lo + 1
@@ -622,12 +621,12 @@ class Sampler:
             moved.extend(self.starts)
         return started, ended, moved
 
-    def _splice(self, data: bytes, hunks: list[Hunk]):
-        """Put the changed lines, parsed, in place of the old ones.
+    def _parse_hunks(self, data: bytes, hunks: list[Hunk]):
+        """Each hunk as (old index lo, old index hi, its new mappings).
 
-        Returns [(old mappings, their regions, new index lo, new index hi)], one
-        per hunk, or None if a line was printed twice (the kernel does that when
-        a mapping changes between two read() calls of one file).
+        None if a line was printed twice (the kernel does that when a mapping
+        changes between two read() calls of one file): then the text cannot be
+        spliced line for line.
         """
         maps = self.mappings
         pieces = []
@@ -642,6 +641,27 @@ class Sampler:
             ):
                 return None
             pieces.append((i0, i1, fresh))
+        return pieces
+
+    def _touches_program(self, pieces) -> bool:
+        """Whether a change removes or alters a mapping of the program: maybe an exec."""
+        starts = self.key_starts.get(self.facts.exe_key) if self.facts.exe_key else None
+        if not starts:
+            return True
+        for i0, i1, _ in pieces:
+            if i1 > i0:
+                k = bisect.bisect_left(starts, self.mappings[i0].start)
+                if k < len(starts) and starts[k] < self.mappings[i1 - 1].end:
+                    return True
+        return False
+
+    def _splice(self, data: bytes, pieces):
+        """Put the changed lines, parsed, in place of the old ones.
+
+        Returns [(old mappings, their regions, new index lo, new index hi)], one
+        per hunk.
+        """
+        maps = self.mappings
         changes = []
         for i0, i1, fresh in reversed(pieces):  # from the top, so lower indexes hold
             old_maps, old_groups = maps[i0:i1], self.groups[i0:i1]
@@ -694,9 +714,9 @@ class Sampler:
         and the image they make; an anonymous one's also on its neighbours (the
         guard below a stack, the arena pair, bss after data) and the image
         around it.  So the window is: the changed mappings, closed over their
-        files and images, plus MARGIN anonymous neighbours a side.  classify()
-        sees CONTEXT more neighbours, also closed, so the window's own
-        neighbours are right; only the window's regions are taken.
+        files and images, plus the anonymous neighbours that depend on them
+        (_margin).  classify() sees CONTEXT more neighbours, also closed, so
+        the window's edges are right; only the window's regions are taken.
         """
         if not dirty:
             return
@@ -720,11 +740,19 @@ class Sampler:
             self._classify_window(lo, hi)
 
     def _margin(self, lo: int, hi: int) -> tuple[int, int]:
-        maps = self.mappings
-        for _ in range(MARGIN):
-            if lo > 0 and not _is_file(maps[lo - 1]):
-                lo -= 1
-            if hi < len(maps) and not _is_file(maps[hi]):
+        """Widen [lo, hi) by the neighbours whose kind can depend on what is in it.
+
+        From classify's rules: below, a guard page (---p) of a stack, or an
+        arena's rw-p part whose reserve is above; above, a stack (rw-p) over a
+        guard, bss after data, an arena reserve (---p), and past such a ---p
+        mapping the stack it guards (whose guard's free part the change may set).
+        """
+        maps, n = self.mappings, len(self.mappings)
+        if lo > 0 and _is_plain_anonymous(maps[lo - 1]):
+            lo -= 1
+        if hi < n and _is_plain_anonymous(maps[hi]):
+            hi += 1
+            if maps[hi - 1].perms == "---p" and hi < n and _is_plain_anonymous(maps[hi]):
                 hi += 1
         return lo, hi
 
@@ -840,6 +868,11 @@ def _is_file(m: Mapping) -> bool:
     The same test as classify's find_images, which groups mappings into images.
     """
     return bool(m.inode) and m.path is not None and m.path[:1] != "["
+
+
+def _is_plain_anonymous(m: Mapping) -> bool:
+    """Unnamed anonymous memory that classify can take for a guard, stack, arena or bss."""
+    return m.path is None and not m.inode and m.perms in ("rw-p", "---p")
 
 
 def _parse_canonical(data: bytes) -> tuple[list[Mapping], bytes]:
