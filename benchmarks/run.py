@@ -12,6 +12,10 @@ Floors:
 - `python -S -c pass` with the venv's interpreter: the fixed cost of starting
   any Python program, which a C tool like pmap does not pay.
 
+`benchmarks/sampler.py` measures one sample of a map as `--watch` takes it
+(steady and churning) against the kernel's read, with the baselines, and the
+memory of a long watch; `make bench` runs it last.
+
 `procmap explain FILE --json` is measured against `readelf -hlSsW FILE` (GNU
 readelf printing the same headers, sections and symbols) on the largest
 library present (libLLVM, with ~46,000 dynamic symbols, where installed), on
@@ -192,6 +196,10 @@ def main() -> None:
             f"  read_map(), ELF cache warm   {warm_ms:8.2f} ms  = {warm_ms / floor_ms:5.1f}x the kernel read"
         )
     results["explain"] = bench_explain(runs)
+    print()
+    import sampler  # benchmarks/sampler.py: one sample of a map, for --watch
+
+    results["sampler"] = sampler.main(quick=args.quick)
     out = ROOT / "benchmarks/results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
