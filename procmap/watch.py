@@ -248,7 +248,8 @@ def describe(change: Change) -> list[str]:
         for k in inside:
             p = events[k]
             lines.append(
-                f"mprotect made {human_size(p.bytes)} of {_what(p)} {_perm_words(p.perms)} ({how})"
+                f"mprotect made {human_size(p.bytes)} of {_a(_what(p))} "
+                f"{_perm_words(p.perms)} ({how})"
             )
         if not inside:
             lines.append(f"{_what(e)} {'split' if e.event == 'split' else 'merged'}")
@@ -288,7 +289,7 @@ def _sentence(e: Event) -> str:
     if e.event == "unmap":
         return f"{size} {what} went away (was at {e.start:#x})"
     if e.event == "protect":
-        return f"mprotect made {size} of {what} {_perm_words(e.perms)}"
+        return f"mprotect made {size} of {_a(what)} {_perm_words(e.perms)}"
     if e.event == "split":
         return f"{what} split"
     return f"{what} merged"
@@ -307,6 +308,13 @@ def _what(e: Event) -> str:
     if e.path and e.path.startswith("/"):
         return f"{e.detail} {_base(e.path)}"
     return e.detail
+
+
+def _a(what: str) -> str:
+    """ "an anonymous mapping"; "the heap" and "libc.so.6 data" stay as they are."""
+    if what.endswith("mapping"):
+        return ("an " if what[0] in "aeiou" else "a ") + what
+    return what
 
 
 def _region_word(e: Event) -> str:

@@ -51,9 +51,14 @@ class LiveView:
         width = options.max_width
         height = options.height or console.height
         ascii_only = not console.options.encoding.lower().startswith("utf")
-        top = [self.header(), *self.sparklines(width, ascii_only), self.totals()]
+        header = self.header()
+        header.truncate(width, overflow="ellipsis")
+        header.no_wrap = True
+        totals = self.totals()
+        top = [header, *self.sparklines(width, ascii_only), totals]
         log = self.log_lines(min(8, max(height // 4, 2)))
-        room = max(height - len(top) - len(log) - 3, 3)
+        used = 1 + 3 + len(totals.wrap(console, width)) + len(log) + 3
+        room = max(height - used, 3)
         yield Group(*top)
         yield Text("")
         yield from self.table(width, room, ascii_only)
