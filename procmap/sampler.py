@@ -536,12 +536,20 @@ class Sampler:
         data = self._read_maps()
         links = self._count_threads()
         self.samples += 1
-        threads_changed = links != self._task_links
+        tids = None
+        if links > 3 or self._task_links > 3:
+            # Several threads: one can end and another start between two samples,
+            # the count unchanged, so list them (~6 us).  One thread at both
+            # samples leaves nothing to miss.
+            tids = self._task_ids()
+            threads_changed = tids != self.tids
+        else:
+            threads_changed = links != self._task_links
         if data == self.text and not threads_changed and not self.facts.unknown_threads:
             return _NO_CHANGE
-        return self._update(data, threads_changed, links)
+        return self._update(data, threads_changed, links, tids)
 
-    def _update(self, data: bytes, threads_changed: bool, links: int) -> Change:
+    def _update(self, data: bytes, threads_changed: bool, links: int, tids=None) -> Change:
         dirty: list[tuple[int, int, tuple[FileKey, ...]]] = []  # to classify again
         started: list[int] = []
         ended: list[int] = []
@@ -550,7 +558,7 @@ class Sampler:
             and time.monotonic() - self._last_thread_retry > _RETRY_THREADS
         ):
             self._task_links = links
-            started, ended, moved = self._update_threads()
+            started, ended, moved = self._update_threads(tids)
             dirty.extend((sp, sp + 1, ()) for sp in moved)
         if data == self.text:
             self._reclassify(dirty)
@@ -600,9 +608,11 @@ class Sampler:
         events = diff_events(old_maps, old_groups, self.mappings, self.groups)
         return Change(events, started, ended, exec=exec)
 
-    def _update_threads(self) -> tuple[list[int], list[int], list[int]]:
-        """Read the thread list again; returns (started, ended, stack pointers to look at)."""
-        tids = self._task_ids()
+    def _update_threads(self, tids=None) -> tuple[list[int], list[int], list[int]]:
+        """Take the thread list (read again unless given); returns (started, ended,
+        stack pointers to look at)."""
+        if tids is None:
+            tids = self._task_ids()
         facts = self.facts
         before, now = set(self.tids), set(tids)
         started = sorted(now - before)
@@ -728,16 +738,17 @@ class Sampler:
             lo = max(bisect.bisect_right(self.starts, lo_addr) - 1, 0)
             hi = max(bisect.bisect_left(self.starts, hi_addr), lo + 1)
             lo, hi = self._closure(lo, hi, keys)
-            windows.append(self._closure(*self._margin(lo, hi)))
+            windows.append((*self._closure(*self._margin(lo, hi)), lo_addr, hi_addr))
         windows.sort()
         merged: list[list[int]] = []
-        for lo, hi in windows:
+        for lo, hi, lo_addr, hi_addr in windows:
             if merged and lo <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], hi)
+                last = merged[-1]
+                last[1:] = max(last[1], hi), min(last[2], lo_addr), max(last[3], hi_addr)
             else:
-                merged.append([lo, hi])
-        for lo, hi in merged:
-            self._classify_window(lo, hi)
+                merged.append([lo, hi, lo_addr, hi_addr])
+        for lo, hi, lo_addr, hi_addr in merged:
+            self._classify_window(lo, hi, lo_addr, hi_addr)
 
     def _margin(self, lo: int, hi: int) -> tuple[int, int]:
         """Widen [lo, hi) by the neighbours whose kind can depend on what is in it.
@@ -804,7 +815,12 @@ class Sampler:
         self._image_starts = [im.start for im in self.images]
         self._longest_image = max((im.end - im.start for im in images), default=0)
 
-    def _classify_window(self, lo: int, hi: int) -> None:
+    def _classify_window(self, lo: int, hi: int, lo_addr: int, hi_addr: int) -> None:
+        """Classify mappings [lo, hi) again; images met by [lo_addr, hi_addr) are redone too.
+
+        The address range is where the change was: an image whose mappings all
+        went away lies there, outside every mapping left.
+        """
         maps = self.mappings
         while True:
             c0, c1 = self._closure(max(lo - CONTEXT, 0), min(hi + CONTEXT, len(maps)))
@@ -830,7 +846,7 @@ class Sampler:
             for r in group:
                 by_kind[r.kind] += r.size
         self.groups[lo:hi] = fresh
-        gone = self._images_meeting(a, b)
+        gone = self._images_meeting(min(a, lo_addr), max(b, hi_addr))
         if gone or found:
             self._set_images([im for im in self.images if im not in gone] + found)
         for w in result.warnings:
