@@ -15,6 +15,7 @@ say exactly what each event must be.
 
 from __future__ import annotations
 
+import _ctypes
 import bisect
 import ctypes
 import mmap as mmap_module
@@ -29,7 +30,6 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import _ctypes
 import pytest
 
 from procmap.classify import KINDS, classify
