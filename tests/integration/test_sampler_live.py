@@ -392,6 +392,93 @@ def test_incremental_state_is_the_full_classification_under_random_changes(seed,
     assert "ELF file mapped as data" in seen
 
 
+@contextmanager
+def reservation(size: int):
+    """size bytes of PROT_NONE address space, unmapped at the end where still ours."""
+    base = libc.mmap(None, size, 0, PRIVATE | ANONYMOUS | MAP_NORESERVE, -1, 0)
+    assert base not in (None, MAP_FAILED)
+    held = [(base, base + size)]  # what the test has not unmapped itself
+
+    def unmap(start: int, end: int) -> None:
+        assert libc.munmap(start, end - start) == 0
+        for i, (a, b) in enumerate(held):
+            if a < end and start < b:
+                held[i : i + 1] = [r for r in ((a, start), (end, b)) if r[0] < r[1]]
+                break
+
+    try:
+        yield base, unmap
+    finally:
+        for a, b in held:
+            libc.munmap(a, b - a)
+
+
+def elf_and_files(tmp_path: Path):
+    elf = tmp_path / "libaligned-copy.so"
+    shutil.copy(LIBALIGNED, elf)
+    one = Pages._file(tmp_path / "one", PAGE)
+    two = Pages._file(tmp_path / "two", PAGE)
+    return [os.open(p, os.O_RDONLY) for p in (elf, one, two)]
+
+
+def test_image_whose_mappings_all_go_is_forgotten(tmp_path):
+    # libaligned's code page mapped executable is a loaded image (its span:
+    # 0x10000 below the page to 0x35000 above).  Below the span and above it,
+    # two other files' mappings, nothing in between.  Unmapping the code page
+    # removes the image: the sampler must drop it from .images as classify does.
+    # (The same as unloading a library mapped just below another one.)
+    elf, one, two = elf_and_files(tmp_path)
+    try:
+        with reservation(0x100000) as (base, unmap):
+            code = base + 0x40000
+            assert libc.mmap(base, PAGE, R, PRIVATE | MAP_FIXED, one, 0) == base
+            assert libc.mmap(code, PAGE, R | X, PRIVATE | MAP_FIXED, elf, 0x10000) == code
+            assert libc.mmap(base + 0x80000, PAGE, R, PRIVATE | MAP_FIXED, two, 0) == base + 0x80000
+            unmap(base + PAGE, code)
+            unmap(code + PAGE, base + 0x80000)
+            unmap(base + 0x81000, base + 0x100000)
+            with Sampler(os.getpid()) as s:
+                check_consistent(s)
+                assert [im.start for im in s.images if im.path.endswith("libaligned-copy.so")] == [
+                    code - 0x10000
+                ]
+                unmap(code, code + PAGE)
+                change = s.sample()
+                assert ("unmap", "text") in {(e.event, e.kind) for e in change.events}
+                assert not [im for im in s.images if im.path.endswith("libaligned-copy.so")]
+                check_consistent(s)
+    finally:
+        for fd in (elf, one, two):
+            os.close(fd)
+
+
+def test_neighbour_of_a_mapping_an_image_reaches_is_classified_again(tmp_path):
+    # A ---p mapping M that an image's span covers all but its top 4 pages of,
+    # and an rw-p mapping R right above M.  Alone, M is too big (55 pages) to
+    # be a thread stack's guard; once the image claims most of it, its free top
+    # is 4 pages: a guard, and R takes glibc's thread-stack shape.  Mapping the
+    # image's code page two mappings below M must change R's region too.
+    elf, one, two = elf_and_files(tmp_path)
+    try:
+        with reservation(0x200000) as (base, unmap):
+            code = base + 0x80000  # the span: code - 0x10000 to code + 0x35000
+            assert libc.mprotect(code + PAGE, PAGE, R) == 0  # A: an r--p page above the code
+            # M: ---p from code + 0x2000 to code + 0x39000 (the reservation as it is)
+            assert libc.mprotect(code + 0x39000, 3 * PAGE, R | W) == 0  # R
+            with Sampler(os.getpid()) as s:
+                check_consistent(s)
+                [r] = [r for r in s.regions if r.start == code + 0x39000]
+                assert r.detail == "anonymous"
+                assert libc.mmap(code, PAGE, R | X, PRIVATE | MAP_FIXED, elf, 0x10000) == code
+                s.sample()
+                full = {r.start: r.detail for r in classify(s.mappings, s.cache.layouts, s.facts).regions}
+                assert full[code + 0x39000] == "anonymous, thread-stack shape, no thread in it"
+                check_consistent(s)
+    finally:
+        for fd in (elf, one, two):
+            os.close(fd)
+
+
 def test_maps_over_64_kib_and_many_changes_far_apart(tmp_path):
     # Every other page of a reservation made read-only: a maps file past the
     # sampler's 64 KiB buffer, then changes spread over all of it (the probe).
