@@ -401,6 +401,17 @@ while True:
 """
 
 
+# Runs a command with its stdout to the file descriptor in PEAK_RSS_OUT; prints its peak RSS.
+_PEAK_RSS = r"""
+import os, subprocess, sys
+out = int(os.environ["PEAK_RSS_OUT"])
+proc = subprocess.Popen(sys.argv[1:], stdout=out)
+_, status, usage = os.wait4(proc.pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0
+print(usage.ru_maxrss)
+"""
+
+
 def measure_memory(counts=(2000, 20000)) -> dict:
     """Peak RSS of the whole `procmap PID --watch --json --interval 0 --count N` command.
 
@@ -418,18 +429,26 @@ def measure_memory(counts=(2000, 20000)) -> dict:
             cmd += ["--interval", "0", "--count", str(count)]
             with tempfile.TemporaryFile() as out:
                 started = time.perf_counter()
-                proc = subprocess.Popen(cmd, stdout=out, cwd=ROOT)
-                _, status, usage = os.wait4(proc.pid, 0)
-                proc.returncode = os.waitstatus_to_exitcode(status)
+                # Started from a small Python, not from this one: a child's peak RSS
+                # counts the memory of the process it was forked from (kept across exec).
+                runner = subprocess.run(
+                    [sys.executable, "-c", _PEAK_RSS, *cmd],
+                    stdout=subprocess.PIPE,
+                    stderr=out,
+                    cwd=ROOT,
+                    check=True,
+                    env=dict(os.environ, PEAK_RSS_OUT=str(out.fileno())),
+                    pass_fds=(out.fileno(),),
+                )
                 seconds = time.perf_counter() - started
-                assert proc.returncode == 0, proc.returncode
+                maxrss = int(runner.stdout)
                 out.seek(0)
                 changes = sum(1 for line in out if line.startswith(b'{"type":"change"'))
             rows.append(
                 {
                     "samples": count,
                     "changes": changes,
-                    "peak_rss_kib": usage.ru_maxrss,
+                    "peak_rss_kib": maxrss,
                     "seconds": seconds,
                 }
             )
