@@ -40,24 +40,12 @@ ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 PROCMAP = [PYTHON, "-m", "procmap"]
 
-HOLDER = r"""
-import ctypes, mmap, sys
-n = int(sys.argv[1])
-libc = ctypes.CDLL(None, use_errno=True)
-page = mmap.PAGESIZE
-libc.mmap.restype = ctypes.c_void_p
-libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-base = libc.mmap(None, n * page, 3, 0x22, -1, 0)
-for i in range(0, n, 2):
-    libc.mprotect(ctypes.c_void_p(base + i * page), page, 1)
-print("ready", flush=True)
-sys.stdin.read()
-"""
+PAGES = str(ROOT / "samples/pages.py")  # N pages that never merge
 
 
 def start_holder(n: int) -> subprocess.Popen:
     p = subprocess.Popen(
-        [PYTHON, "-c", HOLDER, str(n)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [PYTHON, PAGES, str(n)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     assert p.stdout.readline() == "ready\n"
     return p

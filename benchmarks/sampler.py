@@ -58,32 +58,9 @@ RUNS, QUICK_RUNS = 250, 40
 PSUTIL_RUNS, QUICK_PSUTIL_RUNS = 20, 5  # psutil reads smaps: ~0.4 s a call at 20,000
 WARMUP = 5
 
-# The target: N pages, alternating read-only and read-write so that none merge.
-# Each byte on stdin flips the page `mid` (read-write, between two read-only
-# ones) to read-only, merging the three into one mapping, or back, splitting
-# it again; "k" acknowledges once the change is made.  Nothing else changes its
-# map: the loop allocates nothing (the mprotect arguments are made once).
-TARGET = r"""
-import ctypes, mmap, os, sys
-n = int(sys.argv[1])
-libc = ctypes.CDLL(None, use_errno=True)
-page = mmap.PAGESIZE
-libc.mmap.restype = ctypes.c_void_p
-libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-base = libc.mmap(None, n * page, 3, 0x22, -1, 0)
-for i in range(0, n, 2):
-    libc.mprotect(base + i * page, page, 1)
-mid = ctypes.c_void_p(base + (n // 2 | 1) * page)
-size, ro, rw = ctypes.c_size_t(page), ctypes.c_int(1), ctypes.c_int(3)
-os.write(1, b"ready\n")
-state = 0
-while os.read(0, 1):
-    state ^= 1
-    if libc.mprotect(mid, size, ro if state else rw):
-        os._exit(1)
-    os.write(1, b"k")
-"""
+# The target, samples/pages.py: N pages, none merged; each byte on stdin merges
+# the middle page with its neighbours or splits them again, and is answered "k".
+PAGES = str(ROOT / "samples/pages.py")
 
 
 class Target:
@@ -92,7 +69,7 @@ class Target:
     def __init__(self, pages: int):
         self.pages = pages
         self.proc = subprocess.Popen(
-            [PYTHON, "-c", TARGET, str(pages)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+            [PYTHON, PAGES, str(pages)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
         self.pid = self.proc.pid
         self._in, self._out = self.proc.stdin.fileno(), self.proc.stdout.fileno()
@@ -383,24 +360,6 @@ def print_size(result: dict) -> None:
         print(line.rstrip())
 
 
-# Toggles one page between read-only and read-write about every millisecond, so a
-# watch at full speed sees its map change again and again.
-MEMORY_CHURNER = r"""
-import ctypes, mmap, time
-libc = ctypes.CDLL(None, use_errno=True)
-libc.mmap.restype = ctypes.c_void_p
-libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-page = mmap.PAGESIZE
-base = libc.mmap(None, 64 * page, 3, 0x22, -1, 0)
-print("ready", flush=True)
-state = 0
-while True:
-    state ^= 1
-    libc.mprotect(ctypes.c_void_p(base + 32 * page), page, 1 if state else 3)
-    time.sleep(0.001)
-"""
-
-
 # Runs a command with its stdout to the file descriptor in PEAK_RSS_OUT; prints its peak RSS.
 _PEAK_RSS = r"""
 import os, subprocess, sys
@@ -419,7 +378,7 @@ def measure_memory(counts=(2000, 20000)) -> dict:
     of 2,000 (the history is kept in ring buffers).
     """
     churner = subprocess.Popen(
-        [sys.executable, "-c", MEMORY_CHURNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        [sys.executable, PAGES, "64", "--churn"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
     rows = []
     try:

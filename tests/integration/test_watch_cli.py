@@ -20,7 +20,7 @@ import tracemalloc
 
 import pytest
 
-from tests.conftest import SAMPLE_BIN, procmap_cli, run_sample
+from tests.conftest import SAMPLE_BIN, SAMPLES, procmap_cli, run_sample
 
 WATCH = SAMPLE_BIN / "watch"
 ENV = dict(os.environ, NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1")
@@ -478,7 +478,9 @@ def test_memory_stays_bounded_over_ten_times_more_samples():
     from procmap.watch import History, change_record, run_watch
 
     churner = subprocess.Popen(
-        [sys.executable, "-c", _CHURNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        [sys.executable, str(SAMPLES / "pages.py"), "64", "--churn"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
     )
     try:
         assert churner.stdout.readline() == b"ready\n"
@@ -511,21 +513,3 @@ def test_memory_stays_bounded_over_ten_times_more_samples():
     # The target really churned: a good part of the samples saw a change.
     assert changed_small > 50 and changed_large > 500, (changed_small, changed_large)
     assert large <= 1.3 * small, (small, large)
-
-
-# Toggles one page between read-only and read-write, splitting and merging its
-# mapping, about every millisecond, until killed.
-_CHURNER = r"""
-import ctypes, mmap, sys, time
-libc = ctypes.CDLL(None, use_errno=True)
-libc.mmap.restype = ctypes.c_void_p
-libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-page = mmap.PAGESIZE
-base = libc.mmap(None, 64 * page, 3, 0x22, -1, 0)
-print("ready", flush=True)
-state = 0
-while True:
-    state ^= 1
-    libc.mprotect(ctypes.c_void_p(base + 32 * page), page, 1 if state else 3)
-    time.sleep(0.001)
-"""
