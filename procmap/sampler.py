@@ -193,7 +193,7 @@ class Event(NamedTuple):
     end: int
     path: str | None
     bytes: int  # how much grew, shrank, appeared, went away or changed protection
-    direction: str | None  # grow, shrink: "up" if the end moved, "down" if the start did
+    direction: str | None  # grow, shrink: the way the moving edge went, "up" or "down"
     perms: str
     object: str | None = None
     before: tuple[int, int, str] | None = None  # (start, end, perms) before, where it differs
@@ -875,7 +875,7 @@ class Sampler:
         return {k: self.by_kind.get(k, 0) for k in KINDS}
 
 
-_NO_CHANGE = Change([], [], [])
+_NO_CHANGE = Change((), (), ())  # shared by every unchanged sample: nothing in it can change
 
 
 def _is_file(m: Mapping) -> bool:

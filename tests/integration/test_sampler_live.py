@@ -471,7 +471,10 @@ def test_neighbour_of_a_mapping_an_image_reaches_is_classified_again(tmp_path):
                 assert r.detail == "anonymous"
                 assert libc.mmap(code, PAGE, R | X, PRIVATE | MAP_FIXED, elf, 0x10000) == code
                 s.sample()
-                full = {r.start: r.detail for r in classify(s.mappings, s.cache.layouts, s.facts).regions}
+                full = {
+                    r.start: r.detail
+                    for r in classify(s.mappings, s.cache.layouts, s.facts).regions
+                }
                 assert full[code + 0x39000] == "anonymous, thread-stack shape, no thread in it"
                 check_consistent(s)
     finally:
