@@ -546,7 +546,7 @@ class Sampler:
         else:
             threads_changed = links != self._task_links
         if data == self.text and not threads_changed and not self.facts.unknown_threads:
-            return _NO_CHANGE
+            return Change([], [], [])  # a new one each time: callers may fill it
         return self._update(data, threads_changed, links, tids)
 
     def _update(self, data: bytes, threads_changed: bool, links: int, tids=None) -> Change:
@@ -875,7 +875,6 @@ class Sampler:
         return {k: self.by_kind.get(k, 0) for k in KINDS}
 
 
-_NO_CHANGE = Change((), (), ())  # shared by every unchanged sample: nothing in it can change
 
 
 def _is_file(m: Mapping) -> bool:
