@@ -875,8 +875,6 @@ class Sampler:
         return {k: self.by_kind.get(k, 0) for k in KINDS}
 
 
-
-
 def _is_file(m: Mapping) -> bool:
     """A mapping of a file: its kind depends only on the file's other mappings.
 
