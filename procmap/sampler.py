@@ -416,6 +416,7 @@ class Sampler:
         try:
             stat = check_alive(self.pd)
             self.start_time = stat.start_time
+            self._exec_marks = stat.exec_marks
             self.info: ProcessInfo = process_info(self.pd, stat)
             self._task_links = self._count_threads()
             self._full_read(self._read_maps())
@@ -566,7 +567,7 @@ class Sampler:
         pieces = self._parse_hunks(data, diff_maps(self.text, data))
         if pieces is None:
             return self._replace_all(data, started, ended)
-        if self._touches_program(pieces) and self.pd.file_key("exe") != self.facts.exe_key:
+        if self._touches_program(pieces) and self._execed():
             return self._replace_all(data, started, ended, exec=True)
         changes = self._splice(data, pieces)
         for old_maps, _, a, b in changes:
@@ -593,6 +594,21 @@ class Sampler:
                 )
         return Change(events, started, ended)
 
+    def _execed(self) -> bool:
+        """Whether the process has run a program since the last full read.
+
+        Another program file is told by /proc/PID/exe.  The same file run anew
+        (a shell exec'ing itself, a server re-exec'ing to upgrade) by the
+        addresses the kernel sets at exec, in /proc/PID/stat.
+        """
+        if self.pd.file_key("exe") != self.facts.exe_key:
+            return True
+        try:
+            marks = self.pd.stat().exec_marks
+        except ProcessExited:
+            raise self._gone(ProcessLookupError()) from None
+        return marks != self._exec_marks
+
     def _start_at(self, i: int) -> int:
         """An address at mapping index i: where a removed stretch was."""
         if i < len(self.mappings):
@@ -603,7 +619,9 @@ class Sampler:
         """Read everything again: after an exec, or when the text cannot be spliced."""
         old_maps, old_groups = self.mappings, self.groups
         if exec:
-            self.info = process_info(self.pd, self.pd.stat())
+            stat = self.pd.stat()
+            self.info = process_info(self.pd, stat)
+            self._exec_marks = stat.exec_marks
         self._full_read(data)
         events = diff_events(old_maps, old_groups, self.mappings, self.groups)
         return Change(events, started, ended, exec=exec)
@@ -733,52 +751,74 @@ class Sampler:
         if self._unread:
             read_layouts(self.pd, self._unread, self.facts.exe_key, self.cache, self.warnings)
             self._unread = []
-        windows = []
+        cores = []
         for lo_addr, hi_addr, keys in dirty:
             lo = max(bisect.bisect_right(self.starts, lo_addr) - 1, 0)
             hi = max(bisect.bisect_left(self.starts, hi_addr), lo + 1)
-            lo, hi = self._closure(lo, hi, keys)
-            windows.append((*self._closure(*self._margin(lo, hi)), lo_addr, hi_addr))
-        windows.sort()
-        merged: list[list[int]] = []
-        for lo, hi, lo_addr, hi_addr in windows:
-            if merged and lo <= merged[-1][1]:
-                last = merged[-1]
-                last[1:] = max(last[1], hi), min(last[2], lo_addr), max(last[3], hi_addr)
-            else:
-                merged.append([lo, hi, lo_addr, hi_addr])
-        for lo, hi, lo_addr, hi_addr in merged:
+            cores.append((*self._closure(lo, hi, keys, lo_addr, hi_addr), lo_addr, hi_addr))
+        if len(cores) > 1:
+            # Changes whose windows meet are classified in one go.
+            merged: list[list[int]] = []  # [window lo, window hi, core lo, core hi, addresses]
+            for w_lo, w_hi, lo, hi, lo_addr, hi_addr in sorted(
+                (*self._closure(*self._margin(lo, hi)), lo, hi, lo_addr, hi_addr)
+                for lo, hi, lo_addr, hi_addr in cores
+            ):
+                if merged and w_lo <= merged[-1][1]:
+                    last = merged[-1]
+                    last[1:] = (
+                        max(last[1], w_hi),
+                        min(last[2], lo),
+                        max(last[3], hi),
+                        min(last[4], lo_addr),
+                        max(last[5], hi_addr),
+                    )
+                else:
+                    merged.append([w_lo, w_hi, lo, hi, lo_addr, hi_addr])
+            cores = [tuple(w[2:]) for w in merged]
+        for lo, hi, lo_addr, hi_addr in cores:
             self._classify_window(lo, hi, lo_addr, hi_addr)
 
     def _margin(self, lo: int, hi: int) -> tuple[int, int]:
         """Widen [lo, hi) by the neighbours whose kind can depend on what is in it.
 
-        From classify's rules: below, a guard page (---p) of a stack, or an
-        arena's rw-p part whose reserve is above; above, a stack (rw-p) over a
-        guard, bss after data, an arena reserve (---p), and past such a ---p
-        mapping the stack it guards (whose guard's free part the change may set).
+        From classify's rules.  Below: a guard page (---p) of a stack, or an
+        arena's rw-p part whose reserve is here; and under a stack (rw-p) that
+        an arena here may claim, that stack's guard.  Above: a stack (rw-p)
+        over a guard, bss after data, an arena reserve (---p), and past such a
+        ---p mapping the stack it guards (whose guard's free part may be set
+        here).  Nothing further depends on [lo, hi): a mapping two away
+        depends only on the claims of the one between, and those change only
+        in the shapes above.
         """
         maps, n = self.mappings, len(self.mappings)
         if lo > 0 and _is_plain_anonymous(maps[lo - 1]):
             lo -= 1
+            if maps[lo].perms == "rw-p" and lo > 0 and maps[lo - 1].perms == "---p":
+                lo -= _is_plain_anonymous(maps[lo - 1])
         if hi < n and _is_plain_anonymous(maps[hi]):
             hi += 1
             if maps[hi - 1].perms == "---p" and hi < n and _is_plain_anonymous(maps[hi]):
                 hi += 1
         return lo, hi
 
-    def _closure(self, lo: int, hi: int, keys=()) -> tuple[int, int]:
-        """Widen [lo, hi) over every mapping of each file and image that has one in it."""
+    def _closure(self, lo: int, hi: int, keys=(), a: int = -1, b: int = 0) -> tuple[int, int]:
+        """Widen [lo, hi) over every mapping of each file and image that has one in it.
+
+        [a, b) is an address range to close over too: where mappings went away,
+        an image that had them may have its span there and nothing left in it.
+        """
         maps, starts = self.mappings, self.starts
         seen: set[FileKey] = set()
         pending = list(keys)
         scan_lo, scan_hi = lo, hi  # the indexes not yet looked at
+        if a < 0:
+            a, b = maps[lo].start, maps[hi - 1].end
         while True:
             for i in range(scan_lo, scan_hi):
                 m = maps[i]
                 if m.inode and m.path is not None and m.path[:1] != "[":  # _is_file
                     pending.append(m.file_key)
-            a, b = maps[lo].start, maps[hi - 1].end
+            a, b = min(a, maps[lo].start), max(b, maps[hi - 1].end)
             for key in pending:
                 if key not in seen:
                     seen.add(key)
@@ -810,42 +850,54 @@ class Sampler:
         j = bisect.bisect_left(self._image_starts, b)
         return [im for im in images[i:j] if im.start < b and im.end > a]
 
+    def _is_known(self, image: LoadedImage) -> bool:
+        """Whether an image with this file and span was already loaded."""
+        return any(
+            im.key == image.key and im.start == image.start and im.end == image.end
+            for im in self._images_meeting(image.start, image.end)
+        )
+
     def _set_images(self, images: list[LoadedImage]) -> None:
         self.images = sorted(images, key=lambda im: im.start)
         self._image_starts = [im.start for im in self.images]
         self._longest_image = max((im.end - im.start for im in images), default=0)
 
     def _classify_window(self, lo: int, hi: int, lo_addr: int, hi_addr: int) -> None:
-        """Classify mappings [lo, hi) again; images met by [lo_addr, hi_addr) are redone too.
+        """Classify again the mappings that can depend on mappings [lo, hi).
 
+        [lo, hi) is where mappings or their images changed, closed.  The window
+        classified again is that with its margins, closed too; classify() sees
+        CONTEXT more neighbours.  An image found now claims memory over its
+        whole span: where that reaches past [lo, hi), widen it, and again.
         The address range is where the change was: an image whose mappings all
         went away lies there, outside every mapping left.
         """
-        maps = self.mappings
+        maps, starts = self.mappings, self.starts
         while True:
-            c0, c1 = self._closure(max(lo - CONTEXT, 0), min(hi + CONTEXT, len(maps)))
+            w_lo, w_hi = self._closure(*self._margin(lo, hi))
+            c0, c1 = self._closure(max(w_lo - CONTEXT, 0), min(w_hi + CONTEXT, len(maps)))
             result = classify(maps[c0:c1], self.cache.layouts, self.facts)
-            a, b = maps[lo].start, maps[hi - 1].end
+            a, b = maps[w_lo].start, maps[w_hi - 1].end
             found = [im for im in result.images if im.start < b and im.end > a]
-            if found:
-                # An image found now that reaches out of the window: widen, and again.
-                w_lo = min(a, min(im.start for im in found))
-                w_hi = max(b, max(im.end for im in found))
-                new_lo = max(bisect.bisect_right(self.starts, w_lo) - 1, 0)
-                new_hi = bisect.bisect_left(self.starts, w_hi)
-                if new_lo < lo or new_hi > hi:
-                    lo, hi = self._closure(*self._margin(min(lo, new_lo), max(hi, new_hi)))
-                    continue
-            break
-        fresh = _group(maps[c0:c1], result.regions)[lo - c0 : hi - c0]
+            new_lo, new_hi = lo, hi
+            for im in found:
+                if not self._is_known(im):
+                    i = max(bisect.bisect_right(starts, im.start) - 1, 0)
+                    if maps[i].end <= im.start:
+                        i += 1
+                    new_lo, new_hi = min(new_lo, i), max(new_hi, bisect.bisect_left(starts, im.end))
+            if new_lo == lo and new_hi == hi:
+                break
+            lo, hi = self._closure(new_lo, new_hi)
+        fresh = _group(maps[c0:c1], result.regions)[w_lo - c0 : w_hi - c0]
         by_kind = self.by_kind
-        for group in self.groups[lo:hi]:
+        for group in self.groups[w_lo:w_hi]:
             for r in group:
                 by_kind[r.kind] -= r.size
         for group in fresh:
             for r in group:
                 by_kind[r.kind] += r.size
-        self.groups[lo:hi] = fresh
+        self.groups[w_lo:w_hi] = fresh
         gone = self._images_meeting(min(a, lo_addr), max(b, hi_addr))
         if gone or found:
             self._set_images([im for im in self.images if im not in gone] + found)

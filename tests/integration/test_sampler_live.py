@@ -33,10 +33,10 @@ from pathlib import Path
 import pytest
 
 from procmap.classify import KINDS, classify
-from procmap.errors import NoSuchProcess, ProcessExited
-from procmap.maps import parse_maps
-from procmap.procfs import ProcFS
-from procmap.sampler import EVENTS, Change, PidReused, Sampler
+from procmap.errors import NoSuchProcess, ProcessExited, ZombieProcess
+from procmap.maps import Mapping, format_mapping, parse_maps
+from procmap.procfs import ProcFS, dev_string
+from procmap.sampler import EVENTS, Change, Hunk, PidReused, Sampler, diff_maps
 from tests.conftest import SAMPLE_BIN, SAMPLES
 
 WATCH = SAMPLE_BIN / "watch"
@@ -87,7 +87,9 @@ def check_events(change: Change, old_maps, s: Sampler) -> None:
         assert e.start < e.end and e.bytes > 0, e
         assert e.direction in (("up", "down") if e.event in ("grow", "shrink") else (None,)), e
     changed = changed_ranges(old_maps, s.mappings)
-    assert bool(changed) == bool(change.events), (changed, change.events)
+    # (Events without such a change are fine: the kernel splits a mapping where
+    # flags maps does not show differ, MAP_NORESERVE for one.)
+    assert change.events or not changed, changed
     spans = [(e.start, e.end) for e in change.events]
     spans += [e.before[:2] for e in change.events if e.before]
     # A grow names the region at the moving edge; the bytes it added can reach
@@ -370,7 +372,7 @@ def test_incremental_state_is_the_full_classification_under_random_changes(seed,
     try:
         with Sampler(os.getpid()) as s:
             check_consistent(s)
-            for _ in range(200):
+            for _ in range(300):
                 old_text, old_maps = s.text, list(s.mappings)
                 for op in rng.choices(functions, weights, k=rng.randrange(1, 4)):
                     op()
@@ -392,94 +394,191 @@ def test_incremental_state_is_the_full_classification_under_random_changes(seed,
     assert "ELF file mapped as data" in seen
 
 
-@contextmanager
-def reservation(size: int):
-    """size bytes of PROT_NONE address space, unmapped at the end where still ours."""
-    base = libc.mmap(None, size, 0, PRIVATE | ANONYMOUS | MAP_NORESERVE, -1, 0)
-    assert base not in (None, MAP_FAILED)
-    held = [(base, base + size)]  # what the test has not unmapped itself
-
-    def unmap(start: int, end: int) -> None:
-        assert libc.munmap(start, end - start) == 0
-        for i, (a, b) in enumerate(held):
-            if a < end and start < b:
-                held[i : i + 1] = [r for r in ((a, start), (end, b)) if r[0] < r[1]]
-                break
-
-    try:
-        yield base, unmap
-    finally:
-        for a, b in held:
-            libc.munmap(a, b - a)
+# --------------------------------------------------------------- written maps
+#
+# Some dependencies between mappings are rare in a live map.  Here the sampler
+# watches this process, but reads a maps text the test writes: the first
+# sample replaces the real map with it whole, the next one makes one change.
+# Where it matters, a path's length is chosen so that the diff is exactly the
+# changed lines: a hunk with a neighbour's line in it would widen the window
+# and hide the question.
 
 
-def elf_and_files(tmp_path: Path):
+def text_of(mappings: list[Mapping]) -> bytes:
+    return b"".join(os.fsencode(format_mapping(m)) + b"\n" for m in mappings)
+
+
+def anon(start: int, end: int, perms: str) -> Mapping:
+    return Mapping(start, end, perms, 0, "00:00", 0, None)
+
+
+def file_mapping(path: Path, start: int, end: int, perms: str, offset: int) -> Mapping:
+    st = os.stat(path)
+    return Mapping(start, end, perms, offset, dev_string(st.st_dev), st.st_ino, str(path))
+
+
+def elf_copy(tmp_path: Path) -> Path:
     elf = tmp_path / "libaligned-copy.so"
     shutil.copy(LIBALIGNED, elf)
-    one = Pages._file(tmp_path / "one", PAGE)
-    two = Pages._file(tmp_path / "two", PAGE)
-    return [os.open(p, os.O_RDONLY) for p in (elf, one, two)]
+    return elf
 
 
-def test_image_whose_mappings_all_go_is_forgotten(tmp_path):
-    # libaligned's code page mapped executable is a loaded image (its span:
-    # 0x10000 below the page to 0x35000 above).  Below the span and above it,
-    # two other files' mappings, nothing in between.  Unmapping the code page
-    # removes the image: the sampler must drop it from .images as classify does.
-    # (The same as unloading a library mapped just below another one.)
-    elf, one, two = elf_and_files(tmp_path)
-    try:
-        with reservation(0x100000) as (base, unmap):
-            code = base + 0x40000
-            assert libc.mmap(base, PAGE, R, PRIVATE | MAP_FIXED, one, 0) == base
-            assert libc.mmap(code, PAGE, R | X, PRIVATE | MAP_FIXED, elf, 0x10000) == code
-            assert libc.mmap(base + 0x80000, PAGE, R, PRIVATE | MAP_FIXED, two, 0) == base + 0x80000
-            unmap(base + PAGE, code)
-            unmap(code + PAGE, base + 0x80000)
-            unmap(base + 0x81000, base + 0x100000)
-            with Sampler(os.getpid()) as s:
-                check_consistent(s)
-                assert [im.start for im in s.images if im.path.endswith("libaligned-copy.so")] == [
-                    code - 0x10000
-                ]
-                unmap(code, code + PAGE)
-                change = s.sample()
-                assert ("unmap", "text") in {(e.event, e.kind) for e in change.events}
-                assert not [im for im in s.images if im.path.endswith("libaligned-copy.so")]
-                check_consistent(s)
-    finally:
-        for fd in (elf, one, two):
-            os.close(fd)
+@pytest.fixture
+def written(monkeypatch):
+    """A sampler of this process whose maps text is whatever written.text is set to."""
+
+    class Written:
+        text = b""
+
+    w = Written()
+    with Sampler(os.getpid()) as s:
+        monkeypatch.setattr(s, "_read_maps", lambda: w.text)
+        w.sampler = s
+        yield w
 
 
-def test_neighbour_of_a_mapping_an_image_reaches_is_classified_again(tmp_path):
-    # A ---p mapping M that an image's span covers all but its top 4 pages of,
-    # and an rw-p mapping R right above M.  Alone, M is too big (55 pages) to
-    # be a thread stack's guard; once the image claims most of it, its free top
-    # is 4 pages: a guard, and R takes glibc's thread-stack shape.  Mapping the
-    # image's code page two mappings below M must change R's region too.
-    elf, one, two = elf_and_files(tmp_path)
-    try:
-        with reservation(0x200000) as (base, unmap):
-            code = base + 0x80000  # the span: code - 0x10000 to code + 0x35000
-            assert libc.mprotect(code + PAGE, PAGE, R) == 0  # A: an r--p page above the code
-            # M: ---p from code + 0x2000 to code + 0x39000 (the reservation as it is)
-            assert libc.mprotect(code + 0x39000, 3 * PAGE, R | W) == 0  # R
-            with Sampler(os.getpid()) as s:
-                check_consistent(s)
-                [r] = [r for r in s.regions if r.start == code + 0x39000]
-                assert r.detail == "anonymous"
-                assert libc.mmap(code, PAGE, R | X, PRIVATE | MAP_FIXED, elf, 0x10000) == code
-                s.sample()
-                full = {
-                    r.start: r.detail
-                    for r in classify(s.mappings, s.cache.layouts, s.facts).regions
-                }
-                assert full[code + 0x39000] == "anonymous, thread-stack shape, no thread in it"
-                check_consistent(s)
-    finally:
-        for fd in (elf, one, two):
-            os.close(fd)
+LOW = 0x7F0000000000
+TOP = anon(0x7F0100000000, 0x7F0100001000, "r--p")
+
+
+def test_guard_of_a_stack_below_a_changed_arena_reserve(written):
+    # T is a thread's stack (its stack pointer is in it), G the guard below it.
+    # Above T, U is ---p reaching past the 64 MiB boundary inside T: glibc's
+    # arena shape, and the arena rule (stronger) takes T's top part, so T is
+    # not claimed as a stack and G is just reserved memory.  Then U is cut
+    # short of the boundary: no arena, T is the thread's stack, G its guard.
+    # G is two mappings below the change.  (Seen live: a thread's stack right
+    # below a PROT_NONE reservation.)
+    s = written.sampler
+    tid, base = 4_000_000, 0x7F0004000000  # base: 64 MiB aligned
+    s.facts.thread_sps = {tid: base + 0x500000}
+    s.facts.unknown_threads = ()
+    low = anon(LOW, LOW + PAGE, "r--p")
+    g = anon(base - 0x201000, base - 0x200000, "---p")
+    t = anon(base - 0x200000, base + 0x600000, "rw-p")
+    u = anon(base + 0x600000, base + ARENA + 0x1A000, "---p")
+    written.text = text_of([low, g, t, u, TOP])
+    s.sample()
+    check_consistent(s)
+    assert [r.detail for r in s.regions if g.start <= r.start < u.start] == [
+        "reserved, no access",
+        "anonymous",
+        "malloc arena",
+    ]
+    cut = [
+        anon(u.start, base + ARENA - PAGE, "---p"),
+        anon(base + ARENA - PAGE, base + ARENA, "r--p"),
+        anon(base + ARENA, u.end, "---p"),
+    ]
+    written.text = text_of([low, g, t, *cut, TOP])
+    s.sample()
+    assert [r.detail for r in s.regions if r.start == t.start] == [f"thread stack (TID {tid})"]
+    check_consistent(s)  # G: "guard page (TID ...)", as classify says
+
+
+def test_image_reaching_the_guard_of_a_stack_shape(written, tmp_path):
+    # M is ---p, 55 pages: too big for a thread stack's guard, so R (rw-p)
+    # above it is plain anonymous memory.  An ELF file's code page mapped
+    # executable is a loaded image whose span (to 0x35000 past the page) claims
+    # all of M but its top 4 pages: now a guard, and R has glibc's thread-stack
+    # shape.  Between the code page and M, X: another ---p mapping (the kernel
+    # keeps two apart when their flags differ, MAP_NORESERVE for one).  The
+    # image's span ends inside M, which the change's own neighbours reach; R,
+    # one further, must be classified again too.  (Seen live in the random
+    # test, both ways: the shape appearing and going.)
+    s = written.sampler
+    elf = elf_copy(tmp_path)
+    x = 0x7F0000100000
+    code = file_mapping(elf, x, x + PAGE, "r-xp", 0x10000)
+    low = Mapping(LOW, LOW + PAGE, "r--p", 0, "fe:01", 6, "/nonexistent/low")
+    old = [low, anon(x - 0x20000, x + PAGE, "---p")]
+    new = [low, anon(x - 0x20000, x, "---p"), code]
+    r = anon(x + 0x39000, x + 0x3C000, "rw-p")
+    for pad in range(64):
+        top = TOP._replace(inode=8, dev="fe:01", path="/nonexistent/" + "t" * pad)
+        rest = [
+            anon(x + PAGE, x + 2 * PAGE, "---p"),  # X
+            anon(x + 2 * PAGE, x + 0x39000, "---p"),  # M
+            r,
+            anon(x + 0x3C000, x + 0x100000, "r--p"),
+            top,
+        ]
+        before, after = text_of(old + rest), text_of(new + rest)
+        at = len(text_of([low]))
+        if diff_maps(before, after) == [Hunk(at, len(text_of(old)), at, len(text_of(new)))]:
+            break
+    else:
+        pytest.fail("no padding gives a diff of exactly the changed lines")
+    written.text = before
+    s.sample()
+    check_consistent(s)
+    assert [reg.detail for reg in s.regions if reg.start == r.start] == ["anonymous"]
+    written.text = after
+    s.sample()
+    assert [im.start for im in s.images if im.path == str(elf)] == [x - 0x10000]
+    check_consistent(s)
+    assert [reg.detail for reg in s.regions if reg.start == r.start] == [
+        "anonymous, thread-stack shape, no thread in it"
+    ]
+
+
+def test_image_whose_mappings_all_go_is_forgotten(written, tmp_path):
+    # An image (an ELF file's code page, mapped executable) between two other
+    # files' mappings that lie outside its span.  The code page goes: the
+    # change is exactly that line, and no mapping left meets the image's span,
+    # yet the image must leave .images (as when a library mapped just below
+    # another one is unloaded).
+    s = written.sampler
+    elf = elf_copy(tmp_path)
+    x = 0x7F0000100000
+    code = file_mapping(elf, x, x + PAGE, "r-xp", 0x10000)
+    two = Mapping(x + 0x80000, x + 0x81000, "r--p", 0, "fe:01", 7, "/nonexistent/two")
+    for pad in range(64):
+        one = Mapping(x - 0x40000, x - 0x3F000, "r--p", 0, "fe:01", 6, "/nonexistent/" + "o" * pad)
+        before, after = text_of([one, code, two]), text_of([one, two])
+        at = len(text_of([one]))
+        if diff_maps(before, after) == [Hunk(at, at + len(text_of([code])), at, at)]:
+            break
+    else:
+        pytest.fail("no padding gives a diff of exactly one line")
+    written.text = before
+    s.sample()
+    check_consistent(s)
+    assert [im.start for im in s.images if im.path == str(elf)] == [x - 0x10000]
+    written.text = after
+    change = s.sample()
+    assert ("unmap", "text") in {(e.event, e.kind) for e in change.events}
+    assert [im for im in s.images if im.path == str(elf)] == []
+    check_consistent(s)
+
+
+def test_memory_an_image_claimed_is_released_when_the_image_goes(written, tmp_path):
+    # The image (libaligned's code page mapped executable at x) claims N, a ---p
+    # mapping inside its span, as the gap between its segments, though another
+    # file's mapping F lies between them.  When the code page goes, N is
+    # reserved memory again, as classify of the whole map says.
+    s = written.sampler
+    elf = elf_copy(tmp_path)
+    x = 0x7F0000100000
+    code = file_mapping(elf, x, x + PAGE, "r-xp", 0x10000)
+    f = Mapping(x + PAGE, x + 2 * PAGE, "r--p", 0, "fe:01", 7, "/nonexistent/f")
+    n = anon(x + 2 * PAGE, x + 0x10000, "---p")
+    for pad in range(64):
+        low = Mapping(LOW, LOW + PAGE, "r--p", 0, "fe:01", 6, "/nonexistent/" + "o" * pad)
+        before, after = text_of([low, code, f, n, TOP]), text_of([low, f, n, TOP])
+        at = len(text_of([low]))
+        if diff_maps(before, after) == [Hunk(at, at + len(text_of([code])), at, at)]:
+            break
+    else:
+        pytest.fail("no padding gives a diff of exactly one line")
+    written.text = before
+    s.sample()
+    check_consistent(s)
+    assert [r.detail for r in s.regions if r.start == n.start] == ["gap between segments"]
+    written.text = after
+    s.sample()
+    check_consistent(s)
+    assert [r.detail for r in s.regions if r.start == n.start] == ["reserved, no access"]
 
 
 def test_maps_over_64_kib_and_many_changes_far_apart(tmp_path):
@@ -800,8 +899,6 @@ def test_exec_replaces_everything():
             else:
                 pytest.fail("sh did not exec sleep")
             change = s.sample()
-            while not change.exec and change:  # at most a sample of sh's last steps first
-                change = s.sample()
             assert change.exec and change
             check_consistent(s)
             assert s.info.name == "sleep" != before
@@ -810,6 +907,46 @@ def test_exec_replaces_everything():
         process.kill()
         process.wait()
         process.stdin.close()
+
+
+def test_exec_of_the_same_program_is_an_exec():
+    # sh running sh: the program file is the same, but the process ran it
+    # anew (samples/watch does that to itself at start): everything was
+    # replaced, the command line too.
+    process = subprocess.Popen(
+        ["/bin/sh", "-c", 'read line; exec /bin/sh -c "read again"'],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        with Sampler(process.pid) as s:
+            process.stdin.write(b"go\n")
+            process.stdin.flush()
+            for _ in range(1000):
+                with open(f"/proc/{process.pid}/cmdline", "rb") as f:
+                    if f.read() == b"/bin/sh\0-c\0read again\0":  # the first's holds it too
+                        break
+                time.sleep(0.005)
+            else:
+                pytest.fail("sh did not exec sh")
+            change = s.sample()
+            check_consistent(s)
+            assert change.exec
+            assert s.info.cmdline == ["/bin/sh", "-c", "read again"]
+    finally:
+        process.kill()
+        process.wait()
+        process.stdin.close()
+
+
+def test_sampler_of_a_zombie_is_refused():
+    process = subprocess.Popen(["/bin/true"])
+    try:
+        os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped
+        with pytest.raises(ZombieProcess):
+            Sampler(process.pid)
+    finally:
+        process.wait()
 
 
 def test_pid_reused_is_told_apart_from_an_exit(tmp_path, watch):
