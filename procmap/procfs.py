@@ -31,6 +31,11 @@ class TaskStat(NamedTuple):
     ppid: int
     flags: int
     start_time: int  # clock ticks after boot: with the PID, a process's identity
+    # Addresses the kernel sets at exec: code, stack, data, brk start, arguments,
+    # environment.  A new exec gives new ones, even of the same program file
+    # (its arguments move, with ASLR everything does).  Zeros when the reader
+    # may not look at the process's memory.
+    exec_marks: tuple[int, ...] = ()
 
     @property
     def is_kernel_thread(self) -> bool:
@@ -53,6 +58,7 @@ def parse_stat(data: bytes) -> TaskStat:
         ppid=int(fields[1]),
         flags=int(fields[6]),
         start_time=int(fields[19]),
+        exec_marks=tuple(map(int, fields[23:26] + fields[42:49])),
     )
 
 
