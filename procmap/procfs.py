@@ -227,6 +227,27 @@ class ProcessDir:
     def maps(self) -> bytes:
         return self.read("maps")
 
+    def smaps(self) -> bytes:
+        return self.read("smaps")
+
+    def smaps_rollup(self) -> bytes:
+        return self.read("smaps_rollup")
+
+    def pagemap(self, start: int, end: int, page_size: int) -> bytes | None:
+        """The pagemap entries (8 bytes a page) of [start, end); None if not readable."""
+        try:
+            fd = os.open("pagemap", os.O_RDONLY | os.O_CLOEXEC, dir_fd=self.fd)
+        except OSError:
+            return None
+        try:
+            want = (end - start) // page_size * 8
+            data = os.pread(fd, want, start // page_size * 8)
+            return data if len(data) == want else None
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+
     def cmdline(self) -> list[str]:
         try:
             data = self.read("cmdline")
