@@ -87,3 +87,9 @@ class RunFailed(ProcmapError):
     """The program given to `explain --run` could not be started or stopped."""
 
     exit_code = 15
+
+
+class BadSnapshot(ProcmapError):
+    """A file given to --from that is not a snapshot procmap can read: damaged or newer."""
+
+    exit_code = 16

@@ -14,7 +14,9 @@ import os
 from .classify import KINDS, Classification, Facts, FileKey, LoadedImage, Region, classify
 from .elf import ElfLayout, SymbolTable, read_elf_fd, read_symbols_fd
 from .errors import (
+    AccessDenied,
     AmbiguousProcess,
+    BadSnapshot,
     CorruptELF,
     KernelThread,
     NoSuchProcess,
@@ -24,6 +26,15 @@ from .errors import (
 )
 from .maps import Mapping, parse_maps
 from .procfs import ProcessDir, ProcFS, TaskStat, user_name
+from .smaps import (
+    FIGURES,
+    Resident,
+    attribute,
+    maps_text_of,
+    page_states,
+    parse_smaps,
+    split_mappings,
+)
 
 
 class ProcessInfo:
@@ -52,15 +63,39 @@ class ProcessInfo:
 class ProcessMap:
     """A process's mappings, split into classified regions that tile them."""
 
-    __slots__ = ("info", "mappings", "regions", "images", "warnings", "page_size", "_starts")
+    __slots__ = (
+        "info",
+        "mappings",
+        "regions",
+        "images",
+        "warnings",
+        "page_size",
+        "resident",
+        "resident_from",
+        "_starts",
+    )
 
-    def __init__(self, info, mappings, regions, images, warnings=(), page_size=4096):
+    def __init__(
+        self,
+        info,
+        mappings,
+        regions,
+        images,
+        warnings=(),
+        page_size=4096,
+        resident=None,
+        resident_from=None,
+    ):
         self.info: ProcessInfo = info
         self.mappings: list[Mapping] = mappings
         self.regions: list[Region] = regions
         self.images: list[LoadedImage] = images
         self.warnings: list[str] = list(warnings)
         self.page_size: int = page_size
+        # With smaps read: each region's figures, and how they were found
+        # (smaps.WHOLE, BY_PAGES or BY_SIZE); None otherwise.
+        self.resident: list[Resident] | None = resident
+        self.resident_from: list[str] | None = resident_from
         self._starts = [r.start for r in regions]
 
     @property
@@ -91,46 +126,57 @@ class ProcessMap:
         return None
 
     def summary(self) -> dict:
-        return summarize(self.regions, self.images)
+        return summarize(self.regions, self.images, self.resident)
 
     def to_dict(self) -> dict:
+        regions = [r.to_dict() for r in self.regions]
+        if self.resident is not None:
+            for d, figures, how in zip(regions, self.resident, self.resident_from):
+                d.update(zip(FIGURES, figures))
+                d["resident_from"] = how
         return {
             "pid": self.pid,
             "process": self.info.to_dict(),
-            "regions": [r.to_dict() for r in self.regions],
+            "regions": regions,
             "images": [im.to_dict() for im in self.images],
             "summary": self.summary(),
             "warnings": self.warnings,
         }
 
 
-def summarize(regions: list[Region], images: list[LoadedImage]) -> dict:
-    """Regions and virtual size by kind and by ELF object, with totals."""
-    by_kind = {k: {"regions": 0, "size": 0} for k in KINDS}
+def summarize(regions: list[Region], images: list[LoadedImage], resident=None) -> dict:
+    """Regions and virtual size by kind and by ELF object, with totals.
+
+    With `resident` (each region's figures), every entry also has them.
+    """
+    fields = FIGURES if resident is not None else ()
+    figures = resident if resident is not None else [()] * len(regions)
+
+    def entry(**first) -> dict:
+        return {**first, "regions": 0, "size": 0, **dict.fromkeys(fields, 0)}
+
+    by_kind = {k: entry() for k in KINDS}
     by_object: dict[str, dict] = {}
+    whole = entry()
     roles = {im.path: im.role for im in images}
-    for r in regions:
-        entry = by_kind.setdefault(r.kind, {"regions": 0, "size": 0})
-        entry["regions"] += 1
-        entry["size"] += r.size
+    for r, f in zip(regions, figures):
+        entries = [by_kind.setdefault(r.kind, entry()), whole]
         if r.object is not None:
-            obj = by_object.setdefault(
-                r.object,
-                {
-                    "object": r.object,
-                    "role": roles.get(r.object),
-                    "regions": 0,
-                    "size": 0,
-                    "kinds": {},
-                },
-            )
-            obj["regions"] += 1
-            obj["size"] += r.size
+            obj = by_object.get(r.object)
+            if obj is None:
+                obj = by_object[r.object] = entry(object=r.object, role=roles.get(r.object))
+                obj["kinds"] = {}
             obj["kinds"][r.kind] = obj["kinds"].get(r.kind, 0) + r.size
+            entries.append(obj)
+        for e in entries:
+            e["regions"] += 1
+            e["size"] += r.size
+            for name, v in zip(fields, f):
+                e[name] += v
     return {
         "by_kind": {k: v for k, v in by_kind.items() if v["regions"]},
         "by_object": sorted(by_object.values(), key=lambda o: -o["size"]),
-        "total": {"regions": len(regions), "size": sum(r.size for r in regions)},
+        "total": whole,
     }
 
 
@@ -150,11 +196,16 @@ class ElfCache:
         self.problems: dict[FileKey, str] = {}
 
 
-def read_map(target: int | str = "self", procfs: ProcFS | None = None, cache=None) -> ProcessMap:
-    """The classified map of a live process (a PID, or "self")."""
+def read_map(
+    target: int | str = "self", procfs: ProcFS | None = None, cache=None, rss: bool = False
+) -> ProcessMap:
+    """The classified map of a live process (a PID, or "self").
+
+    With rss, read from /proc/PID/smaps: each region gets its memory figures.
+    """
     procfs = procfs or ProcFS()
     with procfs.open(_pid(target)) as pd:
-        return _read(pd, cache or ElfCache())
+        return _read(pd, cache or ElfCache(), rss).pmap
 
 
 def where(target, addresses: list[int], procfs: ProcFS | None = None) -> list[Location]:
@@ -162,7 +213,7 @@ def where(target, addresses: list[int], procfs: ProcFS | None = None) -> list[Lo
     procfs = procfs or ProcFS()
     cache = ElfCache()
     with procfs.open(_pid(target)) as pd:
-        pmap = _read(pd, cache)
+        pmap = _read(pd, cache).pmap
         tables: dict[FileKey, SymbolTable | None] = {}
 
         def symbols(image: LoadedImage) -> SymbolTable | None:
@@ -179,13 +230,31 @@ def _pid(target: int | str) -> int:
     return int(target)
 
 
-def _read(pd: ProcessDir, cache: ElfCache) -> ProcessMap:
+class _Read:
+    """A read of a live process: the map, and what it was made from (for snapshots)."""
+
+    __slots__ = ("pmap", "text", "smaps", "states", "facts")
+
+    def __init__(self, pmap, text, smaps, states, facts):
+        self.pmap: ProcessMap = pmap
+        self.text: bytes = text  # the maps text (with smaps, its header lines)
+        self.smaps: bytes | None = smaps
+        self.states: dict[int, str] = states  # page_states of split mappings, by start
+        self.facts: Facts = facts
+
+
+def _read(pd: ProcessDir, cache: ElfCache, rss: bool = False) -> _Read:
     stat = check_alive(pd)
-    data = pd.maps()
+    smaps = pd.smaps() if rss else None
+    data = smaps if rss else pd.maps()
     if not data:
         # Only kernel threads and exited processes have no mappings.
         raise ProcessExited(f"PID {pd.pid} exited while procmap was reading it")
-    mappings = parse_maps(data)
+    if rss:
+        mappings, figures = parse_smaps(data)
+        data = maps_text_of(data)
+    else:
+        mappings = parse_maps(data)
     info = process_info(pd, stat)
     warnings: list[str] = []
     facts = read_facts(pd, mappings, cache, warnings)
@@ -193,17 +262,134 @@ def _read(pd: ProcessDir, cache: ElfCache) -> ProcessMap:
     if len(tids) > 1:  # one thread: its stack is [stack]
         read_thread_stacks(pd, facts, tids, warnings)
     result: Classification = classify(mappings, cache.layouts, facts)
+    states: dict[int, str] = {}
+    resident = resident_from = None
+    if rss:
+        states = read_page_states(pd, mappings, figures, result.regions, facts.page_size)
+        resident, resident_from = attribute(
+            mappings, figures, result.regions, states, facts.page_size
+        )
     # Still alive after the last read: through the held descriptor, a process that
     # exited (even if its PID was reused) raises ProcessExited here.
     pd.stat()
-    return ProcessMap(
+    pmap = ProcessMap(
         info=info,
         mappings=mappings,
         regions=result.regions,
         images=result.images,
         warnings=warnings + result.warnings,
         page_size=facts.page_size,
+        resident=resident,
+        resident_from=resident_from,
     )
+    return _Read(pmap, data, smaps, states, facts)
+
+
+# pagemap of a split mapping larger than this is not read (8 bytes a page):
+# its figures are shared by size.
+_MAX_PAGEMAP_PAGES = 1 << 20
+
+
+def read_page_states(pd: ProcessDir, mappings, figures, regions, page_size) -> dict[int, str]:
+    """page_states() of each mapping split into several regions that has pages in RAM or swap."""
+    resident = {m.start: f for m, f in zip(mappings, figures)}
+    states = {}
+    for m in split_mappings(mappings, regions):
+        f = resident[m.start]
+        if not (f.rss or f.swap) or m.size // page_size > _MAX_PAGEMAP_PAGES:
+            continue
+        raw = pd.pagemap(m.start, m.end, page_size)
+        if raw is not None:
+            states[m.start] = page_states(raw)
+    return states
+
+
+# --- snapshots --------------------------------------------------------------------------
+
+
+def capture(target: int | str = "self", procfs: ProcFS | None = None):
+    """Everything needed to show a live process's map later, elsewhere: a Snapshot.
+
+    The map is read from smaps (figures included, where readable), with the
+    ELF headers the classification used and the symbols `where` needs.
+    """
+    import platform
+    import time
+
+    from . import __version__
+    from .snapshot import Snapshot
+
+    procfs = procfs or ProcFS()
+    cache = ElfCache()
+    with procfs.open(_pid(target)) as pd:
+        try:
+            read = _read(pd, cache, rss=True)
+        except AccessDenied:
+            read = _read(pd, cache)  # smaps refused where maps is not: no figures, then
+        pmap = read.pmap
+        symbols = {}
+        for image in pmap.images:
+            if image.key not in symbols:
+                table = _read_symbols(pd, pmap, image)
+                if table is not None:
+                    symbols[image.key] = table
+    keys = {m.file_key for m in pmap.mappings}
+    uname = platform.uname()
+    return Snapshot(
+        maps=read.text,
+        smaps=read.smaps,
+        page_states=read.states,
+        info=pmap.info,
+        facts=read.facts,
+        layouts={k: v for k, v in cache.layouts.items() if k in keys},
+        symbols=symbols,
+        warnings=pmap.warnings,
+        kernel=uname.release,
+        machine=uname.machine,
+        hostname=uname.node,
+        saved_at=time.time(),
+        procmap_version=__version__,
+    )
+
+
+def replay(snapshot, rss: bool = False) -> ProcessMap:
+    """The map a Snapshot holds, classified as it was live (same rules, same facts)."""
+    figures = None
+    if snapshot.smaps is not None:
+        mappings, figures = parse_smaps(snapshot.smaps)
+    else:
+        mappings = parse_maps(snapshot.maps)
+    if not mappings:
+        raise BadSnapshot(f"{snapshot.info.name}: no mappings in it")
+    result = classify(mappings, snapshot.layouts, snapshot.facts)
+    resident = resident_from = None
+    if rss:
+        if figures is None:
+            raise BadSnapshot(
+                f"{snapshot.info.name}: no memory figures in it (it holds maps, not smaps)"
+            )
+        page_size = snapshot.facts.page_size
+        resident, resident_from = attribute(
+            mappings, figures, result.regions, snapshot.page_states, page_size
+        )
+    warnings = list(snapshot.warnings)
+    warnings.extend(w for w in result.warnings if w not in warnings)
+    return ProcessMap(
+        info=snapshot.info,
+        mappings=mappings,
+        regions=result.regions,
+        images=result.images,
+        warnings=warnings,
+        page_size=snapshot.facts.page_size,
+        resident=resident,
+        resident_from=resident_from,
+    )
+
+
+def where_saved(snapshot, addresses: list[int]) -> list[Location]:
+    """`where` over a Snapshot: its saved symbols name the addresses."""
+    pmap = replay(snapshot)
+    return [locate(pmap, a, lambda image: snapshot.symbols.get(image.key)) for a in addresses]
 
 
 def check_alive(pd: ProcessDir) -> TaskStat:

@@ -19,6 +19,7 @@ from rich.text import Text
 from ..classify import KINDS, Region
 from ..lesson import describe_kind
 from ..process import Location, ProcessMap
+from ..smaps import BY_PAGES, BY_SIZE, WHOLE
 from .text import address_width, human_size, printable
 from .theme import kind_style
 
@@ -29,17 +30,38 @@ def render_map(
     kinds: Iterable[str] | None = None,
     sections: bool = False,
     notes: bool = True,
+    sort: str = "address",
 ) -> RenderableType:
-    """The whole `procmap PID` view."""
+    """The whole `procmap PID` view (with memory figures when the map has them)."""
     wanted = set(kinds) if kinds else None
-    regions = [r for r in pmap.regions if wanted is None or r.kind in wanted]
+    rows = [i for i, r in enumerate(pmap.regions) if wanted is None or r.kind in wanted]
+    if sort != "address":
+        rows.sort(key=sort_key(pmap, sort), reverse=True)
     parts: list[RenderableType] = [render_header(pmap)]
     parts.extend(render_warnings(pmap.warnings))
-    parts.append(RegionTable(pmap, regions, sections=sections))
+    if pmap.resident is not None:
+        parts.append(ResidentTable(pmap, rows))
+    else:
+        parts.append(RegionTable(pmap, [pmap.regions[i] for i in rows], sections=sections))
     parts.append(render_summary(pmap))
     if notes:
-        parts.append(render_notes(k for k in KINDS if any(r.kind == k for r in regions)))
+        shown = {pmap.regions[i].kind for i in rows}
+        parts.append(render_notes(k for k in KINDS if k in shown))
     return Group(*parts)
+
+
+SORT_KEYS = ("address", "size", "rss", "pss", "private", "dirty", "swap", "anonymous")
+
+
+def sort_key(pmap: ProcessMap, key: str):
+    """Region index -> the value to sort by, largest first (ties in address order)."""
+    regions, resident = pmap.regions, pmap.resident
+    if key == "size":
+        return lambda i: (regions[i].size, -i)
+    if key in ("private", "dirty"):
+        return lambda i: (getattr(resident[i], key), -i)
+    field = resident[0]._fields.index(key) if resident else 0
+    return lambda i: (resident[i][field], -i)
 
 
 def render_header(pmap: ProcessMap) -> Text:
@@ -151,39 +173,156 @@ def _short(r: Region) -> str:
     return r.path or ""
 
 
+# The memory figures of a row, with their column headings: pmap -X's and
+# vmmap's, the ones smaps gives for every mapping.
+_FIGURE_COLUMNS = (
+    ("rss", "rss"),
+    ("pss", "pss"),
+    ("shared_clean", "shr clean"),
+    ("shared_dirty", "shr dirty"),
+    ("private_clean", "prv clean"),
+    ("private_dirty", "prv dirty"),
+    ("swap", "swap"),
+    ("anonymous", "anon"),
+)
+
+
+def figure(n: int) -> str:
+    """A memory figure: human-sized, and "-" for none (easier to scan than 0 B)."""
+    return human_size(n) if n else "-"
+
+
 def render_summary(pmap: ProcessMap) -> Group:
     summary = pmap.summary()
+    resident = pmap.resident is not None
     total = summary["total"]["size"] or 1
     kinds = Table(title="by kind", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
     kinds.add_column("kind")
     kinds.add_column("regions", justify="right")
     kinds.add_column("size", justify="right")
     kinds.add_column("share", justify="right")
+    figures = _FIGURE_COLUMNS if resident else ()
+    for _, heading in figures:
+        kinds.add_column(heading, justify="right")
     for kind, v in summary["by_kind"].items():
         kinds.add_row(
             Text(kind, style=kind_style(kind)),
             str(v["regions"]),
             human_size(v["size"]),
             f"{100 * v['size'] / total:.1f}%",
+            *(figure(v[f]) for f, _ in figures),
         )
+    whole = summary["total"]
     kinds.add_row(
-        Text("total", style="bold"), str(summary["total"]["regions"]), human_size(total), ""
+        Text("total", style="bold"),
+        str(whole["regions"]),
+        human_size(total),
+        "",
+        *(figure(whole[f]) for f, _ in figures),
     )
     objects = Table(title="by object", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
     objects.add_column("object", overflow="fold")
     objects.add_column("role")
     objects.add_column("size", justify="right")
-    present = [k for k in KINDS if any(k in o["kinds"] for o in summary["by_object"])]
-    for kind in present:
-        objects.add_column(Text(kind, style=kind_style(kind)), justify="right")
+    if resident:
+        # Which library costs what: its figures, not its size by kind.
+        present: list[str] = []
+        for _, heading in figures:
+            objects.add_column(heading, justify="right")
+    else:
+        present = [k for k in KINDS if any(k in o["kinds"] for o in summary["by_object"])]
+        for kind in present:
+            objects.add_column(Text(kind, style=kind_style(kind)), justify="right")
     for o in summary["by_object"]:
         objects.add_row(
             Text(printable(o["object"])),
             o["role"] or "",
             human_size(o["size"]),
             *(human_size(o["kinds"][k]) if k in o["kinds"] else "" for k in present),
+            *(figure(o[f]) for f, _ in figures),
         )
     return Group(kinds, objects) if summary["by_object"] else Group(kinds)
+
+
+class ResidentTable:
+    """The region rows with their memory figures (procmap PID --rss).
+
+    Laid out by hand, as RegionTable, for maps of many thousand regions.  The
+    end address gives way to the figures, as in pmap -X.
+    """
+
+    def __init__(self, pmap: ProcessMap, rows: list[int]):
+        self.pmap = pmap
+        self.rows = rows
+
+    def __rich_console__(self, console, options):
+        pmap = self.pmap
+        width = address_width(max((r.end for r in pmap.regions), default=1))
+        fields = [f for f, _ in _FIGURE_COLUMNS]
+        head = ["start", "size", *(h for _, h in _FIGURE_COLUMNS), "perms", "kind", "detail"]
+        lines = []
+        methods = set()
+        for i in self.rows:
+            r, f, how = pmap.regions[i], pmap.resident[i], pmap.resident_from[i]
+            mark = "" if how == WHOLE else " ‡"  # double dagger: a share of a mapping's
+            if mark:
+                methods.add(how)
+            detail = r.detail + (" *" if r.heuristic else "") + mark
+            lines.append(
+                (
+                    f"{r.start:0{width}x}",
+                    human_size(r.size),
+                    *(figure(getattr(f, name)) for name in fields),
+                    r.perms,
+                    r.kind,
+                    printable(detail),
+                    printable(_short(r)),
+                )
+            )
+        widths = [len(h) for h in head]
+        for line in lines:
+            for i in range(len(head)):
+                if len(line[i]) > widths[i]:
+                    widths[i] = len(line[i])
+        widths[-1] = min(widths[-1], 40)
+        n = len(head)
+        kind_at = n - 2
+        bold, dim = Style(bold=True), Style(dim=True)
+        numbers = range(0, n - 3)
+
+        def cells(line, a, b):
+            return "  ".join(
+                f"{line[i]:>{widths[i]}}" if i in numbers else f"{line[i]:<{widths[i]}}"
+                for i in range(a, b)
+            )
+
+        yield Segment(cells(head, 0, n) + "  object or path\n", bold)
+        kind_styles = {k: Style.parse(kind_style(k)) for k in KINDS}
+        for line in lines:
+            yield Segment(cells(line, 0, kind_at) + "  ")
+            yield Segment(f"{line[kind_at]:<{widths[kind_at]}}", kind_styles.get(line[kind_at]))
+            yield Segment(f"  {line[-2]:<{widths[-1]}}  {line[-1]}".rstrip() + "\n")
+        if any(pmap.regions[i].heuristic for i in self.rows):
+            yield Segment(
+                "* found by a heuristic (shape or permissions), not by the kernel or ELF headers\n",
+                dim,
+            )
+        for how in sorted(methods):
+            yield Segment(_SHARE_NOTES[how] + "\n", dim)
+
+
+_SHARE_NOTES = {
+    BY_PAGES: (
+        "‡ one of several regions in one mapping, whose smaps figures are shared among "
+        "them by the bytes each holds in resident pages (swap: in swapped-out pages), "
+        "from /proc/PID/pagemap; totals are exact"
+    ),
+    BY_SIZE: (
+        "‡ one of several regions in one mapping, whose smaps figures are shared among "
+        "them in proportion to their sizes (/proc/PID/pagemap was not readable); "
+        "totals are exact"
+    ),
+}
 
 
 def render_notes(kinds: Iterable[str]) -> Group:
