@@ -68,10 +68,14 @@ def render_header(pmap: ProcessMap) -> Text:
     info = pmap.info
     threads = f"{info.threads} thread" + ("s" if info.threads != 1 else "")
     text = Text()
-    text.append(f"PID {info.pid}", style="bold")
-    text.append("  ")
-    text.append(printable(info.name), style="bold")
-    text.append(f"  user {printable(info.user)}  {threads}  ")
+    if info.pid == 0:  # a plain maps text given to --from: no process facts at all
+        text.append(printable(info.name), style="bold")
+        text.append("  (a saved maps text)  ")
+    else:
+        text.append(f"PID {info.pid}", style="bold")
+        text.append("  ")
+        text.append(printable(info.name), style="bold")
+        text.append(f"  user {printable(info.user)}  {threads}  ")
     text.append(f"{human_size(pmap.total_size)} mapped", style="bold")
     text.append(f" in {len(pmap.mappings)} mappings, {len(pmap.regions)} regions")
     if info.cmdline:

@@ -20,6 +20,8 @@ CORE = [
     "units",
     "sampler",
     "watch",
+    "smaps",
+    "snapshot",
 ]
 
 

@@ -1,0 +1,955 @@
+"""A process's map saved to a file, to be drawn again on another machine.
+
+`procmap PID --save FILE` writes what procmap read from the process and its
+files (the maps text, the ELF layout and symbols of each mapped file, the facts
+the classifier uses); `procmap --from FILE` classifies it again without the
+process, its files or even Linux.  This module is only the file format:
+`write` and `read`, and `to_dict` / `from_dict` for the JSON shape.
+
+`read` also takes a plain copy of /proc/PID/maps or /proc/PID/smaps (what a
+bug report usually holds): without ELF headers or stack pointers its regions
+are classified by names and permissions alone, and the snapshot's warning
+says so.
+
+The file is one compact JSON object, strict UTF-8, with these keys in this
+order and no others (a reader refuses a key it does not know: any change to the
+shape is a new version):
+
+    {
+      "format": "procmap-snapshot",
+      "version": 1,                  # a reader refuses a greater one, naming it
+      "procmap": TEXT,               # the version of procmap that saved it
+      "saved_at": 1717171717.25,     # unix time
+      "kernel": TEXT, "machine": TEXT, "hostname": TEXT,   # os.uname() when saved
+      "process": {"pid": 1234, "name": TEXT, "cmdline": [TEXT, ...], "user": TEXT,
+                  "uid": 1000, "threads": 3, "state": TEXT},
+      "facts": {"page_size": 4096, "pointer_size": 8,
+                "exe_key": ["fe:01", 1319] or null, "interp_key": [dev, inode] or null,
+                "thread_sps": [[tid, stack pointer], ...], "unknown_threads": [tid, ...],
+                "thread_stack_size": 8388608 or null},
+      "maps": BYTES,                 # /proc/PID/maps exactly as read
+      "smaps": BYTES or null,        # /proc/PID/smaps, when it was read
+      "page_states": {"7f3a1c000000": "rrr.s", ...},
+      "files": [{"dev": "fe:01", "inode": 1319, "layout": LAYOUT or null,
+                 "symbols": SYMBOLS or null}, ...],
+      "warnings": [TEXT, ...]
+    }
+
+    LAYOUT = {"elf_class": 64, "endian": "little", "machine": 62, "type": 3,
+              "entry": 24352,
+              "segments": [[type, flags, offset, vaddr, filesz, memsz, align], ...],
+              "sections": [[TEXT name, type, flags, addr, offset, size, link], ...],
+              "interpreter": TEXT or null, "build_id": "3f2a..." or null,
+              "file_size": 141936}
+    SYMBOLS = {"source": ".symtab" or ".dynsym" or null,
+               "symbols": [[TEXT name, value, size, type], ...]}
+
+Numbers are integers (addresses and sizes up to 2**64-1, JSON numbers), except
+saved_at.  A file's `layout` is null when it is not ELF; it has `symbols` only
+with a layout.  `page_states` holds a few mappings of `maps`, each keyed by its
+start (hex, as in maps): one character per page of it, "r" resident, "s"
+swapped, "." neither.  A reader checks all of this, and that `maps` and
+`smaps` are in the kernel's formats.
+
+Strings that came from the process, its files or the machine can hold any
+bytes, not only UTF-8 (procmap decodes them with "surrogateescape", as
+os.fsdecode does), and JSON cannot: so a TEXT is a JSON string when it is
+valid Unicode, else {"base64": B}, B the base64 of its bytes (os.fsencode of
+the string: the file name's real bytes).  A string that is not the
+surrogateescape decoding of any bytes (such as a lone U+D800)
+cannot come from a file or the kernel, but round-trips too, as
+{"codepoints": [int, ...]}.  A BYTES is a JSON string when the bytes are valid
+UTF-8, else {"base64": B}.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import os
+import re
+import secrets
+import stat
+import time
+
+from .classify import Facts, FileKey
+from .elf import PT_LOAD, ElfLayout, Section, Segment, Symbol, SymbolTable, open_regular
+from .errors import BadFile, BadSnapshot, MapsFormatError
+from .maps import Mapping, parse_maps
+from .process import ProcessInfo
+
+FORMAT = "procmap-snapshot"
+VERSION = 1
+MAX_SIZE = 2 << 30  # bytes: far beyond any real snapshot, short of exhausting memory
+
+_U64 = 1 << 64
+_U32 = 1 << 32
+_TID = 1 << 31  # PID_MAX_LIMIT is 2**22; pid_t is a signed 32-bit integer
+
+
+class Snapshot:
+    """Everything procmap needs to classify a process's map again, without the process."""
+
+    __slots__ = (
+        "maps",
+        "smaps",
+        "page_states",
+        "info",
+        "facts",
+        "layouts",
+        "symbols",
+        "warnings",
+        "kernel",
+        "machine",
+        "hostname",
+        "saved_at",
+        "procmap_version",
+        "source",
+    )
+
+    def __init__(
+        self,
+        *,
+        maps,
+        smaps,
+        page_states,
+        info,
+        facts,
+        layouts,
+        symbols,
+        warnings,
+        kernel,
+        machine,
+        hostname,
+        saved_at,
+        procmap_version,
+        source="snapshot",
+    ):
+        self.maps: bytes = maps  # /proc/PID/maps, exactly as read
+        self.smaps: bytes | None = smaps
+        self.page_states: dict[int, str] = page_states  # mapping start -> "rs." per page
+        self.info: ProcessInfo = info
+        self.facts: Facts = facts
+        self.layouts: dict[FileKey, ElfLayout | None] = layouts  # None: not ELF
+        self.symbols: dict[FileKey, SymbolTable] = symbols
+        self.warnings: list[str] = warnings
+        self.kernel: str = kernel
+        self.machine: str = machine
+        self.hostname: str = hostname
+        self.saved_at: float = saved_at
+        self.procmap_version: str = procmap_version
+        self.source: str = source  # "snapshot", or "maps" / "smaps" for a plain text
+
+    def __repr__(self) -> str:
+        return (
+            f"Snapshot(pid={self.info.pid}, name={self.info.name!r}, source={self.source!r}, "
+            f"files={len(self.layouts)})"
+        )
+
+
+def describe(snapshot: Snapshot) -> str:
+    """Where a saved map came from, in one line."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snapshot.saved_at))
+    if snapshot.source != "snapshot":
+        return f"{snapshot.info.name}: a plain {snapshot.source} text, modified {when}"
+    info = snapshot.info
+    host = f" on {snapshot.hostname}" if snapshot.hostname else ""
+    return (
+        f"map of PID {info.pid} ({info.name}) saved {when}{host}, "
+        f"Linux {snapshot.kernel} {snapshot.machine}, by procmap {snapshot.procmap_version}"
+    )
+
+
+# --- writing --------------------------------------------------------------------------
+
+
+def write(snapshot: Snapshot, path) -> None:
+    """Write `snapshot` to `path` as JSON, atomically: all of it or, on failure, nothing.
+
+    The bytes go to a new file in the same directory, which then replaces `path`
+    (rename(2) is atomic within a file system), so a reader never sees half a
+    snapshot and a failed write leaves any earlier file at `path` untouched.
+    """
+    path = os.fsdecode(path)
+    data = dumps(snapshot)  # a bug in the snapshot fails here, before the disk is touched
+    # Replace the file a symlink points to, not the symlink.
+    target = os.path.realpath(path) if os.path.islink(path) else path
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:
+        mode = None  # missing (the usual case), or an error that creating it reports
+    if mode is not None and not stat.S_ISREG(mode):
+        # Never replace a device or a FIFO (--save /dev/null, run as root, would).
+        raise BadFile(f"{path}: {_file_type(mode)}, not a regular file: not replaced")
+    directory, base = os.path.split(target)
+    directory = directory or "."
+    temp = os.path.join(directory, f".{base[:200]}.{secrets.token_hex(6)}.tmp")
+    try:
+        # Mode 0666 less the umask, as for any new file (mkstemp would give 0600).
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    except OSError as err:
+        raise BadFile(_cannot_write(path, directory, err)) from None
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)  # the bytes on disk before the name points to them
+        finally:
+            os.close(fd)
+        os.replace(temp, target)
+    except BaseException as err:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        if isinstance(err, OSError):
+            raise BadFile(_cannot_write(path, directory, err)) from None
+        raise
+
+
+def dumps(snapshot: Snapshot) -> bytes:
+    """The bytes `write` writes: compact JSON, strict UTF-8, one line."""
+    text = json.dumps(to_dict(snapshot), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    # Strict: a lone surrogate that escaped _text() would fail here, not in a reader.
+    return text.encode("utf-8") + b"\n"
+
+
+def _cannot_write(path: str, directory: str, err: OSError) -> str:
+    if isinstance(err, FileNotFoundError):
+        return f"{path}: cannot write: no such directory: {directory}"
+    if isinstance(err, NotADirectoryError):
+        return f"{path}: cannot write: {directory} is not a directory"
+    if isinstance(err, PermissionError):
+        return f"{path}: cannot write: permission denied (in {directory})"
+    if isinstance(err, IsADirectoryError):
+        return f"{path}: cannot write: a directory"
+    return f"{path}: cannot write: {err.strerror or err}"
+
+
+def _file_type(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def to_dict(snapshot: Snapshot) -> dict:
+    """The JSON shape of `snapshot` (see the module docstring)."""
+    s = snapshot
+    files = []
+    for key, layout in s.layouts.items():
+        table = s.symbols.get(key)
+        if table is not None and layout is None:
+            raise ValueError(f"symbols for {key}, whose layout is None (not ELF)")
+        files.append(
+            {
+                "dev": key[0],
+                "inode": key[1],
+                "layout": None if layout is None else _layout_dict(layout),
+                "symbols": None if table is None else _symbols_dict(table),
+            }
+        )
+    orphans = [key for key in s.symbols if key not in s.layouts]
+    if orphans:
+        raise ValueError(f"symbols for {orphans[0]}, which has no layout")
+    info, facts = s.info, s.facts
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "procmap": _text(s.procmap_version),
+        "saved_at": float(s.saved_at),
+        "kernel": _text(s.kernel),
+        "machine": _text(s.machine),
+        "hostname": _text(s.hostname),
+        "process": {
+            "pid": info.pid,
+            "name": _text(info.name),
+            "cmdline": [_text(arg) for arg in info.cmdline],
+            "user": _text(info.user),
+            "uid": info.uid,
+            "threads": info.threads,
+            "state": _text(info.state),
+        },
+        "facts": {
+            "page_size": facts.page_size,
+            "pointer_size": facts.pointer_size,
+            "exe_key": _key_list(facts.exe_key),
+            "interp_key": _key_list(facts.interp_key),
+            "thread_sps": [[tid, sp] for tid, sp in facts.thread_sps.items()],
+            "unknown_threads": list(facts.unknown_threads),
+            "thread_stack_size": facts.thread_stack_size,
+        },
+        "maps": _bytes(s.maps),
+        "smaps": None if s.smaps is None else _bytes(s.smaps),
+        "page_states": {f"{start:x}": states for start, states in sorted(s.page_states.items())},
+        "files": files,
+        "warnings": [_text(w) for w in s.warnings],
+    }
+
+
+def _key_list(key: FileKey | None) -> list | None:
+    return None if key is None else [key[0], key[1]]
+
+
+def _layout_dict(layout: ElfLayout) -> dict:
+    return {
+        "elf_class": layout.elf_class,
+        "endian": layout.endian,
+        "machine": layout.machine,
+        "type": layout.type,
+        "entry": layout.entry,
+        "segments": [list(seg) for seg in layout.segments],
+        "sections": [[_text(sec.name), *sec[1:]] for sec in layout.sections],
+        "interpreter": None if layout.interpreter is None else _text(layout.interpreter),
+        "build_id": layout.build_id,
+        "file_size": layout.file_size,
+    }
+
+
+def _symbols_dict(table: SymbolTable) -> dict:
+    return {
+        "source": table.source,
+        "symbols": [[_text(s.name), s.value, s.size, s.type] for s in table.symbols],
+    }
+
+
+def _text(s: str):
+    """A string as JSON can hold it: itself, or its bytes in base64 (see the docstring)."""
+    if s.isascii():
+        return s
+    try:
+        s.encode("utf-8")  # no lone surrogates: JSON holds it as it is
+        return s
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = s.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = None
+    if raw is not None and raw.decode("utf-8", "surrogateescape") == s:
+        return {"base64": base64.b64encode(raw).decode("ascii")}
+    return {"codepoints": [ord(c) for c in s]}
+
+
+def _bytes(data: bytes):
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(data).decode("ascii")}
+
+
+# --- reading --------------------------------------------------------------------------
+
+
+def read(path) -> Snapshot:
+    """A snapshot from a file `write` wrote, or from a plain maps or smaps text.
+
+    Raises BadFile for a path that is not a readable regular file (never opening
+    a FIFO or a device), BadSnapshot, naming what is wrong, for anything else.
+    """
+    path = os.fsdecode(path)
+    fd = open_regular(path)
+    try:
+        st = os.fstat(fd)
+        if st.st_size > MAX_SIZE:
+            raise _too_big(path)
+        data = _read_all(fd, path)
+    finally:
+        os.close(fd)
+    first = _NOT_SPACE.search(data)
+    if first is None:
+        raise _error(f"{path}: an empty file, neither a procmap snapshot nor a maps text")
+    if data[first.start()] == ord("{"):
+        return from_dict(_load_json(data, path), path)
+    return _from_text(data, path, st.st_mtime)
+
+
+_NOT_SPACE = re.compile(rb"\S")
+
+
+def _read_all(fd: int, path: str) -> bytes:
+    # A loop to the end, not st_size: /proc/PID/maps is a regular file of size 0.
+    chunks = []
+    total = 0
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 20)
+        except OSError as err:
+            raise BadFile(f"{path}: cannot read: {err.strerror}") from None
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > MAX_SIZE:
+            raise _too_big(path)
+        chunks.append(chunk)
+
+
+def _too_big(path: str) -> BadSnapshot:
+    return _error(f"{path}: larger than a snapshot can be ({MAX_SIZE >> 30} GiB)")
+
+
+def _error(message: str) -> BadSnapshot:
+    # One line whatever a path or a value holds.
+    return BadSnapshot(message.replace("\r", "\\r").replace("\n", "\\n"))
+
+
+def _damaged(name: str, what: str) -> BadSnapshot:
+    return _error(f"{name}: damaged snapshot: {what}")
+
+
+class _Damage(Exception):
+    """What is wrong with the JSON, and where; from_dict names the file."""
+
+    def __init__(self, where: str, what: str):
+        super().__init__(f"{where}: {what}" if where else what)
+
+
+def _load_json(data: bytes, path: str):
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise _damaged(path, f"not UTF-8 (byte {err.start})") from None
+    try:
+        return json.loads(text, object_pairs_hook=_object_pairs, parse_constant=_no_constant)
+    except json.JSONDecodeError as err:
+        what = err.msg.removesuffix(" at")
+        what = f"{what[:1].lower()}{what[1:]} at line {err.lineno} column {err.colno}"
+        stripped = text.rstrip()
+        if not stripped.endswith("}") or err.pos >= len(stripped):
+            what += " (the file ends early: cut short?)"
+        raise _damaged(path, f"not JSON: {what}") from None
+    except _Damage as err:
+        raise _damaged(path, str(err)) from None
+    except RecursionError:
+        raise _damaged(path, "arrays or objects nested too deeply") from None
+    except ValueError as err:  # an integer of more than 4300 digits
+        raise _damaged(path, str(err)) from None
+
+
+def _object_pairs(pairs: list) -> dict:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise _Damage("", f"an object holds the key {_show(twice)} twice")
+    return result
+
+
+def _no_constant(name: str):
+    raise _Damage("", f"{name} is not a JSON number")
+
+
+def from_dict(data, name: str) -> Snapshot:
+    """The Snapshot a JSON object describes, checked strictly; `name` names it in errors.
+
+    Raises BadSnapshot with one line naming the first thing wrong, and where.
+    """
+    try:
+        return _snapshot(data, name)
+    except _Damage as err:
+        raise _damaged(name, str(err)) from None
+    except (
+        KeyError,
+        TypeError,
+        ValueError,
+        IndexError,
+        AttributeError,
+        OverflowError,
+        RecursionError,
+    ) as err:
+        # A check missed: still the user's file, not procmap's bug to show as a traceback.
+        raise _damaged(name, f"{type(err).__name__}: {err}") from None
+
+
+_TOP = (
+    "format",
+    "version",
+    "procmap",
+    "saved_at",
+    "kernel",
+    "machine",
+    "hostname",
+    "process",
+    "facts",
+    "maps",
+    "smaps",
+    "page_states",
+    "files",
+    "warnings",
+)
+_PROCESS = ("pid", "name", "cmdline", "user", "uid", "threads", "state")
+_FACTS = (
+    "page_size",
+    "pointer_size",
+    "exe_key",
+    "interp_key",
+    "thread_sps",
+    "unknown_threads",
+    "thread_stack_size",
+)
+_FILE = ("dev", "inode", "layout", "symbols")
+_LAYOUT = (
+    "elf_class",
+    "endian",
+    "machine",
+    "type",
+    "entry",
+    "segments",
+    "sections",
+    "interpreter",
+    "build_id",
+    "file_size",
+)
+_SYMBOLS = ("source", "symbols")
+_SEGMENT_LIMITS = (_U32, _U32, _U64, _U64, _U64, _U64, _U64)  # type, flags, offset...
+_SECTION_LIMITS = (_U32, _U64, _U64, _U64, _U64, _U32)  # type, flags, addr, offset, size, link
+
+
+def _snapshot(data, name: str) -> Snapshot:
+    if type(data) is not dict:
+        raise _Damage("", f"expected a JSON object, not {_kind(data)}")
+    if "format" not in data:
+        raise _Damage("", "no 'format' key: JSON, but not a procmap snapshot")
+    if data["format"] != FORMAT:
+        raise _Damage("format", f"{_show(data['format'])}, not {FORMAT!r}")
+    version = data.get("version")
+    if type(version) is int and version > VERSION:
+        raise _error(
+            f"{name}: a snapshot of format version {_show(version)}, newer than this "
+            f"procmap reads ({VERSION}); a newer procmap reads it"
+        )
+    if type(version) is not int or version < 1:
+        raise _Damage("version", f"expected an integer from 1, not {_show(version)}")
+    _object(data, "", _TOP)
+
+    maps = _read_bytes(data["maps"], "maps")
+    try:
+        mappings = parse_maps(maps)
+    except MapsFormatError as err:
+        raise _Damage("maps", str(err)) from None
+    if not mappings:
+        raise _Damage("maps", "no mappings")
+    smaps = None
+    if data["smaps"] is not None:
+        smaps = _read_bytes(data["smaps"], "smaps")
+        try:
+            smaps_maps_text(smaps)
+        except MapsFormatError as err:
+            raise _Damage("smaps", str(err)) from None
+
+    facts = _facts(data["facts"], "facts")
+    saved_at = data["saved_at"]
+    if not (
+        (type(saved_at) is int and 0 <= saved_at < 1 << 53)
+        or (type(saved_at) is float and math.isfinite(saved_at) and saved_at >= 0)
+    ):
+        raise _Damage("saved_at", f"expected a unix time, not {_show(saved_at)}")
+    layouts, symbols = _files(data["files"], "files")
+    return Snapshot(
+        maps=maps,
+        smaps=smaps,
+        page_states=_page_states(data["page_states"], "page_states", mappings, facts.page_size),
+        info=_process(data["process"], "process"),
+        facts=facts,
+        layouts=layouts,
+        symbols=symbols,
+        warnings=[_read_text(w, f"warnings[{i}]") for i, w in enumerate(_list(data, "warnings"))],
+        kernel=_read_text(data["kernel"], "kernel"),
+        machine=_read_text(data["machine"], "machine"),
+        hostname=_read_text(data["hostname"], "hostname"),
+        saved_at=float(saved_at),
+        procmap_version=_read_text(data["procmap"], "procmap"),
+    )
+
+
+def _process(value, where: str) -> ProcessInfo:
+    d = _object(value, where, _PROCESS)
+    return ProcessInfo(
+        pid=_int(d["pid"], f"{where}.pid", 0, _TID),
+        name=_read_text(d["name"], f"{where}.name"),
+        cmdline=[
+            _read_text(arg, f"{where}.cmdline[{i}]")
+            for i, arg in enumerate(_list(d, "cmdline", where))
+        ],
+        user=_read_text(d["user"], f"{where}.user"),
+        uid=_int(d["uid"], f"{where}.uid", -1, _U32),  # -1: unknown (a plain maps text)
+        threads=_int(d["threads"], f"{where}.threads", 0, _TID),
+        state=_read_text(d["state"], f"{where}.state"),
+    )
+
+
+def _facts(value, where: str) -> Facts:
+    d = _object(value, where, _FACTS)
+    page_size = _int(d["page_size"], f"{where}.page_size", 1 << 9, (1 << 24) + 1)
+    if page_size & (page_size - 1):
+        raise _Damage(f"{where}.page_size", f"{page_size} is not a power of two")
+    pointer_size = _int(d["pointer_size"], f"{where}.pointer_size", 4, 9)
+    if pointer_size not in (4, 8):
+        raise _Damage(f"{where}.pointer_size", f"expected 4 or 8, not {pointer_size}")
+    thread_sps: dict[int, int] = {}
+    for i, pair in enumerate(_list(d, "thread_sps", where)):
+        tid, sp = _ints(pair, f"{where}.thread_sps[{i}]", (_TID, _U64))
+        if tid in thread_sps:
+            raise _Damage(f"{where}.thread_sps[{i}]", f"thread {tid} appears twice")
+        thread_sps[tid] = sp
+    unknown = tuple(
+        _int(tid, f"{where}.unknown_threads[{i}]", 0, _TID)
+        for i, tid in enumerate(_list(d, "unknown_threads", where))
+    )
+    size = d["thread_stack_size"]
+    return Facts(
+        page_size=page_size,
+        pointer_size=pointer_size,
+        exe_key=_optional_key(d["exe_key"], f"{where}.exe_key"),
+        interp_key=_optional_key(d["interp_key"], f"{where}.interp_key"),
+        thread_sps=thread_sps,
+        unknown_threads=unknown,
+        thread_stack_size=None if size is None else _int(size, f"{where}.thread_stack_size"),
+    )
+
+
+def _optional_key(value, where: str) -> FileKey | None:
+    if value is None:
+        return None
+    if type(value) is not list or len(value) != 2:
+        raise _Damage(where, f"expected [dev, inode] or null, not {_kind(value)}")
+    return (_dev(value[0], f"{where}[0]"), _int(value[1], f"{where}[1]"))
+
+
+_DEV = re.compile(r"[0-9a-f]+:[0-9a-f]+")  # "%02x:%02x", as maps prints it
+
+
+def _dev(value, where: str) -> str:
+    if type(value) is not str or not _DEV.fullmatch(value):
+        raise _Damage(where, f'expected a device as maps shows one ("fe:01"), not {_show(value)}')
+    return value
+
+
+_HEX_ADDRESS = re.compile(r"[0-9a-f]{1,16}")
+
+
+def _page_states(value, where: str, mappings: list[Mapping], page_size: int) -> dict[int, str]:
+    if type(value) is not dict:
+        raise _Damage(where, f"expected an object, not {_kind(value)}")
+    by_start = {m.start: m for m in mappings}
+    states: dict[int, str] = {}
+    for key, pages in value.items():
+        at = f"{where}[{_show(key)}]"
+        if not _HEX_ADDRESS.fullmatch(key):
+            raise _Damage(at, "expected a mapping's start address in hex, as maps shows it")
+        start = int(key, 16)
+        if start in states:
+            raise _Damage(at, f"the mapping at {start:x} appears twice")
+        m = by_start.get(start)
+        if m is None:
+            raise _Damage(at, "no mapping starts there")
+        if type(pages) is not str:
+            raise _Damage(at, f"expected a string, not {_kind(pages)}")
+        if m.size % page_size or len(pages) != m.size // page_size:
+            raise _Damage(
+                at,
+                f"{len(pages)} page states for a mapping of {m.size} bytes "
+                f"({m.size / page_size:g} pages of {page_size} bytes)",
+            )
+        if pages.strip("rs."):
+            raise _Damage(at, "page states are 'r', 's' or '.' only")
+        states[start] = pages
+    return states
+
+
+def _files(value, where: str):
+    layouts: dict[FileKey, ElfLayout | None] = {}
+    symbols: dict[FileKey, SymbolTable] = {}
+    if type(value) is not list:
+        raise _Damage(where, f"expected an array, not {_kind(value)}")
+    for i, entry in enumerate(value):
+        at = f"{where}[{i}]"
+        d = _object(entry, at, _FILE)
+        key = (_dev(d["dev"], f"{at}.dev"), _int(d["inode"], f"{at}.inode"))
+        if key in layouts:
+            raise _Damage(at, f"the file {key[0]} {key[1]} appears twice")
+        layout = None if d["layout"] is None else _layout(d["layout"], f"{at}.layout")
+        layouts[key] = layout
+        if d["symbols"] is not None:
+            if layout is None:
+                raise _Damage(f"{at}.symbols", "symbols for a file that is not ELF (layout null)")
+            symbols[key] = _symbol_table(d["symbols"], f"{at}.symbols")
+    return layouts, symbols
+
+
+def _layout(value, where: str) -> ElfLayout:
+    d = _object(value, where, _LAYOUT)
+    if d["elf_class"] not in (32, 64) or type(d["elf_class"]) is not int:
+        raise _Damage(f"{where}.elf_class", f"expected 32 or 64, not {_show(d['elf_class'])}")
+    if d["endian"] not in ("little", "big"):
+        raise _Damage(f"{where}.endian", f"expected 'little' or 'big', not {_show(d['endian'])}")
+    file_size = _int(d["file_size"], f"{where}.file_size")
+    segments = []
+    for i, raw in enumerate(_list(d, "segments", where)):
+        at = f"{where}.segments[{i}]"
+        seg = Segment(*_ints(raw, at, _SEGMENT_LIMITS))
+        # What read_elf refuses, refused here too: the classifier relies on it.
+        if seg.type == PT_LOAD and seg.offset + seg.filesz > file_size:
+            raise _Damage(at, "a LOAD segment reaches past the end of the file")
+        if seg.type == PT_LOAD and seg.memsz < seg.filesz:
+            raise _Damage(at, "a LOAD segment smaller in memory than in the file")
+        segments.append(seg)
+    sections = []
+    for i, raw in enumerate(_list(d, "sections", where)):
+        at = f"{where}.sections[{i}]"
+        if type(raw) is not list or len(raw) != 7:
+            raise _Damage(at, "expected a name and 6 integers")
+        sections.append(
+            Section(_read_text(raw[0], f"{at}[0]"), *_ints(raw[1:], at, _SECTION_LIMITS, 1))
+        )
+    interpreter = d["interpreter"]
+    build_id = d["build_id"]
+    if build_id is not None and (type(build_id) is not str or not _is_hex(build_id)):
+        raise _Damage(f"{where}.build_id", f"expected hex digits or null, not {_show(build_id)}")
+    return ElfLayout(
+        elf_class=d["elf_class"],
+        endian=d["endian"],
+        machine=_int(d["machine"], f"{where}.machine", 0, 1 << 16),
+        type=_int(d["type"], f"{where}.type", 0, 1 << 16),
+        entry=_int(d["entry"], f"{where}.entry"),
+        segments=segments,
+        sections=sections,
+        interpreter=None
+        if interpreter is None
+        else _read_text(interpreter, f"{where}.interpreter"),
+        build_id=build_id,
+        file_size=file_size,
+    )
+
+
+def _is_hex(text: str) -> bool:
+    return len(text) % 2 == 0 and not text.strip("0123456789abcdef")
+
+
+def _symbol_table(value, where: str) -> SymbolTable:
+    d = _object(value, where, _SYMBOLS)
+    source = d["source"]
+    if source not in (".symtab", ".dynsym", None):
+        raise _Damage(
+            f"{where}.source", f"expected '.symtab', '.dynsym' or null, not {_show(source)}"
+        )
+    raw = _list(d, "symbols", where)
+    if source is None and raw:
+        raise _Damage(f"{where}.symbols", "symbols without a source table")
+    symbols = []
+    append = symbols.append
+    for i, entry in enumerate(raw):
+        # The common case in one test: a library can have 100,000 symbols.
+        if (
+            type(entry) is list
+            and len(entry) == 4
+            and type(entry[0]) is str
+            and type(entry[1]) is int
+            and type(entry[2]) is int
+            and type(entry[3]) is int
+            and 0 <= entry[1] < _U64
+            and 0 <= entry[2] < _U64
+            and 0 <= entry[3] < 16
+        ):
+            append(Symbol(*entry))
+            continue
+        at = f"{where}.symbols[{i}]"
+        if type(entry) is not list or len(entry) != 4:
+            raise _Damage(at, "expected [name, value, size, type]")
+        value_, size, kind = _ints(entry[1:], at, (_U64, _U64, 16), 1)
+        append(Symbol(_read_text(entry[0], f"{at}[0]"), value_, size, kind))
+    return SymbolTable(symbols, source)
+
+
+# --- the checks, each naming where it looked ----------------------------------------------
+
+
+def _object(value, where: str, keys: tuple[str, ...]) -> dict:
+    if type(value) is not dict:
+        raise _Damage(where, f"expected an object, not {_kind(value)}")
+    if len(value) != len(keys) or any(k not in value for k in keys):
+        missing = next((k for k in keys if k not in value), None)
+        if missing is not None:
+            raise _Damage(where, f"the key {missing!r} is missing")
+        extra = next(k for k in value if k not in keys)
+        raise _Damage(where, f"unexpected key {_show(extra)}")
+    return value
+
+
+def _list(d: dict, key: str, where: str = "") -> list:
+    value = d[key]
+    if type(value) is not list:
+        raise _Damage(f"{where}.{key}" if where else key, f"expected an array, not {_kind(value)}")
+    return value
+
+
+def _int(value, where: str, low: int = 0, high: int = _U64) -> int:
+    """An integer in [low, high): JSON true and 1.0 are not integers."""
+    if type(value) is not int:
+        raise _Damage(where, f"expected an integer, not {_kind(value)}")
+    if not low <= value < high:
+        raise _Damage(where, f"{_show(value)} is out of range ({low} to {high - 1})")
+    return value
+
+
+def _ints(value, where: str, limits: tuple[int, ...], first: int = 0) -> list[int]:
+    """A list of len(limits) integers, each in [0, limit); `first`: the index of value[0]."""
+    if (
+        type(value) is not list
+        or len(value) != len(limits)
+        or any(type(v) is not int for v in value)
+    ):
+        what = f"{len(limits)} integers" if not first else f"a name and {len(limits)} integers"
+        raise _Damage(where, f"expected {what}")
+    for i, (v, limit) in enumerate(zip(value, limits), first):
+        if not 0 <= v < limit:
+            raise _Damage(f"{where}[{i}]", f"{_show(v)} is out of range (0 to {limit - 1})")
+    return value
+
+
+def _read_text(value, where: str) -> str:
+    """A TEXT (see the docstring): a string, {"base64": ...} or {"codepoints": [...]}."""
+    if type(value) is str:
+        return value
+    if type(value) is dict and len(value) == 1:
+        if "base64" in value:
+            return _base64(value["base64"], f"{where}.base64").decode("utf-8", "surrogateescape")
+        if "codepoints" in value:
+            points = value["codepoints"]
+            if type(points) is list and all(type(c) is int and 0 <= c <= 0x10FFFF for c in points):
+                return "".join(map(chr, points))
+            raise _Damage(f"{where}.codepoints", "expected integers from 0 to 0x10ffff")
+    raise _Damage(where, f'expected a string or {{"base64": ...}}, not {_kind(value)}')
+
+
+def _read_bytes(value, where: str) -> bytes:
+    """A BYTES (see the docstring): a string of UTF-8 text, or {"base64": ...}."""
+    if type(value) is str:
+        try:
+            return value.encode("utf-8")
+        except UnicodeEncodeError:  # a \udcff escape: not text any UTF-8 holds
+            raise _Damage(where, "a lone surrogate (\\udXXX escape) in text") from None
+    if type(value) is dict and len(value) == 1 and "base64" in value:
+        return _base64(value["base64"], f"{where}.base64")
+    raise _Damage(where, f'expected a string or {{"base64": ...}}, not {_kind(value)}')
+
+
+def _base64(value, where: str) -> bytes:
+    if type(value) is not str:
+        raise _Damage(where, f"expected a string, not {_kind(value)}")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise _Damage(where, f"not base64: {err}") from None
+
+
+def _kind(value) -> str:
+    if value is None:
+        return "null"
+    if type(value) is bool:
+        return "a boolean"
+    if type(value) is int:
+        return "an integer"
+    if type(value) is float:
+        return "a number with a fraction or exponent"
+    if type(value) is str:
+        return "a string"
+    if type(value) is list:
+        return "an array"
+    return "an object"
+
+
+def _show(value) -> str:
+    """A value for an error message: short, and on one line."""
+    if type(value) is int and value.bit_length() > 128:
+        return f"an integer of {value.bit_length()} bits"
+    if type(value) is str:
+        return repr(value if len(value) <= 40 else value[:40] + "...")
+    if type(value) in (int, float) or value is None or type(value) is bool:
+        return json.dumps(value)
+    return _kind(value)
+
+
+# --- plain maps and smaps texts --------------------------------------------------------
+
+# A "Name: value" line of smaps (fs/proc/task_mmu.c): "Rss:   8 kB", "VmFlags: rd mr".
+_SMAPS_FIELD = re.compile(rb"[A-Za-z][A-Za-z0-9_]*:(?:[ \t]|$)")
+
+
+def smaps_maps_text(data: bytes) -> bytes:
+    """The maps text inside an smaps text: its mapping lines, each ending in a newline.
+
+    Raises MapsFormatError for a line that is neither a mapping in maps format
+    nor a "Name: value" line following one.
+    """
+    headers: list[tuple[int, bytes]] = []
+    for number, line in enumerate(data.split(b"\n"), 1):
+        if not line:
+            continue
+        if _SMAPS_FIELD.match(line):
+            if not headers:
+                raise MapsFormatError(
+                    f"line {number} comes before any mapping line: {_shown_line(line)}"
+                )
+            continue
+        headers.append((number, line))
+    text = b"".join(line + b"\n" for _, line in headers)
+    try:
+        parse_maps(text)
+    except MapsFormatError:
+        for number, line in headers:  # which one: checked alone, it fails alone
+            try:
+                parse_maps(line)
+            except MapsFormatError:
+                raise MapsFormatError(
+                    f"line {number} is neither a mapping in /proc/PID/maps format nor "
+                    f"a 'Name: value' line of smaps: {_shown_line(line)}"
+                ) from None
+        raise
+    return text
+
+
+def _shown_line(line: bytes) -> str:
+    return repr(line[:80].decode("ascii", "backslashreplace"))
+
+
+def _from_text(data: bytes, path: str, mtime: float) -> Snapshot:
+    lines = data.split(b"\n")
+    kind = "smaps" if any(_SMAPS_FIELD.match(line) for line in lines) else "maps"
+    try:
+        maps = smaps_maps_text(data) if kind == "smaps" else data
+        mappings = parse_maps(maps)
+    except MapsFormatError as err:
+        raise _error(f"{path}: neither a procmap snapshot nor a maps text: {err}") from None
+    name = os.path.basename(path)
+    facts = Facts(
+        page_size=os.sysconf("SC_PAGE_SIZE"),
+        pointer_size=8 if mappings[-1].end > 1 << 32 else 4,
+    )
+    return Snapshot(
+        maps=maps,
+        smaps=data if kind == "smaps" else None,
+        page_states={},
+        info=ProcessInfo(pid=0, name=name, cmdline=[], user="?", uid=-1, threads=0, state="?"),
+        facts=facts,
+        layouts={},
+        symbols={},
+        warnings=[
+            f"{name}: a plain {kind} text, without ELF headers or thread stack pointers: "
+            "regions are classified by names and permissions alone"
+        ],
+        kernel="",
+        machine="",
+        hostname="",
+        saved_at=mtime,
+        procmap_version="",
+        source=kind,
+    )
