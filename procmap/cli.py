@@ -255,16 +255,19 @@ def explain(
     _console().print(render_explanation(exp, symbols=symbols, notes=not no_notes))
 
 
-def _watch(pid: int, interval: float, count: int | None, as_json: bool, kinds) -> None:
+def _watch(
+    pid: int, interval: float, count: int | None, as_json: bool, kinds, rss: bool = False
+) -> None:
     import signal
 
     from .sampler import Sampler
-    from .watch import History
+    from .watch import History, ResidentWatch
 
     # A polite kill ends the watch as Ctrl-C does: with its summary (and end record).
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     with Sampler(pid) as sampler:
-        history = History(sampler)
+        resident = ResidentWatch(sampler, interval) if rss else None
+        history = History(sampler, resident=resident)
         if as_json:
             _watch_json(sampler, history, interval, count, kinds)
         elif sys.stdout.isatty():
@@ -276,18 +279,22 @@ def _watch(pid: int, interval: float, count: int | None, as_json: bool, kinds) -
 def _watch_json(sampler, history, interval, count, kinds) -> None:
     import json
 
-    from .watch import change_record, end_record, run_watch, snapshot_record
+    from .watch import change_record, end_record, resident_record, run_watch, snapshot_record
+
+    resident = history.resident
 
     def emit(record: dict) -> None:
         sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
         sys.stdout.flush()  # a reader (jq, a log) sees each record as it happens
 
-    emit(snapshot_record(sampler, kinds))
+    emit(snapshot_record(sampler, kinds, resident))
 
     def on_tick(tick, _sentences) -> None:
-        record = change_record(tick, kinds)
+        record = change_record(tick, kinds, resident)
         if record is not None:
             emit(record)
+        if resident is not None and resident.read_full:
+            emit(resident_record(resident, kinds))
 
     end = run_watch(sampler, history, interval, count, on_tick)
     emit(end_record(end, history))
@@ -295,21 +302,32 @@ def _watch_json(sampler, history, interval, count, kinds) -> None:
 
 def _watch_lines(sampler, history, interval, count) -> None:
     from .render.text import human_size, printable
-    from .watch import run_watch, summary_lines
+    from .watch import resident_words, run_watch, summary_lines
 
+    resident = history.resident
     every = "flat out" if interval == 0 else f"every {interval:g} s"
     out = sys.stdout
+    held = f"{human_size(sampler.total)} mapped"
+    if resident is not None:
+        held += f", {human_size(resident.rss)} resident"
     out.write(
         f"watching PID {sampler.pid} ({printable(sampler.info.name)}): "
-        f"{len(sampler.mappings)} mappings, {human_size(sampler.total)} mapped; "
-        f"sampling {every}\n"
+        f"{len(sampler.mappings)} mappings, {held}; sampling {every}\n"
     )
     out.flush()
+    last = resident_words(resident.full_totals) if resident and resident.full_totals else None
 
     def on_tick(tick, sentences) -> None:
-        for sentence in sentences:
-            out.write(f"{tick.t:9.3f}s  {printable(sentence)}\n")
-        if sentences:
+        nonlocal last
+        lines = [printable(sentence) for sentence in sentences]
+        if resident is not None and resident.read_full:
+            words = resident_words(resident.full_totals)
+            if words != last:  # as shown: a change below the shown precision is no news
+                lines.append(words)
+                last = words
+        for line in lines:
+            out.write(f"{tick.t:9.3f}s  {line}\n")
+        if lines:
             out.flush()
 
     end = run_watch(sampler, history, interval, count, on_tick)

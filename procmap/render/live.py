@@ -1,10 +1,11 @@
 """The watch as people see it: a live full-screen view, or one plain line per event.
 
 LiveView is a renderable that fits whatever size it is given: a header with
-the sampler's own figures, sparklines of heap, stack and everything mapped,
-the totals by kind, as many region rows as fit (changed ones first, marked
-and highlighted, the rest folded into "... N regions" rows), and the latest
-sentences of the event log.  Everything from the process goes through
+the sampler's own figures, sparklines of heap, stack and everything mapped
+(and RSS, with --rss: then also the memory figures and how old they are,
+and an rss column), the totals by kind, as many region rows as fit (changed
+ones first, marked and highlighted, the rest folded into "... N regions"
+rows), and the latest sentences of the event log.  Everything from the process goes through
 printable() into Text, never markup.
 """
 
@@ -17,7 +18,7 @@ from rich.text import Text
 
 from ..classify import KINDS, Region
 from ..sampler import Sampler
-from ..watch import End, History, signed_size, summary_lines
+from ..watch import STATM, End, History, signed_size, summary_lines
 from .text import address_width, human_size, printable
 from .theme import kind_style
 
@@ -55,16 +56,26 @@ class LiveView:
         header.truncate(width, overflow="ellipsis")
         header.no_wrap = True
         totals = self.totals()
-        top = [header, *self.sparklines(width, ascii_only), totals]
+        top = [header, *self.sparklines(width, ascii_only)]
+        if self.history.resident is not None:
+            resident = self.resident()
+            resident.truncate(width, overflow="ellipsis")
+            resident.no_wrap = True
+            top.append(resident)
+        used = len(top) + len(totals.wrap(console, width))
+        top.append(totals)
         log = self.log_lines(min(8, max(height // 4, 2)))
-        used = 1 + 3 + len(totals.wrap(console, width)) + len(log) + 3
+        used += len(log) + 3
         room = max(height - used, 3)
         yield Group(*top)
         yield Text("")
         yield from self.table(width, room, ascii_only)
         if log:
             yield Text("")
-            yield from log
+            for line in log:  # one row each, as counted in `used`
+                line.no_wrap = True
+                line.truncate(width, overflow="ellipsis")
+                yield line
 
     def header(self) -> Text:
         s, h = self.sampler, self.history
@@ -86,22 +97,46 @@ class LiveView:
         h = self.history
         rows = []
         span = max(width - 34, 8)
-        for label, values, style in (
-            ("heap", h.heap, kind_style("heap")),
-            ("stack", h.stack, kind_style("stack")),
-            ("mapped", h.mapped, "bold"),  # the change since the watch began in brackets
-        ):
+        series = [
+            ("heap", h.heap, kind_style("heap"), h.start_totals["heap"]),
+            ("stack", h.stack, kind_style("stack"), h.start_totals["stack"]),
+            ("mapped", h.mapped, "bold", h.start_total),
+        ]
+        if h.resident is not None:
+            series.append(("rss", h.rss, "bold", h.start_rss))
+        for label, values, style, start in series:  # the change since the watch began in brackets
             line = Text(f"{label:<7}")
             line.append(sparkline(values, span, ascii_only).ljust(span), style=style)
             now = values[-1] if values else 0
-            first = {"heap": "heap", "stack": "stack"}.get(label)
-            start = h.start_totals[first] if first else h.start_total
             line.append(f" {human_size(now):>10}")
             line.append(f" ({signed_size(now - start)})", style="dim")
             line.no_wrap = True
             line.truncate(width, overflow="ellipsis")
             rows.append(line)
         return rows
+
+    def resident(self) -> Text:
+        """The memory figures, and how old each is as of the last sample."""
+        rw, now = self.history.resident, self.history.t
+        text = Text()
+        text.append("resident ", style="bold")
+        text.append(human_size(rw.rss))
+        t = rw.totals
+        if t is not None:
+            for name, value in (("pss", t.pss), ("swap", t.swap), ("anonymous", t.anonymous)):
+                text.append(f"  {name} {human_size(value)}")
+        ages = []
+        if rw.rss_from == STATM:
+            ages.append(f"rss {now - rw.rss_t:.1f} s old (statm: smaps_rollup is slow)")
+            if t is not None:
+                ages.append(f"the rest {now - rw.totals_t:.1f} s old")
+        else:
+            ages.append(f"totals {now - rw.rss_t:.1f} s old")
+        if rw.regions_t is not None:
+            took = f"smaps read in {rw.full_cost * 1000:.1f} ms"
+            ages.append(f"regions {now - rw.regions_t:.1f} s old ({took})")
+        text.append("   " + ", ".join(ages), style="dim")
+        return text
 
     def totals(self) -> Text:
         totals = self.sampler.totals()
@@ -118,12 +153,14 @@ class LiveView:
         if self.kinds:
             regions = [r for r in regions if r.kind in self.kinds]
         recent = self.history.recent
+        resident = self.history.resident
         shown = pick_rows(regions, recent, room - 1)
         aw = address_width(max((r.end for r in regions), default=1))
         mark = "*" if ascii_only else "●"
+        rss = f" {'rss':>9}" if resident is not None else ""
         lines = [
             Text(
-                f"  {'start':<{aw}} {'end':<{aw}} {'size':>9} perms {'kind':<6} detail",
+                f"  {'start':<{aw}} {'end':<{aw}} {'size':>9}{rss} perms {'kind':<6} detail",
                 style="bold",
             )
         ]
@@ -131,7 +168,11 @@ class LiveView:
         for i in shown:
             if i > last + 1:
                 lines.append(_fold(regions[last + 1 : i], ascii_only))
-            lines.append(_row(regions[i], aw, (regions[i].start, regions[i].end) in recent, mark))
+            r = regions[i]
+            if resident is not None:
+                known = resident.of(r)
+                rss = f" {human_size(known[0].rss) if known else '':>9}"
+            lines.append(_row(r, aw, (r.start, r.end) in recent, mark, rss))
             last = i
         if last + 1 < len(regions):
             lines.append(_fold(regions[last + 1 :], ascii_only))
@@ -193,9 +234,10 @@ def _rows_needed(indexes: list[int], n: int) -> int:
     return rows + (last + 1 < n)
 
 
-def _row(r: Region, aw: int, changed: bool, mark: str) -> Text:
+def _row(r: Region, aw: int, changed: bool, mark: str, rss: str = "") -> Text:
+    """One region; `rss` is its rss column (with --rss), blank while not known."""
     text = Text(f"{mark} " if changed else "  ", style="bold" if changed else "")
-    text.append(f"{r.start:0{aw}x} {r.end:0{aw}x} {human_size(r.size):>9} {r.perms}  ")
+    text.append(f"{r.start:0{aw}x} {r.end:0{aw}x} {human_size(r.size):>9}{rss} {r.perms}  ")
     text.append(f"{r.kind:<6}", style=kind_style(r.kind))
     text.append(" " + printable(r.detail + (" *" if r.heuristic else "")))
     where = r.object or r.path
