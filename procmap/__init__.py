@@ -42,6 +42,10 @@ _API = {
     "ProcessMap": "process",
     "locate": "process",
     "read_map": "process",
+    "capture": "process",
+    "replay": "process",
+    "Resident": "smaps",
+    "Snapshot": "snapshot",
     "resolve_target": "process",
     "where": "process",
 }

@@ -74,8 +74,33 @@ def cli():
 
 
 @cli.command()
-@click.argument("target")
+@click.argument("target", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the map as JSON.")
+@click.option(
+    "--rss",
+    is_flag=True,
+    help="Add what is in RAM (from /proc/PID/smaps): RSS, PSS, shared and private "
+    "clean/dirty, swap and anonymous, per region, kind and object.",
+)
+@click.option(
+    "--sort",
+    type=click.Choice(["address", "size", "rss", "pss", "private", "dirty", "swap", "anonymous"]),
+    default="address",
+    show_default=True,
+    help="Order the regions, largest first; the memory figures imply --rss.",
+)
+@click.option(
+    "--save",
+    "save_to",
+    metavar="FILE",
+    help="Also write a snapshot (JSON) that `--from FILE` shows anywhere, as now.",
+)
+@click.option(
+    "--from",
+    "from_file",
+    metavar="FILE",
+    help="Show a map saved with --save, or a saved /proc/PID/maps or smaps text.",
+)
 @click.option("--sections", is_flag=True, help="List the ELF sections inside each region.")
 @click.option(
     "--kind",
@@ -101,8 +126,12 @@ def cli():
 )
 @_debug_option
 def show(
-    target: str,
+    target: str | None,
     as_json: bool,
+    rss: bool,
+    sort: str,
+    save_to: str | None,
+    from_file: str | None,
     sections: bool,
     kinds: str | None,
     no_notes: bool,
@@ -115,6 +144,12 @@ def show(
     One row per region in address order, then totals by kind and by ELF object,
     then what each kind of region is.  Colours are off when the output is not
     a terminal, or when NO_COLOR is set.
+
+    With --rss, what is really in RAM: each region's resident, proportional,
+    clean, dirty, swapped and anonymous bytes, and the same by kind and by
+    object.  --save writes everything needed to show this map again (the
+    maps and smaps text, the process's facts, the ELF headers and symbols
+    used); --from shows it, on any machine, as it was.
 
     With --watch, the map is sampled again and again and every change is an
     event: a region grew or shrank (and which end moved), appeared or went
@@ -130,6 +165,9 @@ def show(
       procmap 1234 --kind heap,stack
       procmap firefox --sections
       procmap 1234 --json | jq '.regions[] | select(.kind == "bss")'
+      procmap 1234 --rss --sort rss
+      procmap 1234 --save web-1234.json
+      procmap --from web-1234.json --rss
       procmap 1234 --watch
       procmap 1234 --watch --interval 0.05 --count 200
       procmap 1234 --watch --json > events.jsonl
@@ -137,47 +175,97 @@ def show(
     from .process import read_map, resolve_target
 
     wanted = _parse_kinds(kinds)
+    rss = rss or sort not in ("address", "size")
+    if (target is None) == (from_file is None):
+        raise click.UsageError("give a TARGET (a PID, a name, or self) or --from FILE")
     if not watch and (count is not None or interval != 0.5):
         raise click.UsageError("--interval and --count go with --watch")
+    if rss and sections:
+        raise click.UsageError("--sections does not go with --rss")
     if watch:
-        if sections:
-            raise click.UsageError("--sections does not go with --watch")
-        _watch(resolve_target(target), interval, count, as_json, wanted)
+        if sections or from_file or save_to:
+            raise click.UsageError("--sections, --save and --from do not go with --watch")
+        _watch(resolve_target(target), interval, count, as_json, wanted, rss)
         return
-    pmap = read_map(resolve_target(target))
+    if from_file is not None or save_to is not None:
+        from . import snapshot as snapshots
+        from .process import capture, replay
+
+        if from_file is not None:
+            saved = snapshots.read(from_file)
+            # The map is shown exactly as it was live; where it came from goes aside.
+            click.echo(f"procmap: {_printable(snapshots.describe(saved))}", err=True)
+        else:
+            saved = capture(resolve_target(target))
+        if save_to is not None:
+            snapshots.write(saved, save_to)
+            click.echo(f"procmap: saved to {_printable(save_to)}", err=True)
+        pmap = replay(saved, rss=rss)
+    else:
+        pmap = read_map(resolve_target(target), rss=rss)
     if as_json:
         data = pmap.to_dict()
-        if wanted:
-            data["regions"] = [r for r in data["regions"] if r["kind"] in wanted]
+        order = range(len(pmap.regions))
+        if sort != "address":
+            from .render.table import sort_key
+
+            order = sorted(order, key=sort_key(pmap, sort), reverse=True)
+        regions = data["regions"]
+        data["regions"] = [regions[i] for i in order if not wanted or regions[i]["kind"] in wanted]
         _print_json(data)
         return
     from .render.table import render_map
 
-    _console().print(render_map(pmap, kinds=wanted, sections=sections, notes=not no_notes))
+    _console().print(
+        render_map(pmap, kinds=wanted, sections=sections, notes=not no_notes, sort=sort)
+    )
+
+
+def _printable(text: str) -> str:
+    from .render.text import printable
+
+    return printable(text)
 
 
 @cli.command()
 @click.argument("target")
-@click.argument("addresses", nargs=-1, required=True)
+@click.argument("addresses", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array, one object per address.")
+@click.option(
+    "--from",
+    "from_file",
+    metavar="FILE",
+    help="Look in a map saved with --save (then give only addresses).",
+)
 @_debug_option
-def where(target: str, addresses: tuple[str, ...], as_json: bool):
+def where(target: str, addresses: tuple[str, ...], as_json: bool, from_file: str | None):
     """What lives at each ADDRESS in process TARGET (a PID, a name, or "self").
 
     For each address: its region and kind, and inside an ELF image its section
     and nearest symbol.  Addresses are hexadecimal, with or without 0x, as
-    /proc/PID/maps and gdb print them.
+    /proc/PID/maps and gdb print them.  With --from FILE, the addresses are
+    looked up in a saved map, with the symbols saved with it.
 
     \b
     Examples:
       procmap where 1234 0x55d4c0de1048 7ffd1c2a0e3c
       procmap where self 0x7ffff7dd0000 --json
+      procmap where --from web-1234.json 0x55d4c0de1048
     """
     from .process import resolve_target
     from .process import where as locate_all
 
-    parsed = [parse_address(a) for a in addresses]
-    locations = locate_all(resolve_target(target), parsed)
+    if from_file is not None:
+        from . import snapshot as snapshots
+        from .process import where_saved
+
+        parsed = [parse_address(a) for a in (target, *addresses)]
+        locations = where_saved(snapshots.read(from_file), parsed)
+    else:
+        if not addresses:
+            raise click.UsageError("give at least one ADDRESS after TARGET")
+        parsed = [parse_address(a) for a in addresses]
+        locations = locate_all(resolve_target(target), parsed)
     if as_json:
         _print_json([loc.to_dict() for loc in locations])
         return
