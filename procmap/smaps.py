@@ -42,6 +42,7 @@ class Resident(NamedTuple):
     swap_pss: int = 0
     locked: int = 0  # mlock()ed
     lazyfree: int = 0  # MADV_FREE'd, reclaimable
+    ksm: int = 0  # merged with identical pages by KSM (Linux 6.5+)
     anon_huge: int = 0  # of anonymous, in transparent huge pages
     shmem_pmd: int = 0
     file_pmd: int = 0
@@ -80,6 +81,7 @@ _INDEX = {
         b"SwapPss": "swap_pss",
         b"Locked": "locked",
         b"LazyFree": "lazyfree",
+        b"KSM": "ksm",
         b"AnonHugePages": "anon_huge",
         b"ShmemPmdMapped": "shmem_pmd",
         b"FilePmdMapped": "file_pmd",

@@ -191,6 +191,21 @@ _FIGURE_COLUMNS = (
 )
 
 
+# In the summary, where any is not zero.
+_MORE_FIGURES = (
+    ("referenced", "referenced"),
+    ("swap_pss", "swap pss"),
+    ("locked", "locked"),
+    ("lazyfree", "lazyfree"),
+    ("ksm", "ksm"),
+    ("anon_huge", "anon THP"),
+    ("shmem_pmd", "shmem PMD"),
+    ("file_pmd", "file PMD"),
+    ("shared_hugetlb", "shr hugetlb"),
+    ("private_hugetlb", "prv hugetlb"),
+)
+
+
 def figure(n: int) -> str:
     """A memory figure: human-sized, and "-" for none (easier to scan than 0 B)."""
     return human_size(n) if n else "-"
@@ -206,6 +221,10 @@ def render_summary(pmap: ProcessMap) -> Group:
     kinds.add_column("size", justify="right")
     kinds.add_column("share", justify="right")
     figures = _FIGURE_COLUMNS if resident else ()
+    if resident:
+        # pmap -X's other columns, where this process has any.
+        whole = summary["total"]
+        figures += tuple((f, h) for f, h in _MORE_FIGURES if whole[f])
     for _, heading in figures:
         kinds.add_column(heading, justify="right")
     for kind, v in summary["by_kind"].items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 
 import pytest
 
@@ -185,3 +186,36 @@ def test_rss_text_view_marks_shared_figures_and_says_how():
 def test_sections_do_not_go_with_rss():
     out = procmap_cli("self", "--rss", "--sections")
     assert out.returncode == 2 and "--sections does not go with --rss" in out.stderr
+
+
+LOCKER = r"""
+import ctypes, mmap, sys
+libc = ctypes.CDLL(None, use_errno=True)
+buf = mmap.mmap(-1, 64 << 10)
+address = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+assert libc.mlock(ctypes.c_void_p(address), ctypes.c_size_t(64 << 10)) == 0, ctypes.get_errno()
+print(hex(address), flush=True)
+sys.stdin.read()
+"""
+
+
+def test_locked_memory_is_a_figure_and_a_summary_column():
+    # mlock()ed pages: pmap -X's Locked column, which the summary shows when
+    # any memory is locked.  (RLIMIT_MEMLOCK allows 64 KiB to anyone.)
+    process = subprocess.Popen(
+        [sys.executable, "-c", LOCKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        address = int(process.stdout.readline(), 16)
+        js = procmap_cli(str(process.pid), "--rss", "--json")
+        text = procmap_cli(str(process.pid), "--rss", "--no-notes", env={"COLUMNS": "300"})
+    finally:
+        process.stdin.close()
+        process.wait()
+    assert js.returncode == 0 and text.returncode == 0, js.stderr + text.stderr
+    data = json.loads(js.stdout)
+    [region] = [r for r in data["regions"] if r["start"] <= address < r["end"]]
+    assert region["locked"] == region["rss"] >= 64 << 10
+    assert data["summary"]["total"]["locked"] >= 64 << 10
+    by_kind = text.stdout[text.stdout.index("by kind") :]
+    assert "locked" in by_kind.splitlines()[1]
