@@ -204,6 +204,10 @@ def main() -> None:
     import sampler  # benchmarks/sampler.py: one sample of a map, for --watch
 
     results["sampler"] = sampler.main(quick=args.quick)
+    print()
+    import watch_rss  # benchmarks/watch_rss.py: a sample with --rss, and without
+
+    results["watch_rss"] = watch_rss.main(quick=args.quick)
     out = ROOT / "benchmarks/results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
