@@ -444,7 +444,7 @@ class Sampler:
         try:
             fd = os.open("maps", os.O_RDONLY | os.O_CLOEXEC, dir_fd=self.pd.fd)
         except OSError as err:
-            raise self._gone(err) from None
+            raise self.gone(err) from None
         try:
             buf, pos = self._buffer, 0
             view = memoryview(buf)
@@ -460,15 +460,15 @@ class Sampler:
             data = bytes(view[:pos])
             view.release()
         except OSError as err:
-            raise self._gone(err) from None
+            raise self.gone(err) from None
         finally:
             os.close(fd)
         if not data:
             # A zombie or an exiting process has no mm left to print.
-            raise self._gone(ProcessLookupError())
+            raise self.gone(ProcessLookupError())
         return data
 
-    def _gone(self, err: OSError) -> Exception:
+    def gone(self, err: OSError) -> Exception:
         """The error to raise when reading failed: the process exited, or worse."""
         error = self.pd.error(err, "maps")
         if not isinstance(error, ProcessExited):
@@ -494,7 +494,7 @@ class Sampler:
         try:
             return os.stat("task", dir_fd=self.pd.fd).st_nlink
         except OSError as err:
-            raise self._gone(err) from None
+            raise self.gone(err) from None
 
     # --- the full read, at the start and when everything changed -----------------------
 
@@ -528,7 +528,7 @@ class Sampler:
         try:
             return self.pd.task_ids()
         except ProcessExited as err:
-            raise self._gone(ProcessLookupError()) from err
+            raise self.gone(ProcessLookupError()) from err
 
     # --- one sample -----------------------------------------------------------------
 
@@ -606,7 +606,7 @@ class Sampler:
         try:
             marks = self.pd.stat().exec_marks
         except ProcessExited:
-            raise self._gone(ProcessLookupError()) from None
+            raise self.gone(ProcessLookupError()) from None
         return marks != self._exec_marks
 
     def _start_at(self, i: int) -> int:

@@ -164,7 +164,7 @@ class ResidentWatch:
                 self._read_regions(now)
         except ProcessExited:
             # The sampler's words: exited, or exited and the PID given to another process.
-            raise self.sampler._gone(ProcessLookupError()) from None
+            raise self.sampler.gone(ProcessLookupError()) from None
         return self.read_full
 
     def _read_totals(self, now: float) -> None:
