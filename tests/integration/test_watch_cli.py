@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from contextlib import contextmanager
 
 import pytest
 
@@ -93,7 +94,7 @@ class Watcher:
 
     def record(self, timeout: float = 10) -> dict:
         record = json.loads(self.out.next(timeout))
-        assert record["type"] in ("change", "end"), record
+        assert record["type"] in ("change", "resident", "end"), record
         self.seen.append(record)
         return record
 
@@ -121,17 +122,24 @@ class Watcher:
         self.process.stderr.close()
 
 
-@pytest.fixture
-def watched():
+@contextmanager
+def watching(watcher_class=None):
+    """A samples/bin/watch and a watch of it sampling every 50 ms; both ended after."""
     sample = WatchSample()
     watcher = None
     try:
-        watcher = Watcher(sample.pid, "--interval", "0.05")
+        watcher = (watcher_class or Watcher)(sample.pid, "--interval", "0.05")
         yield sample, watcher
     finally:
         if watcher is not None:
             watcher.close()
         sample.close()
+
+
+@pytest.fixture
+def watched():
+    with watching() as pair:
+        yield pair
 
 
 EVENT_KEYS = {"event", "kind", "detail", "start", "end", "path", "bytes", "direction"}

@@ -21,31 +21,25 @@ from procmap.sampler import Sampler
 from procmap.smaps import FIGURES, parse_rollup
 from procmap.watch import STATM, ResidentWatch, resident_figures
 from tests.conftest import procmap_cli, run_sample
-from tests.integration.test_watch_cli import ENV, Lines, WatchSample, _run_in_terminal
+from tests.integration.test_watch_cli import (
+    ENV,
+    Lines,
+    Watcher,
+    WatchSample,
+    _run_in_terminal,
+    watching,
+)
 
 MiB = 1 << 20
 TOTALS_KEYS = set(FIGURES) | {"age", "from"}
 REGION_KEYS = set(FIGURES) | {"resident_from"}
 
 
-class RssWatcher:
+class RssWatcher(Watcher):
     """`procmap PID --watch --json --rss`, its records read as they come."""
 
     def __init__(self, pid: int, *args: str):
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "procmap", str(pid), "--watch", "--json", "--rss", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=ENV,
-        )
-        self.out = Lines(self.process.stdout, "procmap --watch --json --rss")
-        self.snapshot = json.loads(self.out.next(timeout=20))
-        assert self.snapshot["type"] == "snapshot"
-
-    def record(self, timeout: float = 10) -> dict:
-        record = json.loads(self.out.next(timeout))
-        assert record["type"] in ("change", "resident", "end"), record
-        return record
+        super().__init__(pid, "--rss", *args)
 
     def next(self, kind: str, wanted=lambda r: True, timeout: float = 10) -> dict:
         """The next record of type `kind` for which wanted(record) holds."""
@@ -55,25 +49,11 @@ class RssWatcher:
                 return record
             assert record["type"] != "end", f"the watch ended first: {record}"
 
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        self.process.stdout.close()
-        self.process.stderr.close()
-
 
 @pytest.fixture
 def watched():
-    sample = WatchSample()
-    watcher = None
-    try:
-        watcher = RssWatcher(sample.pid, "--interval", "0.05")
-        yield sample, watcher
-    finally:
-        if watcher is not None:
-            watcher.close()
-        sample.close()
+    with watching(RssWatcher) as pair:
+        yield pair
 
 
 def rollup(pid: int):
