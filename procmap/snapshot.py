@@ -485,6 +485,9 @@ _TOP = (
     "files",
     "warnings",
 )
+# The keys of each object, spelled out rather than taken from the classes'
+# fields: they are the file format, and a field added to a class must not
+# change it without a new VERSION (the round-trip tests fail first).
 _PROCESS = ("pid", "name", "cmdline", "user", "uid", "threads", "state")
 _FACTS = (
     "page_size",
