@@ -878,65 +878,57 @@ def test_a_thread_that_ends_while_another_starts_is_seen(watch):
         assert f"thread stack (TID {second})" in {r.detail for r in s.regions}
 
 
-def test_exec_replaces_everything():
-    # A shell that execs sleep on command: the next sample says exec, and the
-    # state is the new program's.
+@contextmanager
+def exec_on_command(script: str, execed):
+    """A Sampler of `sh -c script`, yielded once the shell has read a line and
+    exec'd (execed(pid) says when); the process is killed after."""
     process = subprocess.Popen(
-        ["/bin/sh", "-c", "read line; exec /bin/sleep 60"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
+        ["/bin/sh", "-c", script], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL
     )
     try:
         with Sampler(process.pid) as s:
-            before = s.info.name
             process.stdin.write(b"go\n")
             process.stdin.flush()
-            exe = f"/proc/{process.pid}/exe"
             for _ in range(1000):
-                if os.path.basename(os.readlink(exe)) == "sleep":
+                if execed(process.pid):
                     break
                 time.sleep(0.005)
             else:
-                pytest.fail("sh did not exec sleep")
-            change = s.sample()
-            assert change.exec and change
-            check_consistent(s)
-            assert s.info.name == "sleep" != before
-            assert any(im.role == "program" and im.path.endswith("sleep") for im in s.images)
+                pytest.fail(f"sh did not exec: {script}")
+            yield s
     finally:
         process.kill()
         process.wait()
         process.stdin.close()
+
+
+def test_exec_replaces_everything():
+    # A shell that execs sleep on command: the next sample says exec, and the
+    # state is the new program's.
+    def execed(pid):
+        return os.path.basename(os.readlink(f"/proc/{pid}/exe")) == "sleep"
+
+    with exec_on_command("read line; exec /bin/sleep 60", execed) as s:
+        change = s.sample()
+        assert change.exec and change
+        check_consistent(s)
+        assert s.info.name == "sleep"
+        assert any(im.role == "program" and im.path.endswith("sleep") for im in s.images)
 
 
 def test_exec_of_the_same_program_is_an_exec():
     # sh running sh: the program file is the same, but the process ran it
     # anew (samples/watch does that to itself at start): everything was
     # replaced, the command line too.
-    process = subprocess.Popen(
-        ["/bin/sh", "-c", 'read line; exec /bin/sh -c "read again"'],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        with Sampler(process.pid) as s:
-            process.stdin.write(b"go\n")
-            process.stdin.flush()
-            for _ in range(1000):
-                with open(f"/proc/{process.pid}/cmdline", "rb") as f:
-                    if f.read() == b"/bin/sh\0-c\0read again\0":  # the first's holds it too
-                        break
-                time.sleep(0.005)
-            else:
-                pytest.fail("sh did not exec sh")
-            change = s.sample()
-            check_consistent(s)
-            assert change.exec
-            assert s.info.cmdline == ["/bin/sh", "-c", "read again"]
-    finally:
-        process.kill()
-        process.wait()
-        process.stdin.close()
+    def execed(pid):
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read() == b"/bin/sh\0-c\0read again\0"  # the first's holds it too
+
+    with exec_on_command('read line; exec /bin/sh -c "read again"', execed) as s:
+        change = s.sample()
+        check_consistent(s)
+        assert change.exec
+        assert s.info.cmdline == ["/bin/sh", "-c", "read again"]
 
 
 def test_sampler_of_a_zombie_is_refused():
