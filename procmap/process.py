@@ -237,7 +237,7 @@ class _Read:
 
     def __init__(self, pmap, text, smaps, states, facts):
         self.pmap: ProcessMap = pmap
-        self.text: bytes = text  # the maps text (with smaps, its header lines)
+        self.text: bytes | None = text  # the maps text, when maps was read (not smaps)
         self.smaps: bytes | None = smaps
         self.states: dict[int, str] = states  # page_states of split mappings, by start
         self.facts: Facts = facts
@@ -252,7 +252,6 @@ def _read(pd: ProcessDir, cache: ElfCache, rss: bool = False) -> _Read:
         raise ProcessExited(f"PID {pd.pid} exited while procmap was reading it")
     if rss:
         mappings, figures = parse_smaps(data)
-        data = maps_text_of(data)
     else:
         mappings = parse_maps(data)
     info = process_info(pd, stat)
@@ -282,7 +281,7 @@ def _read(pd: ProcessDir, cache: ElfCache, rss: bool = False) -> _Read:
         resident=resident,
         resident_from=resident_from,
     )
-    return _Read(pmap, data, smaps, states, facts)
+    return _Read(pmap, None if rss else data, smaps, states, facts)
 
 
 # pagemap of a split mapping larger than this is not read (8 bytes a page):
@@ -336,7 +335,7 @@ def capture(target: int | str = "self", procfs: ProcFS | None = None):
     keys = {m.file_key for m in pmap.mappings}
     uname = platform.uname()
     return Snapshot(
-        maps=read.text,
+        maps=read.text if read.smaps is None else maps_text_of(read.smaps),  # its header lines
         smaps=read.smaps,
         page_states=read.states,
         info=pmap.info,
