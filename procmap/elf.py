@@ -21,6 +21,7 @@ import struct
 from typing import NamedTuple
 
 from .errors import BadFile, CorruptELF, NotAnELF
+from .files import file_type
 
 # e_type
 ET_REL, ET_EXEC, ET_DYN, ET_CORE = 1, 2, 3, 4
@@ -292,20 +293,8 @@ def open_regular(path: str | bytes) -> int:
 
 
 def _require_regular(path, mode: int) -> None:
-    if stat.S_ISREG(mode):
-        return
-    what = (
-        "a directory"
-        if stat.S_ISDIR(mode)
-        else "a FIFO"
-        if stat.S_ISFIFO(mode)
-        else "a device"
-        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-        else "a socket"
-        if stat.S_ISSOCK(mode)
-        else "not a regular file"
-    )
-    raise BadFile(f"{_show(path)}: {what}, not a regular file")
+    if not stat.S_ISREG(mode):
+        raise BadFile(f"{_show(path)}: {file_type(mode)}, not a regular file")
 
 
 def _show(path) -> str:

@@ -70,13 +70,12 @@ import json
 import math
 import os
 import re
-import secrets
-import stat
 import time
 
 from .classify import Facts, FileKey
 from .elf import PT_LOAD, ElfLayout, Section, Segment, Symbol, SymbolTable, open_regular
 from .errors import BadFile, BadSnapshot, MapsFormatError
+from .files import write_atomic
 from .maps import Mapping, parse_maps
 from .process import ProcessInfo
 
@@ -166,48 +165,8 @@ def describe(snapshot: Snapshot) -> str:
 
 
 def write(snapshot: Snapshot, path) -> None:
-    """Write `snapshot` to `path` as JSON, atomically: all of it or, on failure, nothing.
-
-    The bytes go to a new file in the same directory, which then replaces `path`
-    (rename(2) is atomic within a file system), so a reader never sees half a
-    snapshot and a failed write leaves any earlier file at `path` untouched.
-    """
-    path = os.fsdecode(path)
-    data = dumps(snapshot)  # a bug in the snapshot fails here, before the disk is touched
-    # Replace the file a symlink points to, not the symlink.
-    target = os.path.realpath(path) if os.path.islink(path) else path
-    try:
-        mode = os.stat(target).st_mode
-    except OSError:
-        mode = None  # missing (the usual case), or an error that creating it reports
-    if mode is not None and not stat.S_ISREG(mode):
-        # Never replace a device or a FIFO (--save /dev/null, run as root, would).
-        raise BadFile(f"{path}: {_file_type(mode)}, not a regular file: not replaced")
-    directory, base = os.path.split(target)
-    directory = directory or "."
-    temp = os.path.join(directory, f".{base[:200]}.{secrets.token_hex(6)}.tmp")
-    try:
-        # Mode 0666 less the umask, as for any new file (mkstemp would give 0600).
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-    except OSError as err:
-        raise BadFile(_cannot_write(path, directory, err)) from None
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)  # the bytes on disk before the name points to them
-        finally:
-            os.close(fd)
-        os.replace(temp, target)
-    except BaseException as err:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        if isinstance(err, OSError):
-            raise BadFile(_cannot_write(path, directory, err)) from None
-        raise
+    """Write `snapshot` to `path` as JSON, atomically: all of it or, on failure, nothing."""
+    write_atomic(path, dumps(snapshot))  # a bug in the snapshot fails before the disk is touched
 
 
 def dumps(snapshot: Snapshot) -> bytes:
@@ -215,30 +174,6 @@ def dumps(snapshot: Snapshot) -> bytes:
     text = json.dumps(to_dict(snapshot), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     # Strict: a lone surrogate that escaped _text() would fail here, not in a reader.
     return text.encode("utf-8") + b"\n"
-
-
-def _cannot_write(path: str, directory: str, err: OSError) -> str:
-    if isinstance(err, FileNotFoundError):
-        return f"{path}: cannot write: no such directory: {directory}"
-    if isinstance(err, NotADirectoryError):
-        return f"{path}: cannot write: {directory} is not a directory"
-    if isinstance(err, PermissionError):
-        return f"{path}: cannot write: permission denied (in {directory})"
-    if isinstance(err, IsADirectoryError):
-        return f"{path}: cannot write: a directory"
-    return f"{path}: cannot write: {err.strerror or err}"
-
-
-def _file_type(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
 
 
 def to_dict(snapshot: Snapshot) -> dict:

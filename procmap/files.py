@@ -1,0 +1,78 @@
+"""Files procmap writes: snapshots, pictures.  Core: no click, no rich."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+
+from .errors import BadFile
+
+
+def write_atomic(path, data: bytes) -> None:
+    """Write `data` to `path` atomically: all of it or, on failure, nothing.
+
+    The bytes go to a new file in the same directory, which then replaces `path`
+    (rename(2) is atomic within a file system), so a reader never sees half a
+    file and a failed write leaves any earlier file at `path` untouched.
+    """
+    path = os.fsdecode(path)
+    # Replace the file a symlink points to, not the symlink.
+    target = os.path.realpath(path) if os.path.islink(path) else path
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:
+        mode = None  # missing (the usual case), or an error that creating it reports
+    if mode is not None and not stat.S_ISREG(mode):
+        # Never replace a device or a FIFO (--save /dev/null, run as root, would).
+        raise BadFile(f"{path}: {file_type(mode)}, not a regular file: not replaced")
+    directory, base = os.path.split(target)
+    directory = directory or "."
+    temp = os.path.join(directory, f".{base[:200]}.{secrets.token_hex(6)}.tmp")
+    try:
+        # Mode 0666 less the umask, as for any new file (mkstemp would give 0600).
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    except OSError as err:
+        raise BadFile(_cannot_write(path, directory, err)) from None
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)  # the bytes on disk before the name points to them
+        finally:
+            os.close(fd)
+        os.replace(temp, target)
+    except BaseException as err:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        if isinstance(err, OSError):
+            raise BadFile(_cannot_write(path, directory, err)) from None
+        raise
+
+
+def _cannot_write(path: str, directory: str, err: OSError) -> str:
+    if isinstance(err, FileNotFoundError):
+        return f"{path}: cannot write: no such directory: {directory}"
+    if isinstance(err, NotADirectoryError):
+        return f"{path}: cannot write: {directory} is not a directory"
+    if isinstance(err, PermissionError):
+        return f"{path}: cannot write: permission denied (in {directory})"
+    if isinstance(err, IsADirectoryError):
+        return f"{path}: cannot write: a directory"
+    return f"{path}: cannot write: {err.strerror or err}"
+
+
+def file_type(mode: int) -> str:
+    """What a file that is not a regular one is, in words ("a FIFO")."""
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
