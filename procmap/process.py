@@ -25,6 +25,7 @@ from .errors import (
     ZombieProcess,
 )
 from .maps import Mapping, parse_maps
+from .picture import Picture, picture_of
 from .procfs import ProcessDir, ProcFS, TaskStat, user_name
 from .smaps import (
     FIGURES,
@@ -127,6 +128,12 @@ class ProcessMap:
 
     def summary(self) -> dict:
         return summarize(self.regions, self.images, self.resident)
+
+    def picture(self) -> Picture:
+        """The lesson's picture of this map: bands from the NULL page to the kernel's half."""
+        info = self.info
+        title = f"PID {info.pid} ({info.name})" if info.pid else f"{info.name} (a saved maps text)"
+        return picture_of(self.regions, self.images, title=title, resident=self.resident)
 
     def to_dict(self) -> dict:
         regions = [r.to_dict() for r in self.regions]

@@ -14,6 +14,7 @@ CORE = [
     "procfs",
     "classify",
     "lesson",
+    "picture",
     "process",
     "explain",
     "run",
@@ -22,6 +23,7 @@ CORE = [
     "watch",
     "smaps",
     "snapshot",
+    "files",
 ]
 
 
