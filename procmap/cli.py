@@ -103,6 +103,16 @@ def cli():
 )
 @click.option("--sections", is_flag=True, help="List the ELF sections inside each region.")
 @click.option(
+    "--diagram",
+    is_flag=True,
+    help="Draw the lesson's picture of the address space alone (with --json: its bands).",
+)
+@click.option("--no-diagram", is_flag=True, help="Leave the picture out of the full view.")
+@click.option("--svg", "svg_to", metavar="FILE", help="Write the picture as a standalone SVG file.")
+@click.option(
+    "--html", "html_to", metavar="FILE", help="Write the picture as a standalone HTML page."
+)
+@click.option(
     "--kind",
     "kinds",
     metavar="KIND[,KIND...]",
@@ -133,6 +143,10 @@ def show(
     save_to: str | None,
     from_file: str | None,
     sections: bool,
+    diagram: bool,
+    no_diagram: bool,
+    svg_to: str | None,
+    html_to: str | None,
     kinds: str | None,
     no_notes: bool,
     watch: bool,
@@ -141,9 +155,14 @@ def show(
 ):
     """The classified map of a process: TARGET is a PID, a process name, or "self".
 
-    One row per region in address order, then totals by kind and by ELF object,
-    then what each kind of region is.  Colours are off when the output is not
-    a terminal, or when NO_COLOR is set.
+    The lesson's picture of the address space, drawn from the process: high
+    addresses at the top, from the kernel's half down to the NULL page, each
+    band with its start address, size and kind, on a compressed scale (gaps
+    are breaks, labelled with their size).  Then one row per region in
+    address order, totals by kind and by ELF object, and what each kind of
+    region is.  --diagram shows the picture alone; --svg and --html write it
+    to a file.  Colours are off when the output is not a terminal, or when
+    NO_COLOR is set.
 
     With --rss, what is really in RAM: each region's resident, proportional,
     clean, dirty, swapped and anonymous bytes, and the same by kind and by
@@ -162,6 +181,8 @@ def show(
     \b
     Examples:
       procmap self
+      procmap 1234 --diagram
+      procmap 1234 --svg map.svg --html map.html
       procmap 1234 --kind heap,stack
       procmap firefox --sections
       procmap 1234 --json | jq '.regions[] | select(.kind == "bss")'
@@ -182,9 +203,15 @@ def show(
         raise click.UsageError("--interval and --count go with --watch")
     if rss and sections:
         raise click.UsageError("--sections does not go with --rss")
+    if diagram and (wanted or sections or sort != "address" or no_diagram):
+        raise click.UsageError(
+            "--diagram draws the whole space: not with --kind, --sections, --sort or --no-diagram"
+        )
     if watch:
-        if sections or from_file or save_to:
-            raise click.UsageError("--sections, --save and --from do not go with --watch")
+        if sections or from_file or save_to or svg_to or html_to:
+            raise click.UsageError(
+                "--sections, --save, --from, --svg and --html do not go with --watch"
+            )
         _watch(resolve_target(target), interval, count, as_json, wanted, rss)
         return
     if from_file is not None or save_to is not None:
@@ -203,6 +230,13 @@ def show(
         pmap = replay(saved, rss=rss)
     else:
         pmap = read_map(resolve_target(target), rss=rss)
+    if svg_to or html_to:
+        _write_picture(pmap.picture(), svg_to, html_to)
+        if not (diagram or as_json):
+            return  # the file was what was asked for
+    if as_json and diagram:
+        _print_json(pmap.picture().to_dict())
+        return
     if as_json:
         data = pmap.to_dict()
         order = range(len(pmap.regions))
@@ -214,11 +248,47 @@ def show(
         data["regions"] = [regions[i] for i in order if not wanted or regions[i]["kind"] in wanted]
         _print_json(data)
         return
-    from .render.table import render_map
+    from .render.table import render_header, render_map, render_warnings
 
-    _console().print(
-        render_map(pmap, kinds=wanted, sections=sections, notes=not no_notes, sort=sort)
+    console = _console()
+    if diagram:
+        from rich.console import Group
+
+        from .render.diagram import Diagram
+
+        head = [render_header(pmap), *render_warnings(pmap.warnings)]
+        picture = Diagram(pmap.picture(), height=_room(console, head))
+        console.print(Group(*head, picture))
+        return
+    console.print(
+        render_map(
+            pmap,
+            kinds=wanted,
+            sections=sections,
+            notes=not no_notes,
+            sort=sort,
+            diagram=not (no_diagram or wanted),
+            diagram_height=_room(console, [render_header(pmap)]),
+        )
     )
+
+
+def _room(console, above) -> int | None:
+    """The rows a picture may take below `above` to fit a terminal; None: not a terminal."""
+    if not console.is_terminal:
+        return None
+    used = sum(len(console.render_lines(part, pad=False)) for part in above)
+    return max(console.height - used - 1, 12)
+
+
+def _write_picture(picture, svg_to: str | None, html_to: str | None) -> None:
+    from .files import write_atomic
+    from .render.svg import render_html, render_svg
+
+    for path, render in ((svg_to, render_svg), (html_to, render_html)):
+        if path is not None:
+            write_atomic(path, render(picture).encode("utf-8"))
+            click.echo(f"procmap: picture written to {_printable(path)}", err=True)
 
 
 def _printable(text: str) -> str:
@@ -281,6 +351,15 @@ def where(target: str, addresses: tuple[str, ...], as_json: bool, from_file: str
 @click.option("--symbols", is_flag=True, help="List every object and function, by region.")
 @click.option("--no-notes", is_flag=True, help="Leave out the explanation of each kind.")
 @click.option(
+    "--diagram",
+    is_flag=True,
+    help="Draw the load plan as the lesson's picture (with --run: the stopped process's).",
+)
+@click.option("--svg", "svg_to", metavar="FILE", help="Write the picture as a standalone SVG file.")
+@click.option(
+    "--html", "html_to", metavar="FILE", help="Write the picture as a standalone HTML page."
+)
+@click.option(
     "--run",
     is_flag=True,
     help="Run FILE (with ARGS after --), stop it, and show its real map beside the plan.",
@@ -299,6 +378,9 @@ def explain(
     as_json: bool,
     symbols: bool,
     no_notes: bool,
+    diagram: bool,
+    svg_to: str | None,
+    html_to: str | None,
     run: bool,
     stop_at: str,
 ):
@@ -309,25 +391,55 @@ def explain(
     sections by region, and the file's own variables with the reason each
     lands where it does.  With --run, the program is started (stdin and stdout
     passed through), stopped by ptrace, and its real map shown, tied back to
-    the plan; it is always let go or killed afterwards.
+    the plan; it is always let go or killed afterwards.  --diagram draws the
+    plan as the lesson's picture: the file's bands at their planned addresses
+    (offsets from the load base, for a PIE), the heap, the mapping area and
+    the stack where they will go at run time; --svg and --html write it.
 
     \b
     Examples:
       procmap explain ./a.out
       procmap explain ./a.out --symbols
+      procmap explain ./a.out --diagram
+      procmap explain ./a.out --svg plan.svg
       procmap explain /usr/lib/x86_64-linux-gnu/libc.so.6 --json
       procmap explain ./a.out --run -- arg1 arg2
-      procmap explain ./a.out --run --stop-at entry
+      procmap explain ./a.out --run --stop-at entry --diagram
     """
     from .explain import explain_elf
 
     if args and not run:
         raise click.UsageError("arguments for the program need --run")
+    if diagram and symbols:
+        raise click.UsageError("--diagram does not go with --symbols")
     exp = explain_elf(file)
+    result = None
     if run:
         from .run import run_and_stop
 
         result = run_and_stop(file, list(args), exp, stop_at=stop_at)
+    if diagram or svg_to or html_to:
+        from .picture import plan_picture
+
+        picture = result.map.picture() if result is not None else plan_picture(exp)
+        if svg_to or html_to:
+            _write_picture(picture, svg_to, html_to)
+        if diagram and as_json:
+            _print_json(picture.to_dict())
+            return
+        if diagram:
+            from rich.console import Group
+
+            from .render.diagram import Diagram
+            from .render.explain import render_facts
+
+            console = _console()
+            head = [render_facts(exp)]
+            console.print(Group(*head, Diagram(picture, height=_room(console, head))))
+            return
+        if not as_json:
+            return  # the file was what was asked for
+    if result is not None:
         if as_json:
             _print_json({**exp.to_dict(), "run": result.to_dict()})
             return

@@ -20,6 +20,7 @@ from ..classify import KINDS, Region
 from ..lesson import describe_kind
 from ..process import Location, ProcessMap
 from ..smaps import BY_PAGES, BY_SIZE, WHOLE
+from .diagram import Diagram
 from .text import address_width, human_size, printable
 from .theme import kind_style
 
@@ -31,14 +32,22 @@ def render_map(
     sections: bool = False,
     notes: bool = True,
     sort: str = "address",
+    diagram: bool = False,
+    diagram_height: int | None = None,
 ) -> RenderableType:
-    """The whole `procmap PID` view (with memory figures when the map has them)."""
+    """The whole `procmap PID` view (with memory figures when the map has them).
+
+    With `diagram`, the picture comes first, in `diagram_height` rows if given.
+    """
     wanted = set(kinds) if kinds else None
     rows = [i for i, r in enumerate(pmap.regions) if wanted is None or r.kind in wanted]
     if sort != "address":
         rows.sort(key=sort_key(pmap, sort), reverse=True)
     parts: list[RenderableType] = [render_header(pmap)]
     parts.extend(render_warnings(pmap.warnings))
+    if diagram:
+        parts.append(Diagram(pmap.picture(), height=diagram_height))
+        parts.append(Text(""))
     if pmap.resident is not None:
         parts.append(ResidentTable(pmap, rows))
     else:
