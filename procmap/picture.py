@@ -434,55 +434,41 @@ def plan_picture(explanation) -> Picture:
     own = _group([r._replace(object=path) for r in exp.regions], path)
     if relative:
         own = [b._replace(relative=True) for b in own]
+    library = exp.loader == "dynamic linker"
     if own and not relative:
         bands = _with_gaps(own, 0, own[-1].end)
     else:
-        bands = [
-            Band(
-                None,
-                None,
-                "null",
-                None,
-                "unmapped",
-                "below the load base, which the kernel picks at run time (ASLR); "
-                "NULL is never mapped",
-            )
-        ]
+        below = (
+            "below: the program that loads it, and its heap"
+            if library
+            else "below the load base, which the kernel picks at run time (ASLR)"
+        )
+        bands = [Band(None, None, "null", None, "unmapped", below + "; NULL is never mapped")]
         bands.extend(_with_gaps(own, own[0].start, own[-1].end) if own else [])
-    loader = (
-        "the dynamic linker, then the libraries it loads"
-        if exp.facts.interpreter
-        else "nothing until the program maps something (no dynamic linker)"
-    )
+    if exp.loader and not library:
+        if exp.facts.type == "static-pie":
+            heap = "at run time: low, where a PIE would be loaded (Linux moves a static PIE's brk)"
+        else:
+            heap = "at run time: just above bss, plus a random offset"
+        bands.append(_planned("heap", "heap", heap + "; grows up", "up"))
     if exp.loader:
-        bands.append(
-            Band(
-                None,
-                None,
-                "planned",
-                "heap",
-                "heap",
-                "at run time: just above bss, plus a random offset; grows up",
-                arrow="up",
-            )
-        )
-        bands.append(
-            Band(None, None, "planned", "mmap", "memory-mapped area", "at run time: " + loader)
-        )
-        bands.append(
-            Band(
-                None,
-                None,
-                "planned",
-                "stack",
-                "stack",
-                "at run time: near the top of user space; grows down",
-                arrow="down",
-            )
-        )
+        if library:
+            area = "at run time: the program's other libraries and mmaps, around this one"
+        elif exp.facts.interpreter:
+            area = "at run time: the dynamic linker, then the libraries it loads"
+        else:
+            area = "at run time: nothing until the program maps something (no dynamic linker)"
+        bands.append(_planned("mmap", "memory-mapped area", area))
+        stack = "at run time: near the top of user space; grows down"
+        bands.append(_planned("stack", "stack", stack, "down"))
     bands.extend(_upper(space, []))
     notes = [f"the plan of {path}; the kernel's half and the hole as {space.how}"]
     return Picture(f"{_base(path)}: the load plan", bands, space, notes)
+
+
+def _planned(kind: str, label: str, detail: str, arrow: str = "") -> Band:
+    """A placeholder: a part of the picture that only a run puts somewhere."""
+    return Band(None, None, "planned", kind, label, detail, arrow=arrow)
 
 
 # --- fitting: fold the mapping area, give rows --------------------------------------------

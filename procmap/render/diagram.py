@@ -125,7 +125,7 @@ class Diagram:
         if width < 56:
             aw = 0
         rest = width - (aw + 1 if aw else 0) - 2  # the two sides
-        box = max(min(30, rest - 11 - 30), 18)  # the boxes give way to the details down to 18
+        box = max(min(30, rest - 11 - 46), 22)  # the boxes give way to the words down to 22
         detail = min(rest - box - 11, 90)  # beyond 90 columns, the words are no easier to read
         if detail < 12:  # no room for words: the boxes take it
             box, detail = max(min(30, rest - 10), 4), 0

@@ -25,7 +25,7 @@ from procmap.render.live import LiveView
 from procmap.sampler import Sampler
 from procmap.units import human_size
 from procmap.watch import History
-from tests.conftest import MODES, procmap_cli, run_sample, sample_path
+from tests.conftest import MODES, SAMPLE_BIN, procmap_cli, run_sample, sample_path
 from tests.integration.test_watch_cli import WatchSample
 
 X86_64 = platform.machine() == "x86_64"
@@ -298,6 +298,22 @@ def test_explain_draws_the_load_plan(mode):
         assert "+0x0 │" in out
     data = json.loads(procmap_cli("explain", str(path), "--diagram", "--json").stdout)
     assert [b["role"] for b in data["bands"]] == [b.role for b in picture.bands]
+
+
+def test_a_shared_librarys_plan_sits_in_the_mapping_area():
+    exp = explain_elf(str(SAMPLE_BIN / "libaligned.so"))
+    picture = plan_picture(exp)
+    roles = [b.role for b in picture.bands]
+    assert roles[0] == "null" and "the program that loads it" in picture.bands[0].detail
+    assert [b.label for b in picture.bands if b.role == "planned"] == [
+        "memory-mapped area",
+        "stack",
+    ]  # a library has no heap of its own
+    assert all(b.relative for b in picture.bands if b.role == "image")
+    # -z max-page-size=0x10000: the segments are 64 KiB apart, and the dynamic
+    # linker keeps the holes between them mapped, with no access.
+    holes = [b for b in picture.bands if b.detail == "gap between segments"]
+    assert len(holes) >= 2 and all(b.perms == "---p" for b in holes)
 
 
 def test_explain_run_draws_the_stopped_process(tmp_path):
