@@ -155,6 +155,10 @@ def main() -> None:
             rss_ms = time_command([*PROCMAP, pid, "--rss", "--no-notes"], runs)
             smaps_ms = time_call(lambda: kernel_read(holder.pid, "smaps"), runs * 2)
             rss_api_ms = time_call(lambda: read_map(holder.pid, rss=True), runs)
+            diagram_ms = time_command([*PROCMAP, pid, "--diagram"], runs)
+            svg_ms = time_command([*PROCMAP, pid, "--svg", "/tmp/procmap-bench.svg"], runs)
+            pm = read_map(holder.pid)
+            picture_ms = time_call(pm.picture, runs)
             cache = ElfCache()
             api_ms = time_call(lambda: read_map(holder.pid), runs)
             warm_ms = time_call(lambda: read_map(holder.pid, cache=cache), runs)
@@ -174,6 +178,9 @@ def main() -> None:
             "procmap_rss_ms": rss_ms,
             "kernel_smaps_read_ms": smaps_ms,
             "read_map_rss_ms": rss_api_ms,
+            "procmap_diagram_ms": diagram_ms,
+            "procmap_svg_ms": svg_ms,
+            "picture_ms": picture_ms,
         }
         results["targets"].append(row)
         print(f"\n{name} ({count} mappings)")
@@ -190,6 +197,15 @@ def main() -> None:
         )
         print(
             f"  read_map(), ELF cache warm   {warm_ms:8.2f} ms  = {warm_ms / floor_ms:5.1f}x the kernel read"
+        )
+        print(
+            f"  procmap PID --diagram        {diagram_ms:8.2f} ms  = {diagram_ms / pmap_ms:5.1f}x pmap -x"
+        )
+        print(
+            f"  procmap PID --svg FILE       {svg_ms:8.2f} ms  = {svg_ms / pmap_ms:5.1f}x pmap -x"
+        )
+        print(
+            f"  ProcessMap.picture()         {picture_ms:8.2f} ms  = {picture_ms / api_ms:5.2f}x read_map()"
         )
         print(f"  pmap -X PID                  {pmap_big_x_ms:8.2f} ms")
         print(
