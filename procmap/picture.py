@@ -395,7 +395,7 @@ def _gap(start: int, end: int, below: Band | None, above: Band | None, heap, sta
             end,
             "null",
             None,
-            "unmapped",
+            "unmapped (NULL)",
             "the low addresses: never mapped, so a NULL pointer faults here",
         )
     if above is None:
@@ -443,7 +443,9 @@ def plan_picture(explanation) -> Picture:
             if library
             else "below the load base, which the kernel picks at run time (ASLR)"
         )
-        bands = [Band(None, None, "null", None, "unmapped", below + "; NULL is never mapped")]
+        bands = [
+            Band(None, None, "null", None, "unmapped (NULL)", below + "; NULL is never mapped")
+        ]
         bands.extend(_with_gaps(own, own[0].start, own[-1].end) if own else [])
     if exp.loader and not library:
         if exp.facts.type == "static-pie":

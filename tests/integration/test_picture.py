@@ -26,7 +26,7 @@ from procmap.sampler import Sampler
 from procmap.units import human_size
 from procmap.watch import History
 from tests.conftest import MODES, SAMPLE_BIN, procmap_cli, run_sample, sample_path
-from tests.integration.test_watch_cli import WatchSample
+from tests.integration.test_watch_cli import WatchSample, _run_in_terminal
 
 X86_64 = platform.machine() == "x86_64"
 STATIC = ("static", "static-pie")
@@ -220,6 +220,17 @@ def test_diagram_command_in_every_link_mode(sample):
     picture = read_map(sample.pid).picture()
     assert [b["label"] for b in as_json["bands"]] == [b.label for b in picture.bands]
     assert [b["start"] for b in as_json["bands"]] == [b.start for b in picture.bands]
+
+
+def test_on_a_terminal_the_picture_fits_the_screen_above_the_table():
+    with run_sample("pie") as s:
+        output = _run_in_terminal([str(s.pid), "--no-notes"], 100, 40)
+    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", output.decode("utf-8", "replace"))
+    lines = text.replace("\r", "").split("\n")
+    table = next(i for i, line in enumerate(lines) if line.lstrip().startswith("start "))
+    assert "non-canonical hole" in "\n".join(lines[:table])
+    assert table <= 40  # header and picture in one screen, the table starts below
+    assert all(len(line) <= 100 for line in lines[:table])
 
 
 def test_the_full_view_carries_the_picture_first_and_no_diagram_leaves_it_out():
