@@ -260,11 +260,7 @@ class _Open:
 
     def band(self) -> Band:
         rs = self.regions
-        sizes = dict.fromkeys(KINDS, 0)
-        for r in rs:
-            sizes[r.kind] += r.end - r.start
-        parts = tuple((k, n) for k, n in sizes.items() if n)
-        kind = max(parts, key=lambda p: p[1])[0]
+        parts, kind = _sum_parts((r.kind, r.end - r.start) for r in rs)
         perms = {r.perms for r in rs}
         path = rs[0].object or rs[0].path
         sections = tuple(dict.fromkeys(s for r in rs for s in r.sections))
@@ -517,23 +513,20 @@ def _whole_kernel(bands: list[Band]) -> Band:
 
 
 def _whole_image(bands: list[Band]) -> Band:
-    sizes = dict.fromkeys(KINDS, 0)
-    for b in bands:
-        for k, n in b.parts:
-            sizes[k] += n
-    parts = tuple((k, n) for k, n in sizes.items() if n)
+    parts, kind = _sum_parts(p for b in bands for p in b.parts)
     path = next((b.path for b in bands if b.path), None)
     return Band(
         bands[0].start,
         bands[-1].end,
         "image",
-        max(parts, key=lambda p: p[1])[0],
+        kind,
         _base(path) if path else "program",
         "the program: " + ", ".join(dict.fromkeys(b.label for b in bands if b.parts)),
         parts,
         sum(b.regions for b in bands),
         path=path,
         members=tuple(b.label for b in bands if b.parts),
+        rss=_sum_rss(bands),
         relative=bands[0].relative,
     )
 
@@ -574,20 +567,14 @@ def _fold_members(bands: list[Band], limit: int) -> None:
 
 
 def _merge(bands: list[Band]) -> Band:
-    sizes = dict.fromkeys(KINDS, 0)
     members: list[str] = []
-    rss = None
     for b in bands:
-        for k, n in b.parts:
-            sizes[k] += n
         if b.role == "folded":
             members.extend(b.members)
         elif b.role != "gap":
             members.append(b.label)
-        if b.rss is not None:
-            rss = (rss or 0) + b.rss
-    parts = tuple((k, n) for k, n in sizes.items() if n)
-    kind = max(parts, key=lambda p: p[1])[0]
+    parts, kind = _sum_parts(p for b in bands for p in b.parts)
+    rss = _sum_rss(bands)
     count = sum(b.regions for b in bands)
     shown = ", ".join(dict.fromkeys(members))
     return Band(
@@ -602,6 +589,20 @@ def _merge(bands: list[Band]) -> Band:
         members=tuple(members),
         rss=rss,
     )
+
+
+def _sum_parts(pairs) -> tuple[tuple[tuple[str, int], ...], str | None]:
+    """(kind, bytes) pairs added up by kind, in KINDS order, and the kind with the most."""
+    sizes = dict.fromkeys(KINDS, 0)
+    for kind, n in pairs:
+        sizes[kind] += n
+    parts = tuple((k, n) for k, n in sizes.items() if n)
+    return parts, max(parts, key=lambda p: p[1])[0] if parts else None
+
+
+def _sum_rss(bands: list[Band]) -> int | None:
+    known = [b.rss for b in bands if b.rss is not None]
+    return sum(known) if known else None
 
 
 def weight(band: Band, page: int = 4096) -> float:
