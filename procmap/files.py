@@ -55,6 +55,8 @@ def write_atomic(path, data: bytes) -> None:
 
 def _cannot_write(path: str, directory: str, err: OSError) -> str:
     if isinstance(err, FileNotFoundError):
+        if os.path.isdir(directory):  # /proc, /sys: a directory that takes no new files
+            return f"{path}: cannot write: {directory} takes no new files"
         return f"{path}: cannot write: no such directory: {directory}"
     if isinstance(err, NotADirectoryError):
         return f"{path}: cannot write: {directory} is not a directory"
