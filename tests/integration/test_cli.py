@@ -233,9 +233,15 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs
 def run_cli_as(uid: int, args: list[str]) -> tuple[int, str]:
     """Run the CLI in a forked child that has become `uid`: exit code and stderr."""
     import psutil  # noqa: F401
+    from rich.cells import get_character_cell_size
 
     import procmap.process  # noqa: F401  (imported before dropping privileges)
     import procmap.render.table  # noqa: F401
+
+    # rich loads its character-width table on the first wide character (the
+    # picture's box drawing): from a checkout nobody can read (mktemp -d is
+    # 0700), so load it here, as root.
+    get_character_cell_size("↑")
 
     read, write = os.pipe()
     pid = os.fork()
