@@ -230,12 +230,13 @@ def show(
         pmap = replay(saved, rss=rss)
     else:
         pmap = read_map(resolve_target(target), rss=rss)
-    if svg_to or html_to:
-        _write_picture(pmap.picture(), svg_to, html_to)
-        if not (diagram or as_json):
-            return  # the file was what was asked for
-    if as_json and diagram:
-        _print_json(pmap.picture().to_dict())
+
+    def head():
+        from .render.table import render_header, render_warnings
+
+        return [render_header(pmap), *render_warnings(pmap.warnings)]
+
+    if _show_picture(pmap.picture, head, diagram, as_json, svg_to, html_to):
         return
     if as_json:
         data = pmap.to_dict()
@@ -248,18 +249,9 @@ def show(
         data["regions"] = [regions[i] for i in order if not wanted or regions[i]["kind"] in wanted]
         _print_json(data)
         return
-    from .render.table import render_header, render_map, render_warnings
+    from .render.table import render_map
 
     console = _console()
-    if diagram:
-        from rich.console import Group
-
-        from .render.diagram import Diagram
-
-        head = [render_header(pmap), *render_warnings(pmap.warnings)]
-        picture = Diagram(pmap.picture(), height=_room(console, head))
-        console.print(Group(*head, picture))
-        return
     console.print(
         render_map(
             pmap,
@@ -268,7 +260,7 @@ def show(
             notes=not no_notes,
             sort=sort,
             diagram=not (no_diagram or wanted),
-            diagram_height=_room(console, [render_header(pmap)]),
+            diagram_height=_room(console, head()),
         )
     )
 
@@ -281,14 +273,34 @@ def _room(console, above) -> int | None:
     return max(console.height - used - 1, 12)
 
 
-def _write_picture(picture, svg_to: str | None, html_to: str | None) -> None:
-    from .files import write_atomic
-    from .render.svg import render_html, render_svg
+def _show_picture(make_picture, head, diagram: bool, as_json: bool, svg_to, html_to) -> bool:
+    """Write and print the picture as asked; True when that is all there is to do.
 
-    for path, render in ((svg_to, render_svg), (html_to, render_html)):
-        if path is not None:
-            write_atomic(path, render(picture).encode("utf-8"))
-            click.echo(f"procmap: picture written to {_printable(path)}", err=True)
+    --svg and --html alone write the files and nothing else; --diagram prints
+    the picture (its bands, with --json) below `head()`, the command's header.
+    """
+    if not (diagram or svg_to or html_to):
+        return False
+    picture = make_picture()
+    if svg_to or html_to:
+        from .files import write_atomic
+        from .render.svg import render_html, render_svg
+
+        for path, render in ((svg_to, render_svg), (html_to, render_html)):
+            if path is not None:
+                write_atomic(path, render(picture).encode("utf-8"))
+                click.echo(f"procmap: picture written to {_printable(path)}", err=True)
+    if diagram and as_json:
+        _print_json(picture.to_dict())
+    elif diagram:
+        from rich.console import Group
+
+        from .render.diagram import Diagram
+
+        console = _console()
+        above = head()
+        console.print(Group(*above, Diagram(picture, height=_room(console, above))))
+    return diagram or not as_json
 
 
 def _printable(text: str) -> str:
@@ -418,27 +430,21 @@ def explain(
         from .run import run_and_stop
 
         result = run_and_stop(file, list(args), exp, stop_at=stop_at)
-    if diagram or svg_to or html_to:
+
+    def plan_or_run():
+        if result is not None:
+            return result.map.picture()
         from .picture import plan_picture
 
-        picture = result.map.picture() if result is not None else plan_picture(exp)
-        if svg_to or html_to:
-            _write_picture(picture, svg_to, html_to)
-        if diagram and as_json:
-            _print_json(picture.to_dict())
-            return
-        if diagram:
-            from rich.console import Group
+        return plan_picture(exp)
 
-            from .render.diagram import Diagram
-            from .render.explain import render_facts
+    def head():
+        from .render.explain import render_facts
 
-            console = _console()
-            head = [render_facts(exp)]
-            console.print(Group(*head, Diagram(picture, height=_room(console, head))))
-            return
-        if not as_json:
-            return  # the file was what was asked for
+        return [render_facts(exp)]
+
+    if _show_picture(plan_or_run, head, diagram, as_json, svg_to, html_to):
+        return
     if result is not None:
         if as_json:
             _print_json({**exp.to_dict(), "run": result.to_dict()})
