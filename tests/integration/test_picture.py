@@ -84,6 +84,9 @@ def test_the_bands_are_the_lessons_in_the_lessons_order(mapped):
     assert len(thread) == 1 and f"TID {s.thread_tid}" in thread[0].detail
     assert thread[0].regions == 2
     assert any(b.role == "arena" for b in picture.bands)
+    # The 4 MiB malloc (its own anonymous mmap) and the kernel's vdso.
+    assert any(b.role == "anonymous" and b.size >= 4 << 20 for b in picture.bands)
+    assert any(b.role == "vdso" and "[vdso]" in b.detail for b in picture.bands)
 
 
 def test_band_sizes_add_up_to_the_regions(mapped):
@@ -201,10 +204,25 @@ def test_the_terminal_picture_reads_top_down_by_address_and_tells_kinds_by_chara
     for kind in ("text", "rodata", "data", "bss", "heap", "stack", "kernel"):
         assert FILLS[kind][0] in body, kind  # no colour here: the fill tells the kinds apart
     assert "heap ↑" in body and "stack ↓" in body
+    for band in picture.bands:  # every band says its size; breaks too, with what they are
+        assert f"{human_size(band.size):>9}  {band.detail[:20]}" in body, band
     assert "0000000000400000 │ rodata" in body  # the non-PIE program at its link address
     ascii_lines = draw(picture, 120, file=AsciiFile())
     assert all(line.isascii() for line in ascii_lines)
     assert "heap ^" in "\n".join(ascii_lines) and "stack v" in "\n".join(ascii_lines)
+
+
+def test_the_picture_has_the_tables_colours():
+    with run_sample("pie") as s:
+        picture = read_map(s.pid).picture()
+    console = Console(file=io.StringIO(), width=120, force_terminal=True, color_system="standard")
+    console.print(Diagram(picture))
+    out = console.file.getvalue()
+    # theme.py: text red (31), rodata magenta (35), data green (32), bss cyan (36),
+    # heap yellow (33), stack bright blue (94), as in the region table.
+    for code, kind in ((31, "text"), (35, "rodata"), (32, "data"), (36, "bss"), (33, "heap")):
+        assert re.search(rf"\x1b\[(?:[0-9;]*;)?{code}m{FILLS[kind][0]}", out), kind
+    assert re.search(rf"\x1b\[(?:[0-9;]*;)?94m{FILLS['stack'][0]}", out)
 
 
 def test_diagram_command_in_every_link_mode(sample):
