@@ -617,8 +617,15 @@ class _Classifier:
             return _Label("mmap", "SysV shared memory")
         if base == "/dev/zero":
             return _Label("mmap", "shared anonymous")
+        if base == "/anon_hugepage":
+            # mmap(MAP_ANONYMOUS | MAP_HUGETLB): the kernel backs it with an unlinked
+            # file of this name on its internal hugetlbfs mount (HUGETLB_ANON_FILE).
+            return _HUGE_SHARED_ANONYMOUS if m.perms[3] == "s" else _HUGE_ANONYMOUS
         if base.startswith("/dev/shm/"):
             return _Label("mmap", "POSIX shared memory")
+        if base.startswith("/dev/hugepages/"):
+            # Where systemd mounts hugetlbfs: files, not devices.
+            return _Label("mmap", "hugetlbfs file")
         if base.startswith("/dev/"):
             return _Label("mmap", "device mapping")
         if self.layouts.get(m.file_key) is not None:
@@ -630,6 +637,8 @@ _new_region = tuple.__new__
 _RESERVED = _Label("mmap", "reserved, no access")
 _ANONYMOUS = _Label("mmap", "anonymous")
 _SHARED_ANONYMOUS = _Label("mmap", "shared anonymous")
+_HUGE_ANONYMOUS = _Label("mmap", "anonymous, huge pages")
+_HUGE_SHARED_ANONYMOUS = _Label("mmap", "shared anonymous, huge pages")
 
 # A ---p mapping right below a thread stack larger than this is more than a guard.
 _MAX_GUARD_PAGES = 16

@@ -418,6 +418,18 @@ DETAILS: dict[str, str] = {
         "A POSIX shared memory object from shm_open(), a file in the /dev/shm tmpfs mapped "
         "with mmap()."
     ),
+    "anonymous, huge pages": (
+        "Private anonymous memory from mmap() with MAP_HUGETLB, made of reserved huge pages "
+        "(2 MiB on x86-64) that smaps counts apart from RSS, as Private_Hugetlb."
+    ),
+    "shared anonymous, huge pages": (
+        "Shared anonymous memory from mmap() with MAP_HUGETLB, made of reserved huge pages "
+        "that smaps counts apart from RSS, as Shared_Hugetlb or Private_Hugetlb."
+    ),
+    "hugetlbfs file": (
+        "A file on hugetlbfs mapped into memory: its pages are reserved huge pages, not "
+        "page cache, and smaps counts them apart from RSS."
+    ),
     "device mapping": (
         "A device file under /dev mapped into memory, such as a GPU's buffers, which the "
         "driver and not the page cache provides."
