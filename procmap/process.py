@@ -250,8 +250,43 @@ class _Read:
         self.facts: Facts = facts
 
 
+# How many times a read is begun again when the process runs a new program meanwhile.
+_EXEC_RETRIES = 3
+
+
 def _read(pd: ProcessDir, cache: ElfCache, rss: bool = False) -> _Read:
-    stat = check_alive(pd)
+    """Read the process's map, again from the start if it ran a new program meanwhile.
+
+    The maps text, the ELF files and the threads are read one after another: an
+    exec between two of them would mix two programs into one map.  The addresses
+    the kernel sets at exec (TaskStat.exec_marks) are compared before and after.
+    """
+    execed = False
+    for _ in range(_EXEC_RETRIES):
+        before = check_alive(pd)
+        read = _read_once(pd, cache, before, rss)
+        # Still the same process and program after the last read?  Through the
+        # held descriptor, a process that exited (even if its PID was reused)
+        # raises ProcessExited; one that exited but is not yet reaped is a zombie.
+        after = pd.stat()
+        if after.is_zombie:
+            raise ProcessExited(f"PID {pd.pid} exited while procmap was reading it")
+        if after.exec_marks == before.exec_marks:
+            if execed:
+                read.pmap.warnings.insert(
+                    0,
+                    f"PID {pd.pid} started a new program (exec) while procmap was reading "
+                    "it: this is the new program's map, read again from the start",
+                )
+            return read
+        execed = True
+    raise ProcessExited(
+        f"PID {pd.pid} kept starting new programs (exec) while procmap was reading it "
+        f"({_EXEC_RETRIES} times); run procmap again"
+    )
+
+
+def _read_once(pd: ProcessDir, cache: ElfCache, stat: TaskStat, rss: bool) -> _Read:
     smaps = pd.smaps() if rss else None
     data = smaps if rss else pd.maps()
     if not data:
@@ -275,9 +310,6 @@ def _read(pd: ProcessDir, cache: ElfCache, rss: bool = False) -> _Read:
         resident, resident_from = attribute(
             mappings, figures, result.regions, states, facts.page_size
         )
-    # Still alive after the last read: through the held descriptor, a process that
-    # exited (even if its PID was reused) raises ProcessExited here.
-    pd.stat()
     pmap = ProcessMap(
         info=info,
         mappings=mappings,
