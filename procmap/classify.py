@@ -153,21 +153,24 @@ def classify(
     mappings: list[Mapping],
     layouts: dict[FileKey, ElfLayout | None],
     facts: Facts | None = None,
+    unreadable: dict[FileKey, str] | None = None,
 ) -> Classification:
     """Classify `mappings` (in address order) into regions.
 
     `layouts` maps a file's (dev, inode) to its ELF layout, or to None for a
     file that was read and is not ELF.  A file missing from `layouts` could not
-    be read: its mappings are classified by names and permissions.
+    be read: its mappings are classified by names and permissions, and the
+    warning says why, from `unreadable` (file key -> reason), when given.
     """
     facts = facts or Facts()
-    return _Classifier(mappings, layouts, facts).run()
+    return _Classifier(mappings, layouts, facts, unreadable or {}).run()
 
 
 class _Classifier:
-    def __init__(self, mappings, layouts, facts: Facts):
+    def __init__(self, mappings, layouts, facts: Facts, unreadable: dict[FileKey, str]):
         self.maps: list[Mapping] = mappings
         self.layouts = layouts
+        self.unreadable = unreadable
         self.facts = facts
         self.page = facts.page_size
         self.starts = [m.start for m in mappings]
@@ -463,7 +466,8 @@ class _Classifier:
             if not any("x" in self.maps[i].perms for i in indexes):
                 continue
             path = _strip_deleted(self.maps[indexes[0]].path)
-            unreadable.append(path)
+            why = self.unreadable.get(self.maps[indexes[0]].file_key)
+            unreadable.append(f"{path}: {why}" if why else path)
             for i in indexes:
                 m = self.maps[i]
                 if not self.unclaimed(i):
@@ -481,7 +485,7 @@ class _Classifier:
                 ):
                     self.claim(nxt, m.end, self.maps[nxt].end, _Label("bss", "bss", path, (), True))
         if unreadable:
-            shown = ", ".join(unreadable[:3]) + (" ..." if len(unreadable) > 3 else "")
+            shown = "; ".join(unreadable[:3]) + (" ..." if len(unreadable) > 3 else "")
             self.warnings.append(
                 f"ELF headers unreadable for {len(unreadable)} file(s) ({shown}): "
                 "their regions are classified by names and permissions"

@@ -201,6 +201,7 @@ class ElfCache:
         self.layouts: dict[FileKey, ElfLayout | None] = {}
         self.sources: dict[FileKey, str] = {}
         self.problems: dict[FileKey, str] = {}
+        self.unreadable: dict[FileKey, str] = {}  # files that could not be opened: why
 
 
 def read_map(
@@ -302,7 +303,7 @@ def _read_once(pd: ProcessDir, cache: ElfCache, stat: TaskStat, rss: bool) -> _R
     tids = pd.task_ids()
     if len(tids) > 1:  # one thread: its stack is [stack]
         read_thread_stacks(pd, facts, tids, warnings)
-    result: Classification = classify(mappings, cache.layouts, facts)
+    result: Classification = classify(mappings, cache.layouts, facts, cache.unreadable)
     states: dict[int, str] = {}
     resident = resident_from = None
     if rss:
@@ -511,19 +512,24 @@ def read_thread_stacks(pd: ProcessDir, facts: Facts, tids, warnings: list[str]) 
 
 
 def read_layouts(pd, mappings, exe_key, cache: ElfCache, warnings: list[str]) -> None:
-    """Read the ELF layout of every mapped regular file not yet in the cache."""
+    """Read the ELF layout of every mapped regular file not yet in the cache.
+
+    A file that cannot be opened (another user's, deleted, out of reach in
+    another mount namespace, replaced on disk) is left out, with the reason in
+    cache.unreadable: classify() takes it by names and permissions, and says why.
+    """
     seen: set[FileKey] = set()
     for m in mappings:
         key = m.file_key
         if not m.inode or key in seen or not m.path or m.path[0] != "/":
             continue
         seen.add(key)
-        if key in cache.layouts or m.path.startswith("/dev/"):
+        if key in cache.layouts or key in cache.unreadable or m.path.startswith("/dev/"):
             continue  # never open a device: opening one can have side effects
-        opened = pd.open_mapped_file(m, is_exe=key == exe_key)
-        if opened is None:
-            continue  # unreadable: classified by names and permissions
-        fd, source = opened
+        fd, source = pd.open_mapped_file(m, is_exe=key == exe_key)
+        if fd is None:
+            cache.unreadable[key] = source  # why not: said in classify's warning
+            continue
         try:
             cache.layouts[key] = read_elf_fd(fd, m.path)
             cache.sources[key] = source
@@ -543,10 +549,9 @@ def _read_symbols(pd: ProcessDir, pmap: ProcessMap, image: LoadedImage) -> Symbo
     m = next((m for m in pmap.mappings if m.file_key == image.key), None)
     if m is None:
         return None
-    opened = pd.open_mapped_file(m, is_exe=image.role == "program")
-    if opened is None:
+    fd, _ = pd.open_mapped_file(m, is_exe=image.role == "program")
+    if fd is None:
         return None
-    fd, _ = opened
     try:
         return read_symbols_fd(fd, image.path, image.layout)
     except (NotAnELF, CorruptELF, OSError):

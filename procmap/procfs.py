@@ -130,6 +130,7 @@ class ProcessDir:
         self.fd = fd
         self.path = f"{procfs.root}/{pid}"
         self._map_files = os.geteuid() == 0  # following map_files links needs CAP_SYS_ADMIN
+        self._fs_types: dict[str, str] | None = None  # by device, from mountinfo
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -312,46 +313,101 @@ class ProcessDir:
         """(dev, inode) of `path` as the process sees it (its root, its mounts)."""
         return self.file_key("root" + path) if path.startswith("/") else None
 
-    def open_mapped_file(self, m: Mapping, is_exe: bool) -> tuple[int, str] | None:
-        """Open the file behind mapping `m`, or None; returns (fd, where it was found).
+    def open_mapped_file(self, m: Mapping, is_exe: bool) -> tuple[int | None, str]:
+        """Open the file behind mapping `m`: (fd, where it was found), or (None, why not).
 
         Tried in order: /proc/PID/map_files/START-END (the very file mapped, even
         deleted or replaced; root only), /proc/PID/exe for the program, then the
-        path as the process sees it, through /proc/PID/root.  A path is accepted
-        only if its inode is the one maps shows: a file replaced on disk after it
-        was mapped is never read in its place.
+        path as the process sees it, through /proc/PID/root (its root and its
+        mount namespace).  A file is accepted only if its device and inode are
+        the ones maps shows: a file replaced on disk after it was mapped, or
+        another file at the same path in another mount namespace, is never read
+        in its place.
         """
         candidates = []
         if self._map_files:
             candidates.append(f"map_files/{m.start:x}-{m.end:x}")
         if is_exe:
             candidates.append("exe")
+        deleted = False
         if m.path and m.path.startswith("/"):
-            path = m.path[:-10] if m.path.endswith(" (deleted)") else m.path
+            path = m.path
+            if path.endswith(" (deleted)"):
+                deleted = True
+                path = path[:-10]
+                candidates.append("root" + m.path)  # a file really named "... (deleted)"
             candidates.append("root" + path)
             if "\\012" in path:
                 candidates.append("root" + path.replace("\\012", "\n"))
+        denied = replaced = False
         for name in candidates:
             try:
                 st = os.stat(name, dir_fd=self.fd)
             except PermissionError:
                 if name.startswith("map_files/"):
                     self._map_files = False
+                else:
+                    denied = True
                 continue
             except (OSError, ValueError):
                 continue
-            # btrfs and overlayfs can report another st_dev than maps shows:
-            # the inode must match, the device is not required to.
-            if st.st_ino != m.inode or not stat.S_ISREG(st.st_mode):
+            if not self.same_file(st, m) or not stat.S_ISREG(st.st_mode):
+                replaced = replaced or name.startswith("root/")
                 continue
             try:
                 fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=self.fd)
+            except PermissionError:
+                denied = True
+                continue
             except OSError:
                 continue
-            if os.fstat(fd).st_ino == m.inode:
+            if self.same_file(os.fstat(fd), m):
                 return fd, f"{self.path}/{name}"
             os.close(fd)
-        return None
+        if denied:
+            return None, "not readable by this user"
+        if replaced and not deleted:
+            return None, "another file is at its path now, as the process sees it"
+        if deleted:
+            return None, "deleted; only root can read it, through map_files"
+        return None, "not found at its path, as the process sees it"
+
+    def same_file(self, st: os.stat_result, m: Mapping) -> bool:
+        """Whether stat() result `st` is the file that mapping `m` maps: device and inode.
+
+        Two filesystems give stat() another device than maps shows for the same
+        file: btrfs (a subvolume's device; maps shows the filesystem's) and, before
+        Linux 6.8, overlayfs (maps showed the layer's device under it).  Only there
+        is the inode alone enough; their type is read from the process's mountinfo.
+        """
+        if st.st_ino != m.inode:
+            return False
+        dev = dev_string(st.st_dev)
+        if dev == m.dev:
+            return True
+        return self.fs_type(m.dev) == "btrfs" or self.fs_type(dev) == "overlay"
+
+    def fs_type(self, dev: str) -> str | None:
+        """The type of the filesystem mounted from device `dev` ("fe:00"), as the process
+        sees its mounts (/proc/PID/mountinfo), or None."""
+        if self._fs_types is None:
+            self._fs_types = {}
+            try:
+                data = self.read("mountinfo")
+            except (AccessDenied, ProcessExited, OSError):
+                data = b""
+            for line in data.split(b"\n"):
+                fields = line.split(b" ", 4)
+                _, sep, after = line.partition(b" - ")
+                if len(fields) < 5 or not sep or b":" not in fields[2]:
+                    continue
+                major, _, minor = fields[2].partition(b":")
+                if major.isdigit() and minor.isdigit():
+                    key = f"{int(major):02x}:{int(minor):02x}"
+                    self._fs_types.setdefault(
+                        key, after.split(b" ", 1)[0].decode("ascii", "replace")
+                    )
+        return self._fs_types.get(dev)
 
 
 def dev_string(st_dev: int) -> str:

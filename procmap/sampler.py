@@ -509,7 +509,7 @@ class Sampler:
         self.text = data
         self.mappings = mappings
         self.starts = [m.start for m in mappings]
-        result = classify(mappings, self.cache.layouts, self.facts)
+        result = classify(mappings, self.cache.layouts, self.facts, self.cache.unreadable)
         self.groups: list[tuple[Region, ...]] = _group(mappings, result.regions)
         self._set_images(result.images)
         self.warnings.extend(w for w in result.warnings if w not in self.warnings)
@@ -876,7 +876,7 @@ class Sampler:
         while True:
             w_lo, w_hi = self._closure(*self._margin(lo, hi))
             c0, c1 = self._closure(max(w_lo - CONTEXT, 0), min(w_hi + CONTEXT, len(maps)))
-            result = classify(maps[c0:c1], self.cache.layouts, self.facts)
+            result = classify(maps[c0:c1], self.cache.layouts, self.facts, self.cache.unreadable)
             a, b = maps[w_lo].start, maps[w_hi - 1].end
             found = [im for im in result.images if im.start < b and im.end > a]
             new_lo, new_hi = lo, hi
