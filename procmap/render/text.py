@@ -16,11 +16,16 @@ __all__ = ["address_width", "human_size", "printable"]
 
 
 def printable(s: str) -> str:
-    """`s` with every non-printable character shown as an escape (\\x1b, \\u202e, \\xff)."""
-    if s.isprintable():
+    """`s` with every non-printable character shown as an escape (\\x1b, \\u202e, \\xff).
+
+    Trailing spaces too (\\x20): at the end of a line or a cell they would vanish,
+    and "/tmp/a " is not "/tmp/a".
+    """
+    if s.isprintable() and not s.endswith(" "):
         return s
+    body = s.rstrip(" ")
     out = []
-    for ch in s:
+    for ch in body:
         if ch.isprintable():
             out.append(ch)
             continue
@@ -31,4 +36,5 @@ def printable(s: str) -> str:
             out.append(f"\\x{code:02x}")
         else:
             out.append(f"\\u{code:04x}")
+    out.append("\\x20" * (len(s) - len(body)))
     return "".join(out)
