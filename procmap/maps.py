@@ -95,9 +95,11 @@ def parse_maps(data: bytes) -> list[Mapping]:
             raise MapsFormatError(_bad_line(number, line)) from None
         # int() also takes signs, "0x" and "_", which the kernel never prints:
         # every number field must be bare hex digits (the inode, decimal ones).
+        # An address is an unsigned long: past 2**64 - 1 it is not a kernel's text.
         major, colon, minor = fields[3].partition(b":")
         if (
             end <= start
+            or end >> 64
             or not (dash and colon and major and minor)
             or (low + high + fields[2] + major + minor).strip(_HEX)
             or not fields[4].isdigit()
