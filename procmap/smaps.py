@@ -119,9 +119,32 @@ def parse_smaps(data: bytes) -> tuple[list[Mapping], list[Resident]]:
     if columns is None:
         headers = _HEADER.findall(data)
         mappings = parse_maps(b"".join(headers))
-        return mappings, _parse_blocks(data, len(mappings))
-    mappings = parse_maps(b"\n".join(headers) + b"\n")
-    return mappings, list(map(Resident._make, zip(*columns)))
+        figures = _parse_blocks(data)
+    else:
+        mappings = parse_maps(b"\n".join(headers) + b"\n")
+        figures = list(map(Resident._make, zip(*columns)))
+    if len(figures) != len(mappings):
+        figures = _kept(headers, mappings, figures)
+    return mappings, figures
+
+
+def _kept(headers: list[bytes], mappings: list[Mapping], figures: list[Resident]):
+    """The figures of the blocks whose header parse_maps kept.
+
+    smaps is read in several read() calls, as maps is, and a block can be printed
+    twice; parse_maps drops the repeat (a header that does not start above the
+    last one's end), and its figures must go with it, or every later mapping
+    would get its neighbour's.  A dropped header starts below the next kept one.
+    """
+    kept = []
+    starts = iter([m.start for m in mappings])
+    want = next(starts, None)
+    for header, f in zip(headers, figures):
+        fields = header.split(None, 1)  # blank, or a header parse_maps read
+        if fields and int(fields[0].partition(b"-")[0], 16) == want:
+            kept.append(f)
+            want = next(starts, None)
+    return kept
 
 
 def _columns(lines: list[bytes], size: int, n: int) -> list[list[int]] | None:
@@ -144,7 +167,7 @@ def _columns(lines: list[bytes], size: int, n: int) -> list[list[int]] | None:
     return columns
 
 
-def _parse_blocks(data: bytes, n: int) -> list[Resident]:
+def _parse_blocks(data: bytes) -> list[Resident]:
     """Line by line: for a text whose blocks differ (not seen from a kernel)."""
     rows: list[list[int]] = []
     row: list[int] = []
@@ -160,7 +183,7 @@ def _parse_blocks(data: bytes, n: int) -> list[Resident]:
         i = index.get(name)
         if i is not None and rows:
             row[i] = int(value.split(None, 1)[0]) << 10  # "     16 kB"
-    return [Resident(*r) for r in rows[:n]]
+    return [Resident(*r) for r in rows]
 
 
 def maps_text_of(smaps: bytes) -> bytes:
