@@ -26,9 +26,8 @@ from procmap.errors import (
     ProcessExited,
     ZombieProcess,
 )
-from tests.conftest import procmap_cli, run_sample, sample_path
-
-NOBODY = 65534
+from tests.conftest import procmap_cli, run_sample
+from tests.users import NOBODY, become, needs_root, run_cli_as, world_readable_sample
 
 
 def one_error_line(result, code: int) -> str:
@@ -226,60 +225,6 @@ def test_debug_shows_the_traceback():
 
 
 # --- permissions: procmap run as an unprivileged user ---------------------------------
-
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
-
-
-def run_cli_as(uid: int, args: list[str]) -> tuple[int, str]:
-    """Run the CLI in a forked child that has become `uid`: exit code and stderr."""
-    import psutil  # noqa: F401
-    from rich.cells import get_character_cell_size
-
-    import procmap.process  # noqa: F401  (imported before dropping privileges)
-    import procmap.render.table  # noqa: F401
-
-    # rich loads its character-width table on the first wide character (the
-    # picture's box drawing): from a checkout nobody can read (mktemp -d is
-    # 0700), so load it here, as root.
-    get_character_cell_size("↑")
-
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: drop to uid, run, report, never return to pytest
-        try:
-            os.close(read)
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            result = CliRunner().invoke(cli, args)
-            os.write(write, json.dumps([result.exit_code, result.output]).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as f:
-        data = f.read()
-    os.waitpid(pid, 0)
-    code, output = json.loads(data)
-    return code, output
-
-
-def world_readable_sample(mode: str = "pie") -> str:
-    """A copy of a sample that `nobody` can execute (the checkout may be private)."""
-    directory = tempfile.mkdtemp(prefix="procmap-test-")
-    os.chmod(directory, 0o755)
-    path = os.path.join(directory, f"lesson-{mode}")
-    shutil.copy(sample_path(mode), path)
-    os.chmod(path, 0o755)
-    return path
-
-
-def become(uid: int):
-    def drop():
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
-
-    return drop
 
 
 @needs_root

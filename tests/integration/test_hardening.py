@@ -1,0 +1,438 @@
+"""Hardening: what other processes put in /proc, and files anyone may have written.
+
+Every case runs a real process: hostile names, other users, a private mount
+namespace, deleted and replaced files, a process that changes while it is
+read, and every process on the machine.  Cases that need root say so and skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+import procmap
+from procmap.elf import read_elf
+from procmap.errors import AccessDenied, ZombieProcess
+from procmap.render.text import printable
+from tests.conftest import SAMPLE_BIN, procmap_cli, run_sample, sample_path
+from tests.users import (
+    CAP_SYS_PTRACE,
+    NOBODY,
+    needs_root,
+    run_cli_as,
+)
+
+# --- hostile names ---------------------------------------------------------------------
+
+# Each is one file name (no "/", no NUL: nothing else is forbidden).
+HOSTILE = {
+    "ansi": b"esc \x1b[31mred\x1b[0m \x1b]8;;http:x\x1b\\link\x1b]8;;\x1b\\ \x07bell",
+    "markup": b"[bold red]markup[not bold] [link=http:x]click",
+    "newline": b"new\nline",
+    "trailing space": b"trailing ",
+    "deleted text": b"not gone (deleted)",
+    "not utf-8": b"bad \xff\xfe\xc3( utf8",
+    "bidi": b"\xe2\x80\xaeevil.so",
+}
+# A library whose name holds all of them: the picture and the SVG name libraries.
+HOSTILE_LIBRARY = b"lib \x1b[31m[bold]evil\xff\n.so "
+
+HOLDER = r"""
+import ctypes, json, mmap, os, sys
+libc = ctypes.CDLL(None)
+libc.prctl(15, b"\x1b[31m[b]x\n", 0, 0, 0)  # PR_SET_NAME: comm, as ps shows it
+directory, library = os.fsencode(sys.argv[1]), os.fsencode(sys.argv[2])
+keep = []
+def hold(name):
+    f = open(os.path.join(directory, name), "rb")
+    keep.append((f, mmap.mmap(f.fileno(), 4096, prot=mmap.PROT_READ)))
+for name in sorted(os.listdir(directory)):
+    if name != os.path.basename(library) and not name.startswith(b"later"):
+        hold(name)
+lib = ctypes.CDLL(os.fsdecode(library))
+print("ready", flush=True)
+for line in sys.stdin:
+    if line.strip() == "later":
+        hold(b"later \x1b[2J[red]" + bytes([0xff]))
+        print("held", flush=True)
+"""
+
+
+def kernel_text(path: bytes) -> bytes:
+    """A path as /proc/PID/maps prints it: the kernel escapes only the newline (proc(5))."""
+    return path.replace(b"\n", b"\\012")
+
+
+def shown(path: bytes) -> str:
+    """A path as procmap prints it: the kernel's text, every unprintable character escaped."""
+    return printable(os.fsdecode(kernel_text(path)))
+
+
+def status_name(pid: int) -> str:
+    """The process's name as the kernel shows it in /proc/PID/status (newline as \\n)."""
+    for line in Path(f"/proc/{pid}/status").read_bytes().splitlines():
+        if line.startswith(b"Name:\t"):
+            return os.fsdecode(line[6:])
+    raise AssertionError("no Name in status")
+
+
+SGR = re.compile(rb"\x1b\[[0-9;]*m")
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    """A process mapping a file of each hostile name, and a library with one."""
+    directory = tmp_path_factory.mktemp("hostile")
+    paths = []
+    for name in HOSTILE.values():
+        path = os.path.join(os.fsencode(directory), name)
+        with open(path, "wb") as f:
+            f.write(b"\0" * 4096)
+        paths.append(path)
+    library = os.path.join(os.fsencode(directory), HOSTILE_LIBRARY)
+    with open(SAMPLE_BIN / "libaligned.so", "rb") as src, open(library, "wb") as dst:
+        dst.write(src.read())
+    later = os.path.join(os.fsencode(directory), b"later \x1b[2J[red]\xff")
+    with open(later, "wb") as f:
+        f.write(b"\0" * 4096)
+    argv = [sys.executable, "-c", HOLDER, str(directory), os.fsdecode(library), "\x1b[31m[b]arg"]
+    process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert process.stdout.readline() == b"ready\n"
+        process.paths, process.library, process.later = paths, library, later
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def _no_control_characters(text: str) -> None:
+    bad = [c for c in text if (ord(c) < 0x20 and c not in "\n") or ord(c) == 0x7F]
+    assert not bad, f"control characters reached the output: {bad!r}"
+
+
+def test_hostile_names_in_a_pipe_are_literal_text(hostile):
+    result = procmap_cli(str(hostile.pid), "--no-notes", "--no-diagram")
+    assert result.returncode == 0, result.stderr
+    _no_control_characters(result.stdout)
+    for path in [*hostile.paths, hostile.library]:
+        assert shown(path) in result.stdout, shown(path)
+    # The trailing space is shown, the " (deleted)" text is the file's own name.
+    assert shown(HOSTILE["trailing space"]).endswith("trailing\\x20")
+    assert printable(status_name(hostile.pid)) in result.stdout  # in the header
+    assert "[bold red]markup[not bold] [link=http:x]click" in result.stdout
+
+
+def test_hostile_names_in_a_terminal_are_literal_text(hostile):
+    from tests.integration.test_watch_cli import _run_in_terminal
+
+    output = _run_in_terminal([str(hostile.pid), "--no-notes"], 320, 200)
+    # No escape of the names' own reaches the terminal: what is left once rich's
+    # colours (SGR) are taken out holds no escape at all, and the names' text is there.
+    assert b"\x1b[31mred" not in output and b"\x1b]8;;" not in output and b"\x07" not in output
+    plain = SGR.sub(b"", output)
+    assert b"\x1b" not in plain.replace(b"\x1b[?1049h", b"").replace(b"\x1b[?1049l", b"")
+    text = plain.decode("utf-8")
+    for path in [*hostile.paths, hostile.library]:
+        assert shown(path) in text, shown(path)
+    assert "[bold red]markup[not bold]" in text  # markup printed, not applied
+
+
+def test_hostile_names_round_trip_through_json(hostile):
+    result = procmap_cli(str(hostile.pid), "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    raw = {os.fsencode(r["path"]) for r in data["regions"] if r["path"]}
+    for path in [*hostile.paths, hostile.library]:
+        assert kernel_text(path) in raw
+    # The same bytes as the kernel's text of the maps file.
+    maps = Path(f"/proc/{hostile.pid}/maps").read_bytes()
+    for path in raw:
+        assert path in maps
+    assert data["process"]["name"] == status_name(hostile.pid)
+    assert data["process"]["cmdline"][-1] == "\x1b[31m[b]arg"
+    images = [os.fsencode(im["path"]) for im in data["images"]]
+    assert kernel_text(hostile.library) in images
+
+
+def test_hostile_names_in_the_picture_and_the_svg(hostile, tmp_path):
+    diagram = procmap_cli(str(hostile.pid), "--diagram")
+    assert diagram.returncode == 0, diagram.stderr
+    _no_control_characters(diagram.stdout)
+    library = shown(os.path.basename(hostile.library))
+    assert library[:24] in diagram.stdout  # the band names the library (cut to its box)
+    svg = tmp_path / "map.svg"
+    result = procmap_cli(str(hostile.pid), "--svg", str(svg))
+    assert result.returncode == 0, result.stderr
+    text = svg.read_text("utf-8")
+    _no_control_characters(text)
+    tree = ET.fromstring(text)  # well-formed: every name was escaped for XML
+    words = [e.text for e in tree.iter() if e.text]
+    assert any(library in w for w in words)  # whole, in the band's tooltip
+    assert "<bold>" not in text and "\x1b" not in text
+
+
+def test_hostile_names_in_where_and_its_json(hostile):
+    maps = Path(f"/proc/{hostile.pid}/maps").read_bytes().splitlines()
+    starts = {}
+    for line in maps:
+        fields = line.split(None, 5)
+        if len(fields) == 6:
+            starts.setdefault(fields[5], int(fields[0].split(b"-")[0], 16))
+    wanted = [kernel_text(p) for p in hostile.paths]
+    addresses = [f"{starts[p]:x}" for p in wanted]
+    text = procmap_cli("where", str(hostile.pid), *addresses)
+    assert text.returncode == 0, text.stderr
+    _no_control_characters(text.stdout)
+    for path in hostile.paths:
+        assert shown(path) in text.stdout
+    as_json = procmap_cli("where", str(hostile.pid), *addresses, "--json")
+    found = [os.fsencode(loc["region"]["path"]) for loc in json.loads(as_json.stdout)]
+    assert found == wanted
+
+
+def test_hostile_names_in_the_watch_log(hostile):
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "procmap", str(hostile.pid), "--watch", "--interval", "0.05"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, NO_COLOR="1"),
+    )
+    try:
+        assert watcher.stdout.readline().startswith(b"watching PID")
+        hostile.stdin.write(b"later\n")
+        hostile.stdin.flush()
+        assert hostile.stdout.readline() == b"held\n"
+        time.sleep(0.5)  # ten samples
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        out, err = watcher.communicate(timeout=10)
+    text = out.decode("utf-8")
+    _no_control_characters(text)
+    assert printable(os.fsdecode(os.path.basename(hostile.later))) in text
+    assert b"Traceback" not in err
+
+
+def test_hostile_names_in_warnings_and_errors(tmp_path):
+    # A saved map whose code file cannot be read here: the warning names it.
+    evil = "/tmp/\x1b[31m[bold]x\xff"
+    text = (
+        f"55d4c0de0000-55d4c0de1000 r-xp 00000000 fe:00 99 {evil}\n"
+        "7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0 [stack]\n"
+    ).encode("utf-8", "surrogateescape")
+    saved = tmp_path / "evil.maps"
+    saved.write_bytes(text)
+    result = procmap_cli("--from", str(saved), "--no-diagram")
+    assert result.returncode == 0, result.stderr
+    _no_control_characters(result.stdout + result.stderr)
+    assert printable(evil) in result.stdout + result.stderr
+    # An error line about a process with a hostile name (a zombie's comm).
+    code = "import ctypes; ctypes.CDLL(None).prctl(15, b'\\x1b[31m[b]z\\n', 0, 0, 0)"
+    child = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # a zombie, not reaped
+        result = procmap_cli(str(child.pid))
+    finally:
+        child.wait()
+    assert result.returncode == ZombieProcess.exit_code
+    assert result.stderr.count("\n") == 1
+    _no_control_characters(result.stderr)
+    assert "\\x1b[31m[b]z\\x0a" in result.stderr
+
+
+# --- other users -----------------------------------------------------------------------
+
+
+@needs_root
+@pytest.mark.parametrize(
+    "args", [[], ["--rss"], ["--json"], ["--diagram"], ["--watch", "--count", "1"], ["where"]]
+)
+def test_another_users_process_is_one_line_and_exit_code_4(args):
+    with run_sample("pie") as s:  # root's
+        if args == ["where"]:
+            args = ["where", str(s.pid), f"{s.variables['main'][0]:x}"]
+        else:
+            args = [str(s.pid), *args]
+        code, output = run_cli_as(NOBODY, args)
+    assert code == AccessDenied.exit_code, output
+    assert output.count("\n") == 1 and output.startswith("procmap: permission denied")
+    assert "belongs to user root" in output and "sudo" in output
+
+
+@needs_root
+def test_thread_stacks_by_shape_when_syscall_is_not_readable():
+    """Reading maps needs ptrace *read* access; task/TID/syscall needs more.
+
+    nobody with CAP_SYS_PTRACE (and no other capability) passes the ptrace
+    check on a root process, so maps is readable; but syscall files are mode
+    0400, root's, and nobody has no CAP_DAC_OVERRIDE: the thread's stack is
+    then found by its shape, and the map says so.
+    """
+    with run_sample("pie") as s:
+        thread_stack = s.variables["thread_local"][0]
+        tid = s.thread_tid
+        as_root = procmap.read_map(s.pid)
+        code, output = run_cli_as(NOBODY, [str(s.pid), "--json"], keep_caps=(CAP_SYS_PTRACE,))
+        where_code, where_output = run_cli_as(
+            NOBODY, ["where", str(s.pid), f"{thread_stack:x}"], keep_caps=(CAP_SYS_PTRACE,)
+        )
+    assert code == 0, output
+    data = json.loads(output)
+    assert any("thread stacks found by shape" in w and "syscall" in w for w in data["warnings"])
+    (region,) = [r for r in data["regions"] if r["start"] <= thread_stack < r["end"]]
+    assert (region["kind"], region["detail"]) == ("stack", "thread stack, found by shape")
+    # As root the same stack is known by its thread's stack pointer.
+    known = as_root.region_at(thread_stack)
+    assert known.kind == "stack" and known.detail.startswith("thread stack (TID ")
+    assert (known.start, known.end) == (region["start"], region["end"])
+    assert known.detail == f"thread stack (TID {tid})"
+    assert where_code == 0 and "thread stack, found by shape" in where_output
+
+
+# --- containers and namespaces -----------------------------------------------------------
+
+WATCH = SAMPLE_BIN / "watch"
+LIBRARY = SAMPLE_BIN / "libaligned.so"
+
+
+def identity(layout) -> tuple:
+    return (layout.entry, layout.build_id, layout.file_size)
+
+
+def regions_of(data: dict, path: str) -> list[tuple]:
+    return [
+        (r["start"], r["end"], r["kind"], r["detail"], r["heuristic"])
+        for r in data["regions"]
+        if r["path"] == path or r.get("object") == path
+    ]
+
+
+@pytest.fixture
+def world_readable_dir():
+    """A directory nobody can reach (pytest's own are 0700)."""
+    directory = tempfile.mkdtemp(prefix="procmap-test-")
+    os.chmod(directory, 0o755)
+    yield directory
+    shutil.rmtree(directory)
+
+
+@contextmanager
+def in_private_mount_namespace(directory: str):
+    """samples/bin/watch run as nobody from a tmpfs mounted on `directory` in its own
+    mount namespace, with libaligned.so from there dlopen'ed: the host sees none of it."""
+    script = (
+        f"mount -t tmpfs -o mode=755 procmap-test {directory} && "
+        f"cp {WATCH} {LIBRARY} {directory}/ && "
+        f"exec setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups {directory}/watch"
+    )
+    process = subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    from tests.integration.test_watch_cli import Lines
+
+    try:
+        out = Lines(process.stdout, "watch in a mount namespace")
+        assert out.next().startswith("ready pid=")
+        process.stdin.write(f"dlopen {directory}/libaligned.so\n".encode())
+        process.stdin.flush()
+        assert out.next().startswith("done dlopen")
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+@needs_root
+def test_a_binary_in_a_private_mount_namespace(world_readable_dir):
+    directory = world_readable_dir
+    # On the host, at the same paths: other ELF files.  Opened by the path maps
+    # shows, procmap would read these instead of what the process mapped.
+    decoys = {"watch": sample_path("static"), "libaligned.so": sample_path("pie")}
+    for name, decoy in decoys.items():
+        Path(directory, name).write_bytes(decoy.read_bytes())
+    program, library = f"{directory}/watch", f"{directory}/libaligned.so"
+
+    def in_namespace(pid: int, script: str) -> None:
+        subprocess.run(["nsenter", "-t", str(pid), "-m", "sh", "-c", script], check=True)
+
+    with in_private_mount_namespace(directory) as process:
+        pid = process.pid
+        pmap = procmap.read_map(pid)  # as root: through /proc/PID/map_files
+        images = {im.path: im for im in pmap.images}
+        assert identity(images[program].layout) == identity(read_elf(str(WATCH)))
+        assert identity(images[library].layout) == identity(read_elf(str(LIBRARY)))
+        assert not pmap.warnings
+        exact = {
+            path: [
+                (r.start, r.end, r.kind, r.detail, False)
+                for r in pmap.regions
+                if r.path == path or r.object == path
+            ]
+            for path in (program, library)
+        }
+        assert all(exact.values())
+
+        # As nobody, the process's own user: map_files is root's, so the program
+        # comes through /proc/PID/exe and the library through /proc/PID/root/...
+        code, output = run_cli_as(NOBODY, [str(pid), "--json"])
+        assert code == 0, output
+        seen = json.loads(output)
+        assert not seen["warnings"]
+        assert {path: regions_of(seen, path) for path in exact} == exact
+
+        # The process's view changes: a fresh tmpfs is mounted over its own, with
+        # the decoys copied in the same order -- so with the same inode numbers,
+        # on another device.  maps still shows the same paths.
+        in_namespace(
+            pid,
+            f"mount -t tmpfs -o mode=755 procmap-decoy {directory} && "
+            f"cp {decoys['watch']} {program} && cp {decoys['libaligned.so']} {library}",
+        )
+        mapped = next(m for m in pmap.mappings if m.path == library)
+        there = os.stat(f"/proc/{pid}/root{library}")
+        assert (there.st_ino, there.st_dev) == (
+            mapped.inode,
+            os.stat(f"/proc/{pid}/root/{directory}").st_dev,
+        ), "tmpfs gave the decoy another inode number: the device check would go untested"
+        code, output = run_cli_as(NOBODY, [str(pid), "--json"])
+        assert code == 0, output
+        seen = json.loads(output)
+        # The program still comes through exe; the library is not read from the
+        # decoy: it is classified by names and permissions, and one warning says why.
+        assert regions_of(seen, program) == exact[program]
+        guessed = regions_of(seen, library)
+        assert guessed and all(heuristic for *_, heuristic in guessed)
+        assert guessed[0][0] == exact[library][0][0]  # (without headers, .bss is cut by pages)
+        (warning,) = [w for w in seen["warnings"] if "ELF headers" in w]
+        assert f"{library}: another file is at its path now" in warning
+        assert "classified by names and permissions" in warning
+        again = procmap.read_map(pid)  # root still reads the mapped files themselves
+        assert identity({im.path: im for im in again.images}[library].layout) == identity(
+            read_elf(str(LIBRARY))
+        )
+
+        # Both tmpfs unmounted (lazily: the mapped files live on).  The kernel now
+        # names them from the root of their detached mount: "/watch".
+        in_namespace(pid, f"umount -l {directory} && umount -l {directory}")
+        code, output = run_cli_as(NOBODY, [str(pid), "--json", "--no-notes"])
+        text_code, text = run_cli_as(NOBODY, [str(pid), "--no-notes", "--no-diagram"])
+    assert code == 0 and text_code == 0, output
+    seen = json.loads(output)
+    assert [im["path"] for im in seen["images"]][0] == "/watch"
+    (warning,) = [w for w in seen["warnings"] if "ELF headers" in w]
+    assert "/libaligned.so: not found at its path, as the process sees it" in warning
+    assert f"note: {warning}" in text.splitlines()  # one line
