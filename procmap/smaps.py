@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from .errors import MapsFormatError
 from .maps import Mapping, parse_maps
 
 
@@ -104,7 +105,11 @@ _HEADER = re.compile(rb"^[0-9a-f][^\n]*\n", re.M)
 
 
 def parse_smaps(data: bytes) -> tuple[list[Mapping], list[Resident]]:
-    """The mappings of an smaps text, and each one's figures (same order)."""
+    """The mappings of an smaps text, and each one's figures (same order).
+
+    Raises MapsFormatError for a header line that is not in maps format, or a
+    figure that is not a number of kB.
+    """
     lines = data.split(b"\n")
     if lines and not lines[-1]:
         lines.pop()
@@ -163,7 +168,13 @@ def _columns(lines: list[bytes], size: int, n: int) -> list[list[int]] | None:
         if joined.count(b" 0 kB\n") == n:
             continue
         cut = len(name) + 1
-        columns[i] = [int(v[cut:-3]) << 10 for v in column]
+        try:
+            values = [int(v[cut:-3]) << 10 for v in column]
+        except ValueError:
+            values = [-1]
+        if min(values) < 0 or joined.count(b" kB\n") != n:
+            raise _not_a_figure(next((v for v in column if _figure(v) < 0), column[0]))
+        columns[i] = values
     return columns
 
 
@@ -182,8 +193,27 @@ def _parse_blocks(data: bytes) -> list[Resident]:
         name, _, value = line.partition(b":")
         i = index.get(name)
         if i is not None and rows:
-            row[i] = int(value.split(None, 1)[0]) << 10  # "     16 kB"
+            figure = _figure(line)
+            if figure < 0:
+                raise _not_a_figure(line)
+            row[i] = figure << 10
     return [Resident(*r) for r in rows]
+
+
+def _figure(line: bytes) -> int:
+    """The kB of a figure's line ("Rss:      16 kB"), -1 if it is not one."""
+    value = line.partition(b":")[2]
+    if not value.endswith(b" kB"):
+        return -1
+    try:
+        return max(int(value[:-3]), -1)
+    except ValueError:
+        return -1
+
+
+def _not_a_figure(line: bytes) -> MapsFormatError:
+    shown = line[:80].decode("ascii", "backslashreplace")
+    return MapsFormatError(f"not a figure in kB, as smaps gives them: {shown!r}")
 
 
 def maps_text_of(smaps: bytes) -> bytes:

@@ -78,6 +78,7 @@ from .errors import BadFile, BadSnapshot, MapsFormatError
 from .files import write_atomic
 from .maps import Mapping, parse_maps
 from .process import ProcessInfo
+from .smaps import parse_smaps
 
 FORMAT = "procmap-snapshot"
 VERSION = 1
@@ -480,6 +481,7 @@ def _snapshot(data, name: str) -> Snapshot:
         smaps = _read_bytes(data["smaps"], "smaps")
         try:
             smaps_maps_text(smaps)
+            parse_smaps(smaps)  # its figures too: replay reads them
         except MapsFormatError as err:
             raise _Damage("smaps", str(err)) from None
 
@@ -865,6 +867,8 @@ def _from_text(data: bytes, path: str, mtime: float) -> Snapshot:
     try:
         maps = smaps_maps_text(data) if kind == "smaps" else data
         mappings = parse_maps(maps)
+        if kind == "smaps":
+            parse_smaps(data)  # its figures too: replay reads them
     except MapsFormatError as err:
         raise _error(f"{path}: neither a procmap snapshot nor a maps text: {err}") from None
     name = os.path.basename(path)
