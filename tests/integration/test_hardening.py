@@ -21,15 +21,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 import procmap
+from procmap.cli import cli
 from procmap.elf import read_elf
-from procmap.errors import AccessDenied, ZombieProcess
+from procmap.errors import AccessDenied, ProcessExited, ZombieProcess
 from procmap.render.text import printable
 from tests.conftest import SAMPLE_BIN, procmap_cli, run_sample, sample_path
 from tests.users import (
     CAP_SYS_PTRACE,
     NOBODY,
+    become,
     needs_root,
     run_cli_as,
 )
@@ -436,3 +439,215 @@ def test_a_binary_in_a_private_mount_namespace(world_readable_dir):
     (warning,) = [w for w in seen["warnings"] if "ELF headers" in w]
     assert "/libaligned.so: not found at its path, as the process sees it" in warning
     assert f"note: {warning}" in text.splitlines()  # one line
+
+
+# --- deleted and replaced binaries -------------------------------------------------------
+
+
+@contextmanager
+def watch_as_nobody(directory: str):
+    """A copy of samples/bin/watch run as nobody from `directory`, with its copy of
+    libaligned.so dlopen'ed."""
+    from tests.integration.test_watch_cli import Lines
+
+    program, library = f"{directory}/watch", f"{directory}/libaligned.so"
+    for source, copy in ((WATCH, program), (LIBRARY, library)):
+        Path(copy).write_bytes(source.read_bytes())
+        os.chmod(copy, 0o755)
+    process = subprocess.Popen(
+        [program], stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=become(NOBODY)
+    )
+    try:
+        out = Lines(process.stdout, "watch")
+        assert out.next().startswith("ready pid=")
+        process.stdin.write(f"dlopen {library}\n".encode())
+        process.stdin.flush()
+        assert out.next().startswith("done dlopen")
+        yield process, program, library
+    finally:
+        process.kill()
+        process.wait()
+
+
+@needs_root
+@pytest.mark.parametrize("change", ["deleted", "replaced"])
+def test_deleted_or_replaced_files_are_read_from_what_is_mapped(world_readable_dir, change):
+    with watch_as_nobody(world_readable_dir) as (process, program, library):
+        before = procmap.read_map(process.pid)
+        for path in (program, library):
+            os.unlink(path)
+            if change == "replaced":  # another program at the same path
+                Path(path).write_bytes(sample_path("static").read_bytes())
+        as_root = procmap.read_map(process.pid)
+        code, output = run_cli_as(NOBODY, [str(process.pid), "--json"])
+    # maps now says "(deleted)" after both: the inodes mapped have no name left.
+    gone = {path: f"{path} (deleted)" for path in (program, library)}
+
+    def kinds(regions, path):
+        return [
+            (r.start, r.end, r.kind, r.detail, r.heuristic) for r in regions if r.object == path
+        ]
+
+    # Root reads the mapped files themselves through map_files: the same map.
+    for path in (program, library):
+        assert kinds(as_root.regions, path) == kinds(before.regions, path)
+        assert any(r.path == gone[path] for r in as_root.regions)
+    assert not as_root.warnings
+    images = {im.path: im for im in as_root.images}
+    assert identity(images[library].layout) == identity(read_elf(str(LIBRARY)))
+    # nobody: the program through /proc/PID/exe, still exact; the deleted library
+    # by names and permissions, and the warning says why.
+    assert code == 0, output
+    seen = json.loads(output)
+    assert regions_of(seen, program) == [
+        (s, e, k, d, False) for s, e, k, d, _ in kinds(before.regions, program)
+    ]
+    guessed = regions_of(seen, library)
+    assert guessed and all(heuristic for *_, heuristic in guessed)
+    (warning,) = [w for w in seen["warnings"] if "ELF headers" in w]
+    assert f"{library}: deleted; only root can read it, through map_files" in warning
+
+
+# --- mid-flight changes ------------------------------------------------------------------
+# Each test lets procmap read the maps text of a real process, then changes the
+# process before procmap reads the rest (its ELF files, threads, status).
+
+
+def _exe(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return ""
+
+
+def _wait_for(condition, what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.005)
+
+
+def _after_reading(monkeypatch, name: str, change) -> None:
+    """Make ProcessDir.<name> (maps or smaps) call change(pid) right after each read."""
+    from procmap import procfs
+
+    real = getattr(procfs.ProcessDir, name)
+
+    def read_then_change(self):
+        data = real(self)
+        change(self.pid)
+        return data
+
+    monkeypatch.setattr(procfs.ProcessDir, name, read_then_change)
+
+
+@pytest.mark.parametrize("read", ["maps", "smaps"])
+def test_an_exec_while_reading_is_read_again(monkeypatch, read):
+    process = subprocess.Popen(
+        ["/bin/sh", "-c", "read line; exec /bin/sleep 60"], stdin=subprocess.PIPE
+    )
+    _wait_for(lambda: _exe(process.pid).endswith("sh"), "sh started")
+    execed = []
+
+    def exec_sleep(pid):
+        if not execed:
+            process.stdin.write(b"go\n")
+            process.stdin.flush()
+            _wait_for(lambda: _exe(pid).endswith("sleep"), "sleep exec'd")
+            execed.append(pid)
+
+    _after_reading(monkeypatch, read, exec_sleep)
+    try:
+        args = [str(process.pid), "--json"] + (["--rss"] if read == "smaps" else [])
+        result = CliRunner().invoke(cli, args)
+    finally:
+        process.kill()
+        process.wait()
+    assert execed and result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    # The maps text read first was sh's: none of it is left, all is sleep's.
+    (program,) = [im for im in data["images"] if im["role"] == "program"]
+    assert program["path"].endswith("/sleep")
+    assert not any(r["path"] and r["path"].endswith("/sh") for r in data["regions"])
+    assert data["process"]["name"] == "sleep"
+    assert "started a new program (exec) while procmap was reading it" in data["warnings"][0]
+
+
+def test_a_process_that_keeps_execing_is_one_line(monkeypatch, tmp_path):
+    script = tmp_path / "again.sh"
+    script.write_text('read line\nexec /bin/sh "$0"\n')  # the same program, run anew
+    process = subprocess.Popen(["/bin/sh", str(script)], stdin=subprocess.PIPE)
+    _wait_for(lambda: _exe(process.pid).endswith("sh"), "sh started")
+
+    def exec_again(pid):
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            marks = f.read().rpartition(b")")[2].split()[23:26]
+        process.stdin.write(b"go\n")
+        process.stdin.flush()
+
+        def execed():
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                return f.read().rpartition(b")")[2].split()[23:26] != marks
+
+        _wait_for(execed, "sh exec'd itself")
+
+    _after_reading(monkeypatch, "maps", exec_again)
+    try:
+        result = CliRunner().invoke(cli, [str(process.pid)])
+    finally:
+        process.kill()
+        process.wait()
+    assert result.exit_code == ProcessExited.exit_code, result.output
+    assert result.output.count("\n") == 1
+    assert "kept starting new programs (exec) while procmap was reading it" in result.output
+
+
+@pytest.mark.parametrize("command", [[], ["--rss"], ["where"]])
+def test_a_process_that_exits_while_read_but_is_not_reaped(monkeypatch, command):
+    with run_sample("pie") as s:
+
+        def exit_unreaped(pid):
+            os.kill(pid, signal.SIGKILL)
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # a zombie now
+
+        _after_reading(monkeypatch, "smaps" if command == ["--rss"] else "maps", exit_unreaped)
+        if command == ["where"]:
+            args = ["where", str(s.pid), f"{s.variables['main'][0]:x}"]
+        else:
+            args = [str(s.pid), *command]
+        result = CliRunner().invoke(cli, args)
+    # Its maps text was read whole, but the rest is gone: not a map to show.
+    assert result.exit_code == ProcessExited.exit_code, result.output
+    assert result.output == f"procmap: PID {s.pid} exited while procmap was reading it\n"
+
+
+@needs_root
+def test_a_pid_given_to_another_process_while_reading(monkeypatch):
+    """The target exits and its PID goes to a new process between two reads."""
+    victim = subprocess.Popen(["sleep", "60"])
+    others = []
+
+    def replace(pid):
+        victim.kill()
+        victim.wait()
+        for _ in range(50):  # the next PID is ns_last_pid + 1
+            with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+                f.write(str(pid - 1))
+            other = subprocess.Popen(["/bin/sh", "-c", "sleep 60"])
+            others.append(other)
+            if other.pid == pid:
+                return
+        pytest.skip("another process kept taking the PID (a busy machine)")
+
+    _after_reading(monkeypatch, "maps", replace)
+    try:
+        result = CliRunner().invoke(cli, [str(victim.pid), "--json"])
+    finally:
+        for other in others:
+            other.kill()
+            other.wait()
+    assert others[-1].pid == victim.pid
+    # Read through the directory held open for the first process: never the new one's.
+    assert result.exit_code == ProcessExited.exit_code, result.output
+    assert result.output == f"procmap: PID {victim.pid} exited while procmap was reading it\n"
