@@ -58,15 +58,13 @@ def _capset(libc, caps: tuple[int, ...]) -> None:
         raise OSError(ctypes.get_errno(), "capset")
 
 
-def run_cli_as(uid: int, args: list[str], keep_caps: tuple[int, ...] = ()) -> tuple[int, str]:
-    """Run the CLI in a forked child that has become `uid`: its exit code and output."""
+def call_as(uid: int, function, *args, keep_caps: tuple[int, ...] = ()):
+    """function(*args) run in a forked child that has become `uid`; its JSON-able result."""
     import psutil  # noqa: F401
-    from click.testing import CliRunner
     from rich.cells import get_character_cell_size
 
     import procmap.process  # noqa: F401  (imported before dropping privileges)
     import procmap.render.table  # noqa: F401
-    from procmap.cli import cli
 
     # rich loads its character-width table on the first wide character (the
     # picture's box drawing): from a checkout nobody can read (mktemp -d is
@@ -79,16 +77,30 @@ def run_cli_as(uid: int, args: list[str], keep_caps: tuple[int, ...] = ()) -> tu
         try:
             os.close(read)
             become(uid, keep_caps)()
-            result = CliRunner().invoke(cli, args)
-            os.write(write, json.dumps([result.exit_code, result.output]).encode())
+            result = function(*args)
+            with os.fdopen(write, "w") as out:
+                json.dump(result, out)
         finally:
             os._exit(0)
     os.close(write)
     with os.fdopen(read) as f:
         data = f.read()
     os.waitpid(pid, 0)
-    code, output = json.loads(data)
-    return code, output
+    return json.loads(data)
+
+
+def run_cli_as(uid: int, args: list[str], keep_caps: tuple[int, ...] = ()) -> tuple[int, str]:
+    """Run the CLI in a forked child that has become `uid`: its exit code and output."""
+    return tuple(call_as(uid, _run_cli, args, keep_caps=keep_caps))
+
+
+def _run_cli(args: list[str]) -> list:
+    from click.testing import CliRunner
+
+    from procmap.cli import cli
+
+    result = CliRunner().invoke(cli, args)
+    return [result.exit_code, result.output]
 
 
 def world_readable_copy(path: str | os.PathLike, name: str | None = None) -> str:

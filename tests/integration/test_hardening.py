@@ -26,13 +26,20 @@ from click.testing import CliRunner
 import procmap
 from procmap.cli import cli
 from procmap.elf import read_elf
-from procmap.errors import AccessDenied, ProcessExited, ZombieProcess
+from procmap.errors import (
+    AccessDenied,
+    KernelThread,
+    NoSuchProcess,
+    ProcessExited,
+    ZombieProcess,
+)
 from procmap.render.text import printable
 from tests.conftest import SAMPLE_BIN, procmap_cli, run_sample, sample_path
 from tests.users import (
     CAP_SYS_PTRACE,
     NOBODY,
     become,
+    call_as,
     needs_root,
     run_cli_as,
 )
@@ -651,3 +658,97 @@ def test_a_pid_given_to_another_process_while_reading(monkeypatch):
     # Read through the directory held open for the first process: never the new one's.
     assert result.exit_code == ProcessExited.exit_code, result.output
     assert result.output == f"procmap: PID {victim.pid} exited while procmap was reading it\n"
+
+
+# --- every process on the machine --------------------------------------------------------
+
+# What a walk may meet: the map, or one of these one-line refusals.
+REFUSALS = {
+    NoSuchProcess.exit_code,  # gone between the listing and the read
+    AccessDenied.exit_code,
+    KernelThread.exit_code,
+    ZombieProcess.exit_code,
+    ProcessExited.exit_code,
+}
+
+
+def walk_every_process() -> dict:
+    """Run the map, --rss and where on every process psutil lists.
+
+    Returns the exit codes by PID, and every problem: a traceback, a hang, a
+    refusal longer than one line, an unexpected exit code.
+    """
+    import psutil
+
+    def timeout(*_):
+        raise TimeoutError("procmap hung")
+
+    problems, codes = [], {}
+    old = signal.signal(signal.SIGALRM, timeout)
+    try:
+        for process in psutil.process_iter(["pid"]):
+            pid = str(process.info["pid"])
+            try:
+                with open(f"/proc/{pid}/maps", "rb") as f:
+                    address = f.readline().split(b"-")[0].decode() or "1000"
+            except OSError:
+                address = "1000"
+            for args in (
+                [pid, "--no-notes", "--no-diagram"],
+                [pid, "--rss", "--json"],
+                ["where", pid, address, "0"],
+            ):
+                signal.alarm(30)
+                try:
+                    result = CliRunner().invoke(cli, args)
+                finally:
+                    signal.alarm(0)
+                codes.setdefault(pid, []).append(result.exit_code)
+                crashed = result.exception is not None and not isinstance(
+                    result.exception, SystemExit
+                )
+                refused = result.exit_code in REFUSALS and result.output.count("\n") == 1
+                if (
+                    crashed
+                    or "Traceback" in result.output
+                    or not (result.exit_code == 0 or refused)
+                ):
+                    problems.append([args, result.exit_code, repr(result.exception), result.output])
+    finally:
+        signal.signal(signal.SIGALRM, old)
+    return {"problems": problems, "codes": codes}
+
+
+@contextmanager
+def a_zombie():
+    child = subprocess.Popen(["true"])
+    try:
+        _wait_for(lambda: b") Z " in Path(f"/proc/{child.pid}/stat").read_bytes(), "a zombie")
+        yield str(child.pid)
+    finally:
+        child.wait()
+
+
+def test_every_process_on_the_machine():
+    with run_sample("pie") as s, a_zombie() as zombie:  # at least these two
+        walk = walk_every_process()
+    assert walk["problems"] == []
+    codes = walk["codes"]
+    assert codes[str(s.pid)] == [0, 0, 0]
+    assert codes[zombie] == [ZombieProcess.exit_code] * 3
+    assert codes[str(os.getpid())] == [0, 0, 0]
+    kernel_threads = [p for p, c in codes.items() if c == [KernelThread.exit_code] * 3]
+    assert "2" in kernel_threads or not Path("/proc/2/stat").exists()  # kthreadd
+    print(
+        f"{len(codes)} processes:", {str(c): list(codes.values()).count(c) for c in codes.values()}
+    )
+
+
+@needs_root
+def test_every_process_on_the_machine_as_nobody():
+    with run_sample("pie") as s, a_zombie() as zombie:
+        walk = call_as(NOBODY, walk_every_process)
+    assert walk["problems"] == []
+    codes = walk["codes"]
+    assert codes[str(s.pid)] == [AccessDenied.exit_code] * 3  # root's
+    assert codes[zombie] == [ZombieProcess.exit_code] * 3
