@@ -186,6 +186,11 @@ def picture_of(
     if bits == 32:
         highest = max((r.end for r in regions if r.kind != "kernel"), default=0)
     space = address_space(highest or None, bits)
+    split = space.kernel_start
+    if split is not None and any(r.start < split and r.end > space.user_end for r in regions):
+        # A region in the hole or across the split: no kernel maps one there (a text
+        # written by hand), and drawn as a kernel page it would overlap the bands below.
+        space = Space(bits, top, None, "no kernel's half: mappings lie where it would be")
     program = next((im.path for im in images if im.role == "program"), None)
     if program is None:  # a plain maps text: the lowest ELF object is the program
         program = next((r.object for r in regions if r.object), None)
