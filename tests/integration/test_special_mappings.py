@@ -120,7 +120,8 @@ def huge_pages():
     try:
         now = int(NR_HUGEPAGES.read_text())
         # The kernel gives fewer when memory is too fragmented to find free huge pages.
-        yield None if now >= int(old) + 2 else f"the kernel gave no huge pages (nr_hugepages {now})"
+        enough = now >= int(old) + len(HUGE)
+        yield None if enough else f"the kernel gave too few huge pages (nr_hugepages {now})"
     finally:
         NR_HUGEPAGES.write_text(old)
 
