@@ -306,7 +306,9 @@ def _group(regions: Sequence[Region], program: str | None, resident=None, roles=
             current = _Open(key, role, label, detail, arrow)
         current.regions.append(r)
         if resident is not None:
-            current.rss = (current.rss or 0) + resident[i].rss
+            # Huge pages (hugetlbfs) are in RAM but never counted in Rss.
+            f = resident[i]
+            current.rss = (current.rss or 0) + f.rss + f.shared_hugetlb + f.private_hugetlb
     if current is not None:
         out.append(current.band())
     return out
@@ -347,7 +349,7 @@ def _key(r: Region, program: str | None, current: _Open | None):
         return ("vdso",), "vdso", "vdso", "", ""
     if r.path is None:
         return ("anonymous",), "anonymous", "anonymous", "", ""
-    return ("file", r.path), "file", _base(r.path), "", ""
+    return ("file", r.path), "file", _file_label(r.path), "", ""
 
 
 # The kernel's own mappings in the mapping area: code and data for fast system calls.
@@ -356,6 +358,18 @@ _KERNEL_MADE = ("vdso", "vvar", "vvar_vclock", "uprobes", "sigpage")
 
 def _base(path: str) -> str:
     return path.rsplit("/", 1)[-1] or path
+
+
+# Shared memory the kernel backs with files no one can open by name: maps
+# always says " (deleted)" after them, which tells nothing.
+_INTERNAL_FILES = ("/memfd:", "/SYSV", "/anon_hugepage", "/dev/zero")
+
+
+def _file_label(path: str) -> str:
+    if path.startswith(_INTERNAL_FILES) and path.endswith(" (deleted)"):
+        name = path[:-10]
+        return name if name == "/dev/zero" else name[1:]
+    return _base(path)
 
 
 def _details(role: str, regions: list[Region]) -> str:

@@ -292,6 +292,12 @@ class ResidentTable:
         width = address_width(max((r.end for r in pmap.regions), default=1))
         fields = [f for f, _ in _FIGURE_COLUMNS]
         head = ["start", "size", *(h for _, h in _FIGURE_COLUMNS), "perms", "kind", "detail"]
+        # Huge pages (hugetlbfs) are in RAM but never in Rss: their own column, when any.
+        huge = any(
+            pmap.resident[i].shared_hugetlb or pmap.resident[i].private_hugetlb for i in self.rows
+        )
+        if huge:
+            head.insert(2 + len(fields), "hugetlb")
         lines = []
         methods = set()
         for i in self.rows:
@@ -305,6 +311,7 @@ class ResidentTable:
                     f"{r.start:0{width}x}",
                     human_size(r.size),
                     *(figure(getattr(f, name)) for name in fields),
+                    *((figure(f.shared_hugetlb + f.private_hugetlb),) if huge else ()),
                     r.perms,
                     r.kind,
                     printable(detail),

@@ -184,6 +184,9 @@ def test_kernel_names_and_special_files():
         b"19000-1a000 r--p 00000000 00:00 0                                  [something new]\n"
         b"1a000-1b000 r--p 00000000 fe:00 11                                 /usr/share/fonts/x.ttf\n"
         b"1b000-1c000 ---p 00000000 00:00 0\n"
+        b"200000-400000 rw-p 00000000 00:10 12                               /anon_hugepage (deleted)\n"
+        b"400000-600000 rw-s 00000000 00:10 13                               /anon_hugepage (deleted)\n"
+        b"600000-800000 rw-s 00000000 00:2f 14                               /dev/hugepages/pool\n"
     )
     mappings = parse_maps(text)
     regions = classify(mappings, {("fe:00", 11): None}, Facts()).regions
@@ -200,6 +203,9 @@ def test_kernel_names_and_special_files():
         ("mmap", "[something new]"),
         ("mmap", "file mapping"),
         ("mmap", "reserved, no access"),
+        ("mmap", "anonymous, huge pages"),
+        ("mmap", "shared anonymous, huge pages"),
+        ("mmap", "hugetlbfs file"),
     ]
 
 
