@@ -235,6 +235,25 @@ def test_hostile_names_in_the_watch_log(hostile):
     assert b"Traceback" not in err
 
 
+def test_a_hostile_file_name_in_explain(tmp_path):
+    path = os.path.join(os.fsencode(tmp_path), b"lesson \x1b[31m[bold]x\xff\n ")
+    with open(path, "wb") as f:
+        f.write(sample_path("pie").read_bytes())
+    name = os.fsdecode(path)
+    text = procmap_cli("explain", name)
+    assert text.returncode == 0, text.stderr
+    _no_control_characters(text.stdout)
+    assert text.stdout.startswith(printable(name) + "\n")
+    assert printable(name).endswith("\\x0a\\x20")
+    as_json = json.loads(procmap_cli("explain", name, "--json").stdout)
+    assert os.fsencode(as_json["path"]) == path  # a file's own name: no kernel escaping
+    svg = tmp_path / "plan.svg"
+    assert procmap_cli("explain", name, "--svg", str(svg)).returncode == 0
+    text = svg.read_text("utf-8")
+    _no_control_characters(text)
+    ET.fromstring(text)
+
+
 def test_hostile_names_in_warnings_and_errors(tmp_path):
     # A saved map whose code file cannot be read here: the warning names it.
     evil = "/tmp/\x1b[31m[bold]x\xff"
