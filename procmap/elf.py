@@ -440,6 +440,11 @@ class _Reader:
                 )
             if p_type == PT_LOAD and p_memsz < p_filesz:
                 raise self.corrupt(f"segment {i} (LOAD) is smaller in memory than in the file")
+            if p_type == PT_LOAD and p_vaddr + p_memsz > 1 << self.bits:
+                raise self.corrupt(
+                    f"segment {i} (LOAD) reaches past the top of the address space "
+                    f"(0x{p_vaddr:x} + 0x{p_memsz:x})"
+                )
             segments.append(Segment(p_type, p_flags, p_offset, p_vaddr, p_filesz, p_memsz, p_align))
         return tuple(segments)
 
