@@ -135,6 +135,7 @@ class Picture:
 # x86-64 with 4-level paging, arm64 with 48-bit VAs.  Others are given 47, said so.
 _USER_BITS = {"x86-64": 47, "AArch64": 48}
 _I386_SPLIT = 0xC000_0000  # the default 3G/1G split of a 32-bit kernel (CONFIG_VMSPLIT_3G)
+_NO_SPLIT = "no kernel's half: mappings lie where it would be"
 
 
 def address_space(highest: int | None, bits: int, machine: str | None = None) -> Space:
@@ -151,6 +152,8 @@ def address_space(highest: int | None, bits: int, machine: str | None = None) ->
     if bits == 64:
         if highest:
             n = max((highest - 1).bit_length(), 32)
+            if n == 64:  # a mapping in the top half: no room left for the kernel's
+                return Space(64, 1 << 64, None, _NO_SPLIT)
             how = f"{n}-bit user space, from the highest mapping"
         else:
             n = _USER_BITS.get(machine or "", 47)
@@ -190,7 +193,7 @@ def picture_of(
     if split is not None and any(r.start < split and r.end > space.user_end for r in regions):
         # A region in the hole or across the split: no kernel maps one there (a text
         # written by hand), and drawn as a kernel page it would overlap the bands below.
-        space = Space(bits, top, None, "no kernel's half: mappings lie where it would be")
+        space = Space(bits, top, None, _NO_SPLIT)
     program = next((im.path for im in images if im.role == "program"), None)
     if program is None:  # a plain maps text: the lowest ELF object is the program
         program = next((r.object for r in regions if r.object), None)
@@ -447,6 +450,10 @@ def plan_picture(explanation) -> Picture:
     relative = exp.facts.type not in ("executable", "static")
     path = exp.path
     own = _group([r._replace(object=path) for r in exp.regions], path)
+    if own and own[-1].end > space.user_end:
+        # A segment above the usual top of user space (a damaged or hand-made file):
+        # the space that holds it, or its band would sit in the hole.
+        space = address_space(own[-1].end, bits)
     if relative:
         own = [b._replace(relative=True) for b in own]
     library = exp.loader == "dynamic linker"
