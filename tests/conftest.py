@@ -56,7 +56,7 @@ def run_sample(mode: str = "pie", *args: str, preexec_fn=None, timeout: float = 
     )
     try:
         sample = Sample(process, mode)
-        for line in _lines_until_ready(process, mode, timeout):
+        for line in lines_until_ready(process, f"lesson-{mode}", timeout):
             words = line.split()
             if words[0] == "thread_tid":
                 sample.thread_tid = int(words[1])
@@ -73,18 +73,18 @@ def run_sample(mode: str = "pie", *args: str, preexec_fn=None, timeout: float = 
             process.wait()
 
 
-def _lines_until_ready(process: subprocess.Popen, mode: str, timeout: float):
-    """The sample's lines before "ready", read unbuffered so select() never misses one."""
+def lines_until_ready(process: subprocess.Popen, what: str, timeout: float = 10):
+    """A sample's lines before "ready", read unbuffered so select() never misses one."""
     fd = process.stdout.fileno()
     buffer = b""
     while True:
         while b"\n" not in buffer:
             ready, _, _ = select.select([fd], [], [], timeout)
             if not ready:
-                raise TimeoutError(f"lesson-{mode} printed nothing for {timeout} s")
+                raise TimeoutError(f"{what} printed nothing for {timeout} s")
             chunk = os.read(fd, 4096)
             if not chunk:
-                raise RuntimeError(f"lesson-{mode} exited early ({process.wait()})")
+                raise RuntimeError(f"{what} exited early ({process.wait()})")
             buffer += chunk
         line, buffer = buffer.split(b"\n", 1)
         if line == b"ready":

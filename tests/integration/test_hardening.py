@@ -348,6 +348,17 @@ def regions_of(data: dict, path: str) -> list[tuple]:
     ]
 
 
+def dlopen(watch: subprocess.Popen, library: str) -> None:
+    """Wait for samples/bin/watch to be ready, then make it dlopen `library`."""
+    from tests.integration.test_watch_cli import Lines
+
+    out = Lines(watch.stdout, "samples/bin/watch")
+    assert out.next().startswith("ready pid=")
+    watch.stdin.write(f"dlopen {library}\n".encode())
+    watch.stdin.flush()
+    assert out.next().startswith("done dlopen")
+
+
 @pytest.fixture
 def world_readable_dir():
     """A directory nobody can reach (pytest's own are 0700)."""
@@ -371,14 +382,8 @@ def in_private_mount_namespace(directory: str):
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
-    from tests.integration.test_watch_cli import Lines
-
     try:
-        out = Lines(process.stdout, "watch in a mount namespace")
-        assert out.next().startswith("ready pid=")
-        process.stdin.write(f"dlopen {directory}/libaligned.so\n".encode())
-        process.stdin.flush()
-        assert out.next().startswith("done dlopen")
+        dlopen(process, f"{directory}/libaligned.so")
         yield process
     finally:
         process.kill()
@@ -474,8 +479,6 @@ def test_a_binary_in_a_private_mount_namespace(world_readable_dir):
 def watch_as_nobody(directory: str):
     """A copy of samples/bin/watch run as nobody from `directory`, with its copy of
     libaligned.so dlopen'ed."""
-    from tests.integration.test_watch_cli import Lines
-
     program, library = f"{directory}/watch", f"{directory}/libaligned.so"
     for source, copy in ((WATCH, program), (LIBRARY, library)):
         Path(copy).write_bytes(source.read_bytes())
@@ -484,11 +487,7 @@ def watch_as_nobody(directory: str):
         [program], stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=become(NOBODY)
     )
     try:
-        out = Lines(process.stdout, "watch")
-        assert out.next().startswith("ready pid=")
-        process.stdin.write(f"dlopen {library}\n".encode())
-        process.stdin.flush()
-        assert out.next().startswith("done dlopen")
+        dlopen(process, library)
         yield process, program, library
     finally:
         process.kill()

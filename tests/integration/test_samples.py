@@ -234,7 +234,7 @@ def test_deleted_or_replaced_binary_is_read_from_what_is_mapped(
     import shutil
 
     from procmap import procfs
-    from tests.conftest import Sample, _lines_until_ready, sample_path
+    from tests.conftest import Sample, lines_until_ready, sample_path
 
     if through == "exe":
         monkeypatch.setattr(procfs.os, "geteuid", lambda: 1000)
@@ -243,7 +243,7 @@ def test_deleted_or_replaced_binary_is_read_from_what_is_mapped(
     process = subprocess.Popen([str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         sample = Sample(process, "pie")
-        for line in _lines_until_ready(process, "pie", 10):
+        for line in lines_until_ready(process, "lesson-pie"):
             name, address, kind = line.split()
             if name != "thread_tid":
                 sample.variables[name] = (int(address, 16), kind)

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import MODES, _lines_until_ready, procmap_cli, run_sample, sample_path
+from tests.conftest import MODES, lines_until_ready, procmap_cli, run_sample, sample_path
 
 WIDE = {"COLUMNS": "250"}
 
@@ -74,7 +74,7 @@ def test_a_snapshot_is_self_contained(tmp_path):
     process = subprocess.Popen([str(binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         variables = {}
-        for line in _lines_until_ready(process, "copy", 10):
+        for line in lines_until_ready(process, "a copy of lesson-pie"):
             words = line.split()
             variables[words[0]] = words[1]
         live = procmap_cli(str(process.pid), "--save", str(path), "--no-notes", env=WIDE)

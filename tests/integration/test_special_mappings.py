@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import subprocess
 import sys
 import warnings
@@ -27,7 +26,7 @@ import pytest
 
 import procmap
 from procmap.units import human_size
-from tests.conftest import SAMPLE_BIN, SAMPLES, procmap_cli
+from tests.conftest import SAMPLE_BIN, SAMPLES, lines_until_ready, procmap_cli
 
 SPECIAL = SAMPLE_BIN / "special"
 PAGES = SAMPLES / "pages.py"
@@ -152,24 +151,6 @@ class Special:
         pytest.skip(f"the sample could not make {name} here: {why}")
 
 
-def read_lines(process: subprocess.Popen, timeout: float = 10):
-    """The sample's lines before "ready", read unbuffered so select() never misses one."""
-    fd = process.stdout.fileno()
-    buffer = b""
-    while True:
-        while b"\n" not in buffer:
-            if not select.select([fd], [], [], timeout)[0]:
-                raise TimeoutError(f"special printed nothing for {timeout} s")
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                raise RuntimeError(f"special exited early ({process.wait()})")
-            buffer += chunk
-        line, buffer = buffer.split(b"\n", 1)
-        if line == b"ready":
-            return
-        yield line.decode()
-
-
 @pytest.fixture(scope="module")
 def special(huge_pages):
     """The sample, running and waiting on stdin; killed and reaped whatever happens."""
@@ -177,7 +158,7 @@ def special(huge_pages):
     process = subprocess.Popen([str(SPECIAL)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         s = Special(process, huge_reason=huge_pages)
-        for line in read_lines(process):
+        for line in lines_until_ready(process, "special"):
             name, where, why = line.split(None, 2)
             if where == "unsupported":
                 s.unsupported[name] = why
