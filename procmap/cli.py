@@ -261,7 +261,8 @@ def show(
             sort=sort,
             diagram=not (no_diagram or wanted),
             diagram_height=_room(console, head()),
-        )
+        ),
+        crop=console.is_terminal,  # piped, a long path is printed whole
     )
 
 

@@ -10,6 +10,7 @@ import textwrap
 from collections.abc import Iterable
 
 from rich import box
+from rich.cells import cell_len, set_cell_size
 from rich.console import Group, RenderableType
 from rich.segment import Segment
 from rich.style import Style
@@ -163,9 +164,10 @@ class RegionTable:
             bold,
         )
         kind_styles = {k: Style.parse(kind_style(k)) for k in KINDS}
+        room = _path_room(console, options, w0 + w1 + w2 + w3 + w4 + w5 + 12)
         for start, end, size, perms, kind, detail, where, faint in rows:
             left = f"{start:>{w0}}  {end:>{w1}}  {size:>{w2}}  {perms:<{w3}}  "
-            right = f"  {detail:<{w5}}  {where}".rstrip() + "\n"
+            right = f"  {detail:<{w5}}  {_fit(where, room)}".rstrip() + "\n"
             if faint:
                 yield Segment(left + " " * w4 + right, dim)
                 continue
@@ -177,6 +179,21 @@ class RegionTable:
                 "* found by a heuristic (shape or permissions), not by the kernel or ELF headers\n",
                 dim,
             )
+
+
+def _path_room(console, options, used: int) -> int | None:
+    """Cells left for the last column in a terminal; None when nothing crops (a pipe)."""
+    if not console.is_terminal:
+        return None
+    return max(options.max_width - used, 8)
+
+
+def _fit(where: str, room: int | None) -> str:
+    """`where` cut to `room` cells with a mark: a terminal crops the line's end unmarked,
+    and a path cut without one reads as another path."""
+    if room is None or (len(where) <= room and where.isascii()) or cell_len(where) <= room:
+        return where
+    return set_cell_size(where, room - 1) + "…"
 
 
 def _short(r: Region) -> str:
@@ -337,10 +354,11 @@ class ResidentTable:
 
         yield Segment(cells(head, 0, n) + "  object or path\n", bold)
         kind_styles = {k: Style.parse(kind_style(k)) for k in KINDS}
+        room = _path_room(console, options, sum(widths) + 2 * len(widths))
         for line in lines:
             yield Segment(cells(line, 0, kind_at) + "  ")
             yield Segment(f"{line[kind_at]:<{widths[kind_at]}}", kind_styles.get(line[kind_at]))
-            yield Segment(f"  {line[-2]:<{widths[-1]}}  {line[-1]}".rstrip() + "\n")
+            yield Segment(f"  {line[-2]:<{widths[-1]}}  {_fit(line[-1], room)}".rstrip() + "\n")
         if any(pmap.regions[i].heuristic for i in self.rows):
             yield Segment(
                 "* found by a heuristic (shape or permissions), not by the kernel or ELF headers\n",

@@ -160,6 +160,19 @@ def test_hostile_names_in_a_terminal_are_literal_text(hostile):
     assert "[bold red]markup[not bold]" in text  # markup printed, not applied
 
 
+def test_a_long_path_is_whole_in_a_pipe_and_marked_where_a_terminal_cuts_it():
+    from tests.integration.test_watch_cli import _run_in_terminal
+
+    saved = Path(__file__).parents[1] / "data/fuzz/maps/long-path-in-a-pipe.maps"
+    path = next(w for w in saved.read_text().split() if len(w) > 120)
+    piped = procmap_cli("--from", str(saved), "--no-diagram")
+    assert path in piped.stdout.split()
+    terminal = _run_in_terminal(["--from", str(saved), "--no-diagram"], 100, 40)
+    plain = SGR.sub(b"", terminal).decode()
+    (row,) = [line for line in plain.splitlines() if path[:20] in line]
+    assert row.endswith("…") and len(row) == 100
+
+
 def test_hostile_names_round_trip_through_json(hostile):
     result = procmap_cli(str(hostile.pid), "--json")
     assert result.returncode == 0, result.stderr

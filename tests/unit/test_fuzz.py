@@ -776,12 +776,7 @@ def test_a_damaged_sample_is_refused_or_explained_safely(scratch, elf_samples, d
 
 # Corpus files whose bug is in a module this file's author may not change: each is an
 # xfail(strict=True) with the reason, so it flips to a failure once it is fixed.
-KNOWN_BUGS: dict[str, str] = {
-    "maps/long-path-in-a-pipe.maps": (
-        "cli.py: piped, the console is 200 columns wide and Console.print crops every "
-        "line there, so a table row with a long path loses its end, unmarked"
-    ),
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 def _corpus():
