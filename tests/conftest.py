@@ -64,13 +64,18 @@ def run_sample(mode: str = "pie", *args: str, preexec_fn=None, timeout: float = 
                 sample.variables[words[0]] = (int(words[1], 16), words[2])
         yield sample
     finally:
-        if process.stdin:
-            process.stdin.close()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """End a sample that waits on stdin: close it, and kill the sample if it lingers."""
+    if process.stdin:
+        process.stdin.close()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def lines_until_ready(process: subprocess.Popen, what: str, timeout: float = 10):

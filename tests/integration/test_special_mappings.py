@@ -26,7 +26,7 @@ import pytest
 
 import procmap
 from procmap.units import human_size
-from tests.conftest import SAMPLE_BIN, SAMPLES, lines_until_ready, procmap_cli
+from tests.conftest import SAMPLE_BIN, SAMPLES, lines_until_ready, procmap_cli, stop
 
 SPECIAL = SAMPLE_BIN / "special"
 PAGES = SAMPLES / "pages.py"
@@ -167,12 +167,7 @@ def special(huge_pages):
         assert set(s.made) | set(s.unsupported) == set(NAMES)
         yield s
     finally:
-        process.stdin.close()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 @dataclass
@@ -404,12 +399,7 @@ def many():
         assert process.stdout.readline() == b"ready\n"
         yield n, process.pid
     finally:
-        process.stdin.close()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def tiles(regions: list[dict], maps: dict[int, tuple[int, str, str | None]]) -> bool:
