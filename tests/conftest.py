@@ -6,6 +6,7 @@ import os
 import select
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,23 +79,34 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def lines_until_ready(process: subprocess.Popen, what: str, timeout: float = 10):
-    """A sample's lines before "ready", read unbuffered so select() never misses one."""
-    fd = process.stdout.fileno()
-    buffer = b""
-    while True:
-        while b"\n" not in buffer:
-            ready, _, _ = select.select([fd], [], [], timeout)
+class Lines:
+    """Lines from a pipe, read unbuffered with a timeout, so a test never hangs."""
+
+    def __init__(self, stream, what: str):
+        self.fd = stream.fileno()
+        self.what = what
+        self.buffer = b""
+
+    def next(self, timeout: float = 10) -> str:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self.fd], [], [], max(left, 0))
             if not ready:
-                raise TimeoutError(f"{what} printed nothing for {timeout} s")
-            chunk = os.read(fd, 4096)
+                raise TimeoutError(f"{self.what} printed no line for {timeout} s")
+            chunk = os.read(self.fd, 65536)
             if not chunk:
-                raise RuntimeError(f"{what} exited early ({process.wait()})")
-            buffer += chunk
-        line, buffer = buffer.split(b"\n", 1)
-        if line == b"ready":
-            return
-        yield line.decode()
+                raise EOFError(f"{self.what} ended")
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line.decode()
+
+
+def lines_until_ready(process: subprocess.Popen, what: str, timeout: float = 10):
+    """A sample's lines before "ready"."""
+    out = Lines(process.stdout, what)
+    while (line := out.next(timeout)) != "ready":
+        yield line
 
 
 @pytest.fixture(params=MODES)

@@ -34,7 +34,7 @@ from procmap.errors import (
     ZombieProcess,
 )
 from procmap.render.text import printable
-from tests.conftest import SAMPLE_BIN, procmap_cli, run_sample, sample_path
+from tests.conftest import SAMPLE_BIN, Lines, procmap_cli, run_sample, sample_path
 from tests.users import (
     CAP_SYS_PTRACE,
     NOBODY,
@@ -363,8 +363,6 @@ def regions_of(data: dict, path: str) -> list[tuple]:
 
 def dlopen(watch: subprocess.Popen, library: str) -> None:
     """Wait for samples/bin/watch to be ready, then make it dlopen `library`."""
-    from tests.integration.test_watch_cli import Lines
-
     out = Lines(watch.stdout, "samples/bin/watch")
     assert out.next().startswith("ready pid=")
     watch.stdin.write(f"dlopen {library}\n".encode())

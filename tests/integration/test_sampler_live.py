@@ -21,7 +21,6 @@ import ctypes
 import mmap as mmap_module
 import os
 import random
-import select
 import shutil
 import signal
 import subprocess
@@ -37,7 +36,7 @@ from procmap.errors import NoSuchProcess, ProcessExited, ZombieProcess
 from procmap.maps import Mapping, format_mapping, parse_maps
 from procmap.procfs import ProcFS, dev_string
 from procmap.sampler import EVENTS, Change, Hunk, PidReused, Sampler, diff_maps
-from tests.conftest import SAMPLE_BIN, SAMPLES
+from tests.conftest import SAMPLE_BIN, SAMPLES, Lines
 
 WATCH = SAMPLE_BIN / "watch"
 LIBALIGNED = SAMPLE_BIN / "libaligned.so"
@@ -638,7 +637,7 @@ class Watch:
 
     def __init__(self, process: subprocess.Popen):
         self.process = process
-        self.buffer = b""
+        self.out = Lines(process.stdout, "samples/bin/watch")
         ready = self.line()
         assert ready == f"ready pid={process.pid}", ready
 
@@ -647,17 +646,7 @@ class Watch:
         return self.process.pid
 
     def line(self, timeout: float = 10) -> str:
-        fd = self.process.stdout.fileno()
-        while b"\n" not in self.buffer:
-            ready, _, _ = select.select([fd], [], [], timeout)
-            if not ready:
-                raise TimeoutError(f"watch printed nothing for {timeout} s")
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                raise RuntimeError(f"watch exited ({self.process.wait()})")
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        return line.decode()
+        return self.out.next(timeout)
 
     def send(self, command: str) -> None:
         self.process.stdin.write(command.encode() + b"\n")

@@ -21,33 +21,10 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.conftest import SAMPLE_BIN, SAMPLES, procmap_cli, run_sample
+from tests.conftest import SAMPLE_BIN, SAMPLES, Lines, procmap_cli, run_sample
 
 WATCH = SAMPLE_BIN / "watch"
 ENV = dict(os.environ, NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1")
-
-
-class Lines:
-    """Lines from a pipe, read unbuffered with a timeout, so a test never hangs."""
-
-    def __init__(self, stream, what: str):
-        self.fd = stream.fileno()
-        self.what = what
-        self.buffer = b""
-
-    def next(self, timeout: float = 10) -> str:
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self.buffer:
-            left = deadline - time.monotonic()
-            ready, _, _ = select.select([self.fd], [], [], max(left, 0))
-            if not ready:
-                raise TimeoutError(f"{self.what} printed no line for {timeout} s")
-            chunk = os.read(self.fd, 65536)
-            if not chunk:
-                raise EOFError(f"{self.what} ended")
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        return line.decode()
 
 
 class WatchSample:
