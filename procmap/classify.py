@@ -644,6 +644,18 @@ _SHARED_ANONYMOUS = _Label("mmap", "shared anonymous")
 _HUGE_ANONYMOUS = _Label("mmap", "anonymous, huge pages")
 _HUGE_SHARED_ANONYMOUS = _Label("mmap", "shared anonymous, huge pages")
 
+# Details of memory the kernel backs with an unlinked file of its own (memfd,
+# SysV, /dev/zero, MAP_HUGETLB): maps always adds " (deleted)" to their names.
+KERNEL_FILE_DETAILS = frozenset(
+    (
+        "memfd",
+        "SysV shared memory",
+        "shared anonymous",
+        _HUGE_ANONYMOUS.detail,
+        _HUGE_SHARED_ANONYMOUS.detail,
+    )
+)
+
 # A ---p mapping right below a thread stack larger than this is more than a guard.
 _MAX_GUARD_PAGES = 16
 # glibc allows 16 link namespaces (DL_NNS), so at most 16 copies of one file loaded.

@@ -23,7 +23,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from .classify import KINDS, Region
+from .classify import KERNEL_FILE_DETAILS, KINDS, Region
 
 # What a band is.  Members of the mapping area can be folded together.
 LANDMARKS = ("image", "heap", "stack")
@@ -352,7 +352,7 @@ def _key(r: Region, program: str | None, current: _Open | None):
         return ("vdso",), "vdso", "vdso", "", ""
     if r.path is None:
         return ("anonymous",), "anonymous", "anonymous", "", ""
-    return ("file", r.path), "file", _file_label(r.path), "", ""
+    return ("file", r.path), "file", _file_label(r), "", ""
 
 
 # The kernel's own mappings in the mapping area: code and data for fast system calls.
@@ -363,16 +363,13 @@ def _base(path: str) -> str:
     return path.rsplit("/", 1)[-1] or path
 
 
-# Shared memory the kernel backs with files no one can open by name: maps
-# always says " (deleted)" after them, which tells nothing.
-_INTERNAL_FILES = ("/memfd:", "/SYSV", "/anon_hugepage", "/dev/zero")
-
-
-def _file_label(path: str) -> str:
-    if path.startswith(_INTERNAL_FILES) and path.endswith(" (deleted)"):
-        name = path[:-10]
+def _file_label(r: Region) -> str:
+    """A file band's name: the file's; for the kernel's own unlinked files (memfd,
+    SysV...), their name without the " (deleted)" maps always gives them."""
+    if r.detail in KERNEL_FILE_DETAILS and r.path.endswith(" (deleted)"):
+        name = r.path[:-10]
         return name if name == "/dev/zero" else name[1:]
-    return _base(path)
+    return _base(r.path)
 
 
 def _details(role: str, regions: list[Region]) -> str:
