@@ -153,7 +153,8 @@ def main() -> None:
     runs = 5 if args.quick else 15
 
     sys.path.insert(0, str(ROOT))
-    from procmap.process import ElfCache, read_map
+    from procmap.live.capture import ElfCache, read_map
+    from procmap.views.picture import map_picture
 
     startup = time_command([PYTHON, "-S", "-c", "pass"], runs)
     print(
@@ -187,7 +188,7 @@ def main() -> None:
             diagram_ms = time_command([*PROCMAP, pid, "--diagram"], target_runs)
             svg_ms = time_command([*PROCMAP, pid, "--svg", "/tmp/procmap-bench.svg"], target_runs)
             pm = read_map(holder.pid)
-            picture_ms = time_call(pm.picture, target_runs)
+            picture_ms = time_call(lambda: map_picture(pm), target_runs)
             cache = ElfCache()
             api_ms = time_call(lambda: read_map(holder.pid), target_runs)
             warm_ms = time_call(lambda: read_map(holder.pid, cache=cache), target_runs)
@@ -234,7 +235,7 @@ def main() -> None:
             f"  procmap PID --svg FILE       {svg_ms:8.2f} ms  = {svg_ms / pmap_ms:5.1f}x pmap -x"
         )
         print(
-            f"  ProcessMap.picture()         {picture_ms:8.2f} ms  = {picture_ms / api_ms:5.2f}x read_map()"
+            f"  map_picture(pmap)            {picture_ms:8.2f} ms  = {picture_ms / api_ms:5.2f}x read_map()"
         )
         print(f"  pmap -X PID                  {pmap_big_x_ms:8.2f} ms")
         print(

@@ -285,7 +285,7 @@ def own_mappings() -> int:
 
 
 def measure_size(size: int, base: int, runs: int, psutil_runs: int, pm: dict) -> dict:
-    from procmap.sampler import Sampler
+    from procmap.live.sampler import Sampler
 
     pages = max(2, (size - base) // 2 * 2)
     target = Target(pages)

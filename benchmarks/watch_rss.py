@@ -62,9 +62,9 @@ def median_ms(times: list[float]) -> float:
 
 
 def measure_size(size: int, base: int, runs: int) -> dict:
-    from procmap.sampler import Sampler
-    from procmap.smaps import parse_smaps
-    from procmap.watch import ResidentWatch
+    from procmap.kernel.smaps import parse_smaps
+    from procmap.live.sampler import Sampler
+    from procmap.live.watch import ResidentWatch
 
     pages = max(2, (size - base) // 2 * 2)
     target = Target(pages)

@@ -12,7 +12,7 @@ The Python API needs neither click nor rich:
     >>> procmap.explain_elf("/bin/sh").facts.relro  # doctest: +SKIP
     'full'
 
-Names are imported on first use, so `import procmap.maps` stays cheap.
+Names are imported on first use, so `import procmap.kernel.maps` stays cheap.
 """
 
 from __future__ import annotations
@@ -22,42 +22,51 @@ import importlib
 __version__ = "0.1.0"
 
 _API = {
-    "KINDS": "classify",
-    "Region": "classify",
-    "LoadedImage": "classify",
-    "Facts": "classify",
-    "classify": "classify",
+    # the records
+    "KINDS": "model",
+    "Detail": "model",
+    "Facts": "model",
+    "LoadedImage": "model",
+    "Location": "model",
+    "Mapping": "model",
+    "ProcessInfo": "model",
+    "ProcessMap": "model",
+    "Region": "model",
+    "Resident": "model",
+    "Snapshot": "model",
+    "ProcmapError": "errors",
+    # reading the kernel and ELF files
+    "parse_maps": "kernel.maps",
+    "parse_smaps": "kernel.smaps",
     "ElfLayout": "elf",
     "read_elf": "elf",
     "read_symbols": "elf",
-    "Explanation": "explain",
-    "explain_elf": "explain",
-    "plan_mappings": "explain",
-    "RunResult": "run",
-    "run_and_stop": "run",
-    "ProcmapError": "errors",
-    "Mapping": "maps",
-    "parse_maps": "maps",
-    "Band": "picture",
-    "Picture": "picture",
-    "picture_of": "picture",
-    "plan_picture": "picture",
-    "Location": "process",
-    "ProcessMap": "process",
-    "locate": "process",
-    "read_map": "process",
-    "capture": "process",
-    "replay": "process",
-    "Resident": "smaps",
-    "Snapshot": "snapshot",
-    "resolve_target": "process",
-    "where": "process",
+    # classifying (the function is procmap.classify.classify: the name is its package's)
+    "locate": "classify.locate",
+    # a live process
+    "read_map": "live.capture",
+    "where": "live.capture",
+    "capture": "live.capture",
+    "resolve_target": "live.capture",
+    "Sampler": "live.sampler",
+    # views
+    "Explanation": "views.explain",
+    "explain_elf": "views.explain",
+    "plan_mappings": "views.explain",
+    "RunResult": "views.run",
+    "run_and_stop": "views.run",
+    "Band": "views.picture",
+    "Picture": "views.picture",
+    "map_picture": "views.picture",
+    "picture_of": "views.picture",
+    "plan_picture": "views.picture",
+    "replay": "views.snapshot",
 }
 
 __all__ = sorted(_API)
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     module = _API.get(name)
     if module is None:
         raise AttributeError(f"module 'procmap' has no attribute {name!r}")
@@ -66,5 +75,5 @@ def __getattr__(name: str):
     return value
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(list(globals()) + __all__)

@@ -1,4 +1,7 @@
-"""Files procmap writes: snapshots, pictures.  Core: no click, no rich."""
+"""Files procmap reads (ELF files, snapshots) and writes (snapshots, pictures).
+
+Not /proc: kernel/procfs.py reads that.  Core: no click, no rich.
+"""
 
 from __future__ import annotations
 
@@ -78,3 +81,46 @@ def file_type(mode: int) -> str:
     if stat.S_ISSOCK(mode):
         return "a socket"
     return "not a regular file"
+
+
+def open_regular(path: str | bytes) -> int:
+    """Open a regular file for reading, refusing anything else before it can block.
+
+    stat() first, so that a FIFO or a device is never opened (opening either can
+    block or have side effects), then O_NONBLOCK and fstat() again against a
+    swap between the two.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise BadFile(f"{shown_path(path)}: no such file") from None
+    except NotADirectoryError:
+        raise BadFile(f"{shown_path(path)}: no such file (a parent is not a directory)") from None
+    except PermissionError:
+        raise BadFile(f"{shown_path(path)}: permission denied") from None
+    except OSError as err:  # a symlink loop, a name too long...
+        raise BadFile(f"{shown_path(path)}: {err.strerror}") from None
+    except ValueError:
+        raise BadFile(f"{shown_path(path)!r}: a path cannot hold a NUL byte") from None
+    _require_regular(path, st.st_mode)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except PermissionError:
+        raise BadFile(f"{shown_path(path)}: permission denied") from None
+    except OSError as err:
+        raise BadFile(f"{shown_path(path)}: {err.strerror}") from None
+    try:
+        _require_regular(path, os.fstat(fd).st_mode)
+    except BadFile:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _require_regular(path, mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        raise BadFile(f"{shown_path(path)}: {file_type(mode)}, not a regular file")
+
+
+def shown_path(path: str | bytes) -> str:
+    return os.fsdecode(path) if isinstance(path, bytes) else path

@@ -63,7 +63,7 @@ def call_as(uid: int, function, *args, keep_caps: tuple[int, ...] = ()):
     import psutil  # noqa: F401
     from rich.cells import get_character_cell_size
 
-    import procmap.process  # noqa: F401  (imported before dropping privileges)
+    import procmap.live.capture  # noqa: F401  (imported before dropping privileges)
     import procmap.render.table  # noqa: F401
 
     # rich loads its character-width table on the first wide character (the

@@ -19,9 +19,9 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.style import Style
 from rich.text import Text
 
-from ..classify import KINDS
-from ..lesson import describe_kind
-from ..picture import Band, Picture, fold, rows
+from ..classify.notes import describe_kind
+from ..model import KINDS
+from ..views.picture import Band, Picture, fold, rows
 from .text import human_size, printable
 from .theme import kind_style
 

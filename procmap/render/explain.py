@@ -11,10 +11,10 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from ..classify import KINDS
+from ..classify.notes import RUNTIME_NOTES
 from ..elf import align_down, align_up
-from ..explain import Explanation
-from ..lesson import RUNTIME_NOTES
+from ..model import KINDS, STACK_DETAILS, Detail
+from ..views.explain import Explanation
 from .table import FastTable, render_notes
 from .text import human_size, printable
 from .theme import kind_style
@@ -134,7 +134,7 @@ def render_plan(exp: Explanation) -> RenderableType:
                 human_size(r.end - r.start),
                 r.perms[:3],
                 r.kind,
-                printable(r.detail),
+                printable(r.description),
                 printable(" ".join(r.sections)),
             )
         )
@@ -181,9 +181,9 @@ def render_sections(exp: Explanation) -> RenderableType:
     unloaded, tls = [], []
     for s in exp.sections:
         if s.kind is None:
-            (tls if s.detail == "thread-local" else unloaded).append(s.section)
+            (tls if s.detail is Detail.THREAD_LOCAL else unloaded).append(s.section)
         else:
-            groups.setdefault((s.kind, s.detail or ""), []).append(s.section)
+            groups.setdefault((s.kind, s.detail.text if s.detail else ""), []).append(s.section)
     order = {k: i for i, k in enumerate(KINDS)}
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     table.add_column("kind", no_wrap=True)
@@ -357,19 +357,23 @@ def render_run(exp: Explanation, result, *, notes: bool = True) -> RenderableTyp
 
 def _landmarks(pmap, result) -> Text:
     t = Text()
-    by_detail: dict[str, list] = {}
+    by_detail: dict[Detail, list] = {}
     for r in pmap.regions:
         by_detail.setdefault(r.detail, []).append(r)
     image_end = max((x.end for x in result.landings), default=None)
-    for detail, label in (("brk heap", "heap"), ("main thread stack", "stack"), ("vdso", "vdso")):
+    for detail, label in (
+        (Detail.BRK_HEAP, "heap"),
+        (Detail.MAIN_STACK, "stack"),
+        (Detail.VDSO, "vdso"),
+    ):
         regions = by_detail.get(detail)
         if not regions:
-            if detail == "brk heap":
+            if detail is Detail.BRK_HEAP:
                 t.append("heap      none yet: nothing has moved the program break\n")
             continue
         lo, hi = regions[0].start, regions[-1].end
         line = f"{label:<9} at 0x{lo:x}-0x{hi:x}  {human_size(hi - lo)}"
-        if detail == "brk heap" and image_end is not None and lo >= image_end:
+        if detail is Detail.BRK_HEAP and image_end is not None and lo >= image_end:
             line += f", {human_size(lo - image_end)} above the end of the bss"
         t.append(line + "\n")
     for image in pmap.images:
@@ -377,7 +381,7 @@ def _landmarks(pmap, result) -> Text:
             continue
         t.append(f"{image.role:<9} at 0x{image.start:x}  ")
         t.append(printable(image.path) + "\n")
-    stacks = [r for r in pmap.regions if r.detail.startswith("thread stack")]
+    stacks = [r for r in pmap.regions if r.detail in STACK_DETAILS]
     if stacks:
         t.append(f"threads   {len(stacks)} thread stack(s) in the mapping area\n")
     return t

@@ -20,10 +20,10 @@ from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.table import Table
 from rich.text import Text
 
-from ..classify import KINDS, Region
-from ..picture import Picture, picture_of
-from ..sampler import Sampler
-from ..watch import STATM, End, History, signed_size, summary_lines
+from ..live.sampler import Sampler
+from ..live.watch import STATM, End, History, signed_size, summary_lines
+from ..model import KINDS, Detail, Region
+from ..views.picture import Picture, picture_of
 from .diagram import Diagram
 from .text import address_width, human_size, printable
 from .theme import kind_style
@@ -253,7 +253,7 @@ def pick_rows(regions: list[Region], recent: dict, room: int) -> list[int]:
     landmarks = [
         i
         for i, r in enumerate(regions)
-        if r.detail in ("brk heap", "main thread stack") or r.kind in ("text", "data", "bss")
+        if r.detail in (Detail.BRK_HEAP, Detail.MAIN_STACK) or r.kind in ("text", "data", "bss")
     ][: room // 2]
     largest = heapq.nlargest(room, range(n), key=lambda i: regions[i].size)
     chosen: list[int] = []
@@ -284,7 +284,7 @@ def _row(r: Region, aw: int, changed: bool, mark: str, rss: str = "") -> Text:
     text = Text(f"{mark} " if changed else "  ", style="bold" if changed else "")
     text.append(f"{r.start:0{aw}x} {r.end:0{aw}x} {human_size(r.size):>9}{rss} {r.perms}  ")
     text.append(f"{r.kind:<6}", style=kind_style(r.kind))
-    text.append(" " + printable(r.detail + (" *" if r.heuristic else "")))
+    text.append(" " + printable(r.description + (" *" if r.heuristic else "")))
     where = r.object or r.path
     if where:
         text.append("  " + printable(where), style="dim")

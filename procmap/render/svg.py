@@ -21,7 +21,7 @@ from __future__ import annotations
 import html
 from xml.sax.saxutils import escape, quoteattr
 
-from ..picture import Band, Picture, fold, weight
+from ..views.picture import Band, Picture, fold, weight
 from .diagram import band_address, band_label, band_lines, kind_cells, legend_items
 from .text import human_size, printable
 from .theme import KIND_COLOURS

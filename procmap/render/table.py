@@ -17,10 +17,9 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from ..classify import KINDS, Region
-from ..lesson import describe_kind
-from ..process import Location, ProcessMap
-from ..smaps import BY_PAGES, BY_SIZE, WHOLE
+from ..classify.notes import describe_kind
+from ..model import BY_PAGES, BY_SIZE, KINDS, WHOLE, Location, ProcessMap, Region
+from ..views.picture import map_picture
 from .diagram import Diagram
 from .text import address_width, human_size, printable
 from .theme import kind_style
@@ -47,7 +46,7 @@ def render_map(
     parts: list[RenderableType] = [render_header(pmap)]
     parts.extend(render_warnings(pmap.warnings))
     if diagram:
-        parts.append(Diagram(pmap.picture(), height=diagram_height))
+        parts.append(Diagram(map_picture(pmap), height=diagram_height))
         parts.append(Text(""))
     if pmap.resident is not None:
         parts.append(ResidentTable(pmap, rows))
@@ -117,7 +116,7 @@ class RegionTable:
         """(start, end, size, perms, kind, detail, where, dim) for each line."""
         width = address_width(max((r.end for r in self.pmap.regions), default=1))
         for r in self.regions:
-            detail = r.detail + (" *" if r.heuristic else "")
+            detail = r.description + (" *" if r.heuristic else "")
             yield (
                 f"{r.start:0{width}x}",
                 f"{r.end:0{width}x}",
@@ -322,7 +321,7 @@ class ResidentTable:
             mark = "" if how == WHOLE else " ‡"  # double dagger: a share of a mapping's
             if mark:
                 methods.add(how)
-            detail = r.detail + (" *" if r.heuristic else "") + mark
+            detail = r.description + (" *" if r.heuristic else "") + mark
             lines.append(
                 (
                     f"{r.start:0{width}x}",
@@ -421,7 +420,7 @@ def render_where(locations: list[Location]) -> Table:
         table.add_row(
             Text(f"0x{loc.address:x}"),
             Text(loc.kind or "unmapped", style=kind_style(loc.kind)),
-            Text(printable(loc.detail)),
+            Text(printable(loc.description)),
             Text(printable((r.object or r.path or "") if r else "")),
             Text(printable(loc.section or "")),
             Text(printable(symbol)),

@@ -45,6 +45,6 @@ def test_python_api_reads_self():
     assert os.path.samefile(python.path, sys.executable)
     here = procmap.where("self", [python.start, 0x10])
     assert here[0].kind == "rodata" and here[0].image.path == python.path
-    assert here[1].kind is None and "NULL" in here[1].detail
+    assert here[1].kind is None and "NULL" in here[1].description
     layout = procmap.read_elf(python.path)
     assert layout == python.layout

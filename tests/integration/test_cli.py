@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -27,6 +26,7 @@ from procmap.errors import (
     ZombieProcess,
 )
 from tests.conftest import procmap_cli, run_sample
+from tests.helpers import procmap_json
 from tests.users import NOBODY, become, needs_root, run_cli_as, world_readable_sample
 
 
@@ -95,7 +95,7 @@ def test_by_name_unique_and_ambiguous():
     with run_sample("static-pie") as s:
         result = procmap_cli("lesson-static-pie", "--json")
         assert result.returncode == 0, result.stderr
-        assert json.loads(result.stdout)["pid"] == s.pid
+        assert procmap_json(result.stdout)["pid"] == s.pid
     with run_sample("nopie") as a, run_sample("nopie") as b:
         result = procmap_cli("lesson-nopie")
     line = one_error_line(result, AmbiguousProcess.exit_code)
@@ -141,7 +141,7 @@ def test_hostile_path_is_printed_as_literal_text():
     # The only escapes in the coloured output are rich's own styles, never the path's.
     assert "\x1b[31mred" not in table.stdout
     assert "\\x1b[31mred\\x1b[0m [bold red]markup[not bold] \\u202e\\012line" in table.stdout
-    regions = json.loads(as_json.stdout)["regions"]
+    regions = procmap_json(as_json.stdout)["regions"]
     # proc(5): the kernel shows the newline as \012; JSON keeps the rest exactly.
     assert any(r["path"] == path.replace("\n", "\\012") for r in regions)
 
@@ -189,7 +189,7 @@ def test_zombie():
 
 def test_process_that_exits_while_being_read(monkeypatch):
     """Kill the target between procmap's first read of it and its read of the maps."""
-    from procmap import procfs
+    from procmap.kernel import procfs
 
     real_maps = procfs.ProcessDir.maps
 

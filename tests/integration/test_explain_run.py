@@ -10,7 +10,6 @@ error is one line and its own exit code.
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import re
 import select
@@ -23,11 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from procmap.elf import ET_EXEC
+from procmap.elf.layout import ET_EXEC
 from procmap.errors import BadFile, RunFailed
-from procmap.explain import explain_elf, plan_mappings
-from procmap.run import run_and_stop
+from procmap.model import Detail
+from procmap.views.explain import explain_elf, plan_mappings
+from procmap.views.run import run_and_stop
 from tests.conftest import MODES, ROOT, procmap_cli, sample_path
+from tests.helpers import procmap_json
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TIMEOUT = 60
@@ -421,7 +422,7 @@ def test_at_entry_only_the_kernel_has_run(mode):
     assert shape(image_mappings(result)) == shape(planned(exp, path, bias, relro=False))
 
     # So the differences are exactly the live regions over the plan's RELRO, still rw- data.
-    relro = [r for r in exp.regions if r.detail == "relro"]
+    relro = [r for r in exp.regions if r.detail is Detail.RELRO]
     expected = [
         (x.start, x.end)
         for r in relro
@@ -509,7 +510,7 @@ def test_exit_status_in_json(progs):
         "explain", str(progs["pm_exit3"]), "--run", "--json", stdin=subprocess.DEVNULL
     )
     assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
+    data = procmap_json(result.stdout)
     assert data["run"]["exit_status"] == 3
     assert data["run"]["differences"] == []
 
@@ -539,7 +540,7 @@ def test_a_leaked_mapping_is_still_there_at_exit(progs, capfd):
     # heuristic then claims it, and says it is a guess.
     region = result.map.region_at(address)
     assert region.kind == "mmap" or (
-        address % (64 << 20) == 0 and region.detail == "malloc arena" and region.heuristic
+        address % (64 << 20) == 0 and region.detail is Detail.MALLOC_ARENA and region.heuristic
     ), region
     assert result.exit_status == 0
     assert_left_nothing(result)
@@ -599,7 +600,7 @@ def test_json_has_the_explanation_and_the_run(stop_at):
         assert len(lines) == 1, "killed at entry: the program printed nothing"
     else:
         assert lines[-2] == "ready", "the sample's own output comes first"
-    data = json.loads(lines[-1])
+    data = procmap_json(lines[-1])
     assert set(explain_elf(path).to_dict()) <= set(data)
     assert data["path"] == path and data["loader"] == "kernel"
     run_ = data["run"]
@@ -760,7 +761,7 @@ def test_ctrl_c_ends_the_program_and_shows_its_map(progs):
     # procmap reads and prints its map, exit status -2 (signal 2), and exits 0 itself.
     assert process.returncode == 0, err
     assert "Traceback" not in err
-    data = json.loads(out)
+    data = procmap_json(out)
     assert data["run"]["exit_status"] == -signal.SIGINT
     assert data["run"]["pid"] == program and data["run"]["map"]["regions"]
     assert_gone(program)

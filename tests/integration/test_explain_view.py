@@ -13,10 +13,10 @@ import subprocess
 import pytest
 from rich.console import Console
 
-from procmap.explain import explain_elf
 from procmap.render.explain import OWN_SYMBOLS_SHOWN, render_explanation, render_run
 from procmap.render.text import human_size
-from procmap.run import run_and_stop
+from procmap.views.explain import explain_elf
+from procmap.views.run import run_and_stop
 from tests.conftest import MODES, procmap_cli, sample_path
 
 LESSON_VARIABLES = ("global_init", "global_uninit", "file_scoped", "big_zeroes", "const_table")
@@ -38,7 +38,7 @@ def test_the_static_view_shows_every_plan_region_and_the_bss_beyond_the_file(mod
     for region in exp.regions:
         row = next((line for line in lines if line.startswith(f"{region.start:08x}  ")), None)
         assert row is not None, f"no row for {region}"
-        assert f"{region.end:08x}" in row and region.kind in row and region.detail in row
+        assert f"{region.end:08x}" in row and region.kind in row and region.description in row
     for plan in exp.loads:
         seg = plan.segment
         header = next(line for line in lines if line.startswith(f"segment {plan.index}  LOAD"))

@@ -7,7 +7,6 @@ read, and every process on the machine.  Cases that need root say so and skip.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -33,8 +32,10 @@ from procmap.errors import (
     ProcessExited,
     ZombieProcess,
 )
+from procmap.model import Detail
 from procmap.render.text import printable
 from tests.conftest import SAMPLE_BIN, Lines, procmap_cli, run_sample, sample_path
+from tests.helpers import procmap_json
 from tests.users import (
     CAP_SYS_PTRACE,
     NOBODY,
@@ -176,7 +177,7 @@ def test_a_long_path_is_whole_in_a_pipe_and_marked_where_a_terminal_cuts_it():
 def test_hostile_names_round_trip_through_json(hostile):
     result = procmap_cli(str(hostile.pid), "--json")
     assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
+    data = procmap_json(result.stdout)
     raw = {os.fsencode(r["path"]) for r in data["regions"] if r["path"]}
     for path in [*hostile.paths, hostile.library]:
         assert kernel_text(path) in raw
@@ -222,7 +223,7 @@ def test_hostile_names_in_where_and_its_json(hostile):
     for path in hostile.paths:
         assert shown(path) in text.stdout
     as_json = procmap_cli("where", str(hostile.pid), *addresses, "--json")
-    found = [os.fsencode(loc["region"]["path"]) for loc in json.loads(as_json.stdout)]
+    found = [os.fsencode(loc["region"]["path"]) for loc in procmap_json(as_json.stdout)]
     assert found == wanted
 
 
@@ -258,7 +259,7 @@ def test_a_hostile_file_name_in_explain(tmp_path):
     _no_control_characters(text.stdout)
     assert text.stdout.startswith(printable(name) + "\n")
     assert printable(name).endswith("\\x0a\\x20")
-    as_json = json.loads(procmap_cli("explain", name, "--json").stdout)
+    as_json = procmap_json(procmap_cli("explain", name, "--json").stdout)
     assert os.fsencode(as_json["path"]) == path  # a file's own name: no kernel escaping
     svg = tmp_path / "plan.svg"
     assert procmap_cli("explain", name, "--svg", str(svg)).returncode == 0
@@ -331,15 +332,15 @@ def test_thread_stacks_by_shape_when_syscall_is_not_readable():
             NOBODY, ["where", str(s.pid), f"{thread_stack:x}"], keep_caps=(CAP_SYS_PTRACE,)
         )
     assert code == 0, output
-    data = json.loads(output)
+    data = procmap_json(output)
     assert any("thread stacks found by shape" in w and "syscall" in w for w in data["warnings"])
     (region,) = [r for r in data["regions"] if r["start"] <= thread_stack < r["end"]]
-    assert (region["kind"], region["detail"]) == ("stack", "thread stack, found by shape")
+    assert (region["kind"], region["detail"]) == ("stack", "thread-stack-by-shape")
     # As root the same stack is known by its thread's stack pointer.
     known = as_root.region_at(thread_stack)
-    assert known.kind == "stack" and known.detail.startswith("thread stack (TID ")
+    assert known.kind == "stack" and known.detail is Detail.THREAD_STACK
     assert (known.start, known.end) == (region["start"], region["end"])
-    assert known.detail == f"thread stack (TID {tid})"
+    assert known.tid == tid and known.description == f"thread stack (TID {tid})"
     assert where_code == 0 and "thread stack, found by shape" in where_output
 
 
@@ -423,7 +424,7 @@ def test_a_binary_in_a_private_mount_namespace(world_readable_dir):
         assert not pmap.warnings
         exact = {
             path: [
-                (r.start, r.end, r.kind, r.detail, False)
+                (r.start, r.end, r.kind, r.detail.value, False)
                 for r in pmap.regions
                 if r.path == path or r.object == path
             ]
@@ -435,7 +436,7 @@ def test_a_binary_in_a_private_mount_namespace(world_readable_dir):
         # comes through /proc/PID/exe and the library through /proc/PID/root/...
         code, output = run_cli_as(NOBODY, [str(pid), "--json"])
         assert code == 0, output
-        seen = json.loads(output)
+        seen = procmap_json(output)
         assert not seen["warnings"]
         assert {path: regions_of(seen, path) for path in exact} == exact
 
@@ -455,7 +456,7 @@ def test_a_binary_in_a_private_mount_namespace(world_readable_dir):
         ), "tmpfs gave the decoy another inode number: the device check would go untested"
         code, output = run_cli_as(NOBODY, [str(pid), "--json"])
         assert code == 0, output
-        seen = json.loads(output)
+        seen = procmap_json(output)
         # The program still comes through exe; the library is not read from the
         # decoy: it is classified by names and permissions, and one warning says why.
         assert regions_of(seen, program) == exact[program]
@@ -476,7 +477,7 @@ def test_a_binary_in_a_private_mount_namespace(world_readable_dir):
         code, output = run_cli_as(NOBODY, [str(pid), "--json", "--no-notes"])
         text_code, text = run_cli_as(NOBODY, [str(pid), "--no-notes", "--no-diagram"])
     assert code == 0 and text_code == 0, output
-    seen = json.loads(output)
+    seen = procmap_json(output)
     assert [im["path"] for im in seen["images"]][0] == "/watch"
     (warning,) = [w for w in seen["warnings"] if "ELF headers" in w]
     assert "/libaligned.so: not found at its path, as the process sees it" in warning
@@ -521,7 +522,9 @@ def test_deleted_or_replaced_files_are_read_from_what_is_mapped(world_readable_d
 
     def kinds(regions, path):
         return [
-            (r.start, r.end, r.kind, r.detail, r.heuristic) for r in regions if r.object == path
+            (r.start, r.end, r.kind, r.detail.value, r.heuristic)
+            for r in regions
+            if r.object == path
         ]
 
     # Root reads the mapped files themselves through map_files: the same map.
@@ -534,7 +537,7 @@ def test_deleted_or_replaced_files_are_read_from_what_is_mapped(world_readable_d
     # nobody: the program through /proc/PID/exe, still exact; the deleted library
     # by names and permissions, and the warning says why.
     assert code == 0, output
-    seen = json.loads(output)
+    seen = procmap_json(output)
     assert regions_of(seen, program) == [
         (s, e, k, d, False) for s, e, k, d, _ in kinds(before.regions, program)
     ]
@@ -566,7 +569,7 @@ def _wait_for(condition, what: str, timeout: float = 10) -> None:
 
 def _after_reading(monkeypatch, name: str, change) -> None:
     """Make ProcessDir.<name> (maps or smaps) call change(pid) right after each read."""
-    from procmap import procfs
+    from procmap.kernel import procfs
 
     real = getattr(procfs.ProcessDir, name)
 
@@ -601,7 +604,7 @@ def test_an_exec_while_reading_is_read_again(monkeypatch, read):
         process.kill()
         process.wait()
     assert execed and result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = procmap_json(result.output)
     # The maps text read first was sh's: none of it is left, all is sleep's.
     (program,) = [im for im in data["images"] if im["role"] == "program"]
     assert program["path"].endswith("/sleep")

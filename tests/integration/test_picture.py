@@ -9,7 +9,6 @@ carry the same bands.
 from __future__ import annotations
 
 import io
-import json
 import platform
 import re
 import xml.etree.ElementTree as ET
@@ -17,15 +16,16 @@ import xml.etree.ElementTree as ET
 import pytest
 from rich.console import Console
 
-from procmap.explain import explain_elf
-from procmap.picture import MEMBERS, fold, plan_picture, rows
-from procmap.process import read_map
+from procmap.live.capture import read_map
+from procmap.live.sampler import Sampler
+from procmap.live.watch import History
 from procmap.render.diagram import FILLS, Diagram
 from procmap.render.live import LiveView
-from procmap.sampler import Sampler
 from procmap.units import human_size
-from procmap.watch import History
+from procmap.views.explain import explain_elf
+from procmap.views.picture import MEMBERS, fold, map_picture, plan_picture, rows
 from tests.conftest import MODES, SAMPLE_BIN, procmap_cli, run_sample, sample_path
+from tests.helpers import procmap_json
 from tests.integration.test_watch_cli import WatchSample, _run_in_terminal
 
 X86_64 = platform.machine() == "x86_64"
@@ -67,7 +67,7 @@ def mapped(request):
 
 def test_the_bands_are_the_lessons_in_the_lessons_order(mapped):
     s, pmap = mapped
-    picture = pmap.picture()
+    picture = map_picture(pmap)
     lesson_order(picture, s.mode)
     image = [b for b in picture.bands if b.role == "image"]
     # The program's own bands, bottom up, as its linker laid them out: a kind per band.
@@ -91,7 +91,7 @@ def test_the_bands_are_the_lessons_in_the_lessons_order(mapped):
 
 def test_band_sizes_add_up_to_the_regions(mapped):
     _, pmap = mapped
-    picture = pmap.picture()
+    picture = map_picture(pmap)
     by_kind: dict[str, int] = {}
     for r in pmap.regions:
         by_kind[r.kind] = by_kind.get(r.kind, 0) + r.size
@@ -111,7 +111,7 @@ def test_band_sizes_add_up_to_the_regions(mapped):
 @pytest.mark.skipif(not X86_64, reason="the 128 TiB halves are x86-64's (4-level paging)")
 def test_the_kernel_half_and_the_hole_on_x86_64(mapped):
     _, pmap = mapped
-    picture = pmap.picture()
+    picture = map_picture(pmap)
     assert picture.space.user_end == 1 << 47
     kernel = [b for b in picture.bands if b.role in ("kernel", "kernel page")]
     assert kernel[0].start == (1 << 64) - (1 << 47)
@@ -124,7 +124,7 @@ def test_the_kernel_half_and_the_hole_on_x86_64(mapped):
 
 def test_folding_keeps_landmarks_and_the_tiling():
     with run_sample("pie") as s:
-        picture = read_map(s.pid).picture()
+        picture = map_picture(read_map(s.pid))
     images = [b.role for b in picture.bands].count("image")
     members = sum(b.role in MEMBERS for b in picture.bands)
     for limit in (8, 12, 16, 20, len(picture.bands)):
@@ -145,7 +145,7 @@ def test_folding_keeps_landmarks_and_the_tiling():
 
 def test_heights_grow_with_size_and_fit_the_room():
     with run_sample("pie") as s:
-        picture = read_map(s.pid).picture()
+        picture = map_picture(read_map(s.pid))
     bands = picture.bands
     for room in (None, 40, 30, len(bands)):
         heights = rows(bands, room)
@@ -174,7 +174,7 @@ def draw(picture, width: int, height: int | None = None, file=None) -> list[str]
 
 def test_the_terminal_picture_fits_any_width_and_height():
     with run_sample("pie") as s:
-        picture = read_map(s.pid).picture()
+        picture = map_picture(read_map(s.pid))
     for width in (30, 40, 56, 80, 120, 200):
         for height in (None, 60, 40, 25, 16):
             lines = draw(picture, width, height)
@@ -191,7 +191,7 @@ def test_the_terminal_picture_fits_any_width_and_height():
 def test_the_terminal_picture_reads_top_down_by_address_and_tells_kinds_by_characters():
     with run_sample("nopie") as s:
         pmap = read_map(s.pid)
-    picture = pmap.picture()
+    picture = map_picture(pmap)
     lines = draw(picture, 120)
     addresses = [
         int(m.group(1), 16) for m in map(re.compile(r"^ ([0-9a-f]{16}) ").match, lines) if m
@@ -214,7 +214,7 @@ def test_the_terminal_picture_reads_top_down_by_address_and_tells_kinds_by_chara
 
 def test_the_picture_has_the_tables_colours():
     with run_sample("pie") as s:
-        picture = read_map(s.pid).picture()
+        picture = map_picture(read_map(s.pid))
     console = Console(file=io.StringIO(), width=120, force_terminal=True, color_system="standard")
     console.print(Diagram(picture))
     out = console.file.getvalue()
@@ -234,8 +234,8 @@ def test_diagram_command_in_every_link_mode(sample):
     assert all(len(line) <= 100 for line in out.splitlines())
     for words in ("kernel space", "non-canonical hole", "heap ↑", "stack ↓", "bss", "text"):
         assert words in out, words
-    as_json = json.loads(procmap_cli(str(sample.pid), "--diagram", "--json").stdout)
-    picture = read_map(sample.pid).picture()
+    as_json = procmap_json(procmap_cli(str(sample.pid), "--diagram", "--json").stdout)
+    picture = map_picture(read_map(sample.pid))
     assert [b["label"] for b in as_json["bands"]] == [b.label for b in picture.bands]
     assert [b["start"] for b in as_json["bands"]] == [b.start for b in picture.bands]
 
@@ -274,7 +274,7 @@ def test_svg_and_html_in_every_link_mode(sample, tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""  # only the files were asked for
     assert result.stderr.count("picture written to") == 2
-    picture = read_map(sample.pid).picture()
+    picture = map_picture(read_map(sample.pid))
     root = ET.parse(svg).getroot()
     assert root.tag == SVG + "svg"
     groups = [g for g in root.iter(SVG + "g") if g.get("class") == "band"]
@@ -325,7 +325,7 @@ def test_explain_draws_the_load_plan(mode):
         assert f"{image[0].start:016x} │" in out
     else:
         assert "+0x0 │" in out
-    data = json.loads(procmap_cli("explain", str(path), "--diagram", "--json").stdout)
+    data = procmap_json(procmap_cli("explain", str(path), "--diagram", "--json").stdout)
     assert [b["role"] for b in data["bands"]] == [b.role for b in picture.bands]
 
 
@@ -380,7 +380,7 @@ def test_a_saved_map_draws_the_same_picture(tmp_path):
         maps.write_bytes(open(f"/proc/{s.pid}/maps", "rb").read())
     plain = procmap_cli("--from", str(maps), "--diagram", "--json")
     assert plain.returncode == 0, plain.stderr
-    bands = json.loads(plain.stdout)["bands"]
+    bands = procmap_json(plain.stdout)["bands"]
     assert [b["role"] for b in bands].count("heap") == 1 and bands[0]["role"] == "null"
 
 

@@ -31,11 +31,14 @@ from pathlib import Path
 
 import pytest
 
-from procmap.classify import KINDS, classify
+from procmap.classify import classify
 from procmap.errors import NoSuchProcess, ProcessExited, ZombieProcess
-from procmap.maps import Mapping, format_mapping, parse_maps
-from procmap.procfs import ProcFS, dev_string
-from procmap.sampler import EVENTS, Change, Hunk, PidReused, Sampler, diff_maps
+from procmap.kernel.maps import format_mapping, parse_maps
+from procmap.kernel.procfs import ProcFS, dev_string
+from procmap.live.diff import Hunk, diff_maps
+from procmap.live.events import EVENTS, Change
+from procmap.live.sampler import PidReused, Sampler
+from procmap.model import KINDS, Detail, Mapping
 from tests.conftest import SAMPLE_BIN, SAMPLES, Lines
 
 WATCH = SAMPLE_BIN / "watch"
@@ -387,10 +390,10 @@ def test_incremental_state_is_the_full_classification_under_random_changes(seed,
         libraries.close()
         pages.close()
     # The rules whose results reach across mappings all had their turn.
-    assert "malloc arena" in seen and "malloc arena reserve" in seen
-    assert "gap between segments" in seen  # libaligned's no-access padding
-    assert any(d.startswith("thread stack (TID") for d in seen)
-    assert "ELF file mapped as data" in seen
+    assert Detail.MALLOC_ARENA in seen and Detail.MALLOC_ARENA_RESERVE in seen
+    assert Detail.SEGMENT_GAP in seen  # libaligned's no-access padding
+    assert Detail.THREAD_STACK in seen
+    assert Detail.ELF_AS_DATA in seen
 
 
 # --------------------------------------------------------------- written maps
@@ -450,8 +453,7 @@ def test_guard_of_a_stack_below_a_changed_arena_reserve(written):
     # below a PROT_NONE reservation.)
     s = written.sampler
     tid, base = 4_000_000, 0x7F0004000000  # base: 64 MiB aligned
-    s.facts.thread_sps = {tid: base + 0x500000}
-    s.facts.unknown_threads = ()
+    s.facts = s.facts._replace(thread_sps={tid: base + 0x500000}, unknown_threads=())
     low = anon(LOW, LOW + PAGE, "r--p")
     g = anon(base - 0x201000, base - 0x200000, "---p")
     t = anon(base - 0x200000, base + 0x600000, "rw-p")
@@ -460,9 +462,9 @@ def test_guard_of_a_stack_below_a_changed_arena_reserve(written):
     s.sample()
     check_consistent(s)
     assert [r.detail for r in s.regions if g.start <= r.start < u.start] == [
-        "reserved, no access",
-        "anonymous",
-        "malloc arena",
+        Detail.RESERVED,
+        Detail.ANONYMOUS,
+        Detail.MALLOC_ARENA,
     ]
     cut = [
         anon(u.start, base + ARENA - PAGE, "---p"),
@@ -471,7 +473,9 @@ def test_guard_of_a_stack_below_a_changed_arena_reserve(written):
     ]
     written.text = text_of([low, g, t, *cut, TOP])
     s.sample()
-    assert [r.detail for r in s.regions if r.start == t.start] == [f"thread stack (TID {tid})"]
+    assert [(r.detail, r.tid) for r in s.regions if r.start == t.start] == [
+        (Detail.THREAD_STACK, tid)
+    ]
     check_consistent(s)  # G: "guard page (TID ...)", as classify says
 
 
@@ -511,14 +515,12 @@ def test_image_reaching_the_guard_of_a_stack_shape(written, tmp_path):
     written.text = before
     s.sample()
     check_consistent(s)
-    assert [reg.detail for reg in s.regions if reg.start == r.start] == ["anonymous"]
+    assert [reg.detail for reg in s.regions if reg.start == r.start] == [Detail.ANONYMOUS]
     written.text = after
     s.sample()
     assert [im.start for im in s.images if im.path == str(elf)] == [x - 0x10000]
     check_consistent(s)
-    assert [reg.detail for reg in s.regions if reg.start == r.start] == [
-        "anonymous, thread-stack shape, no thread in it"
-    ]
+    assert [reg.detail for reg in s.regions if reg.start == r.start] == [Detail.STACK_SHAPED]
 
 
 def test_image_whose_mappings_all_go_is_forgotten(written, tmp_path):
@@ -573,11 +575,11 @@ def test_memory_an_image_claimed_is_released_when_the_image_goes(written, tmp_pa
     written.text = before
     s.sample()
     check_consistent(s)
-    assert [r.detail for r in s.regions if r.start == n.start] == ["gap between segments"]
+    assert [r.detail for r in s.regions if r.start == n.start] == [Detail.SEGMENT_GAP]
     written.text = after
     s.sample()
     check_consistent(s)
-    assert [r.detail for r in s.regions if r.start == n.start] == ["reserved, no access"]
+    assert [r.detail for r in s.regions if r.start == n.start] == [Detail.RESERVED]
 
 
 def test_maps_over_64_kib_and_many_changes_far_apart(tmp_path):
@@ -747,9 +749,9 @@ def test_watch_commands_give_their_events(watch):
         change = step(s)
         assert change.threads_started == [tid] and change.threads_ended == []
         e = only(change.events, event="map", kind="stack", start=stack)
-        assert e.end == stack + done["size"] and e.detail == f"thread stack (TID {tid})"
+        assert e.end == stack + done["size"] and (e.detail, e.tid) == (Detail.THREAD_STACK, tid)
         guard = only(s.regions, end=stack)
-        assert guard.kind == "stack" and guard.detail == f"guard page (TID {tid})"
+        assert guard.kind == "stack" and (guard.detail, guard.tid) == (Detail.GUARD_PAGE, tid)
         assert guard.perms == "---p"
 
         done = watch.do("thread-stop")
@@ -841,12 +843,12 @@ def test_watched_threads_with_a_sampler_started_after_them(watch):
         tids.append(done["tid"])
     with Sampler(watch.pid) as s:
         check_consistent(s)
-        assert {f"thread stack (TID {t})" for t in tids} <= {r.detail for r in s.regions}
+        assert set(tids) <= {r.tid for r in s.regions if r.detail is Detail.THREAD_STACK}
         watch.do("thread-stop")
         watch.thread_settled(tids[-1], alive=False)
         change = step(s)
         assert change.threads_ended == [tids[-1]]
-        assert f"thread stack (TID {tids[-1]})" not in {r.detail for r in s.regions}
+        assert tids[-1] not in {r.tid for r in s.regions if r.detail is Detail.THREAD_STACK}
 
 
 def test_a_thread_that_ends_while_another_starts_is_seen(watch):
@@ -864,7 +866,7 @@ def test_a_thread_that_ends_while_another_starts_is_seen(watch):
         check_consistent(s)
         assert (change.threads_started, change.threads_ended) == ([second], [first])
         assert s.tids == sorted(int(t) for t in os.listdir(f"/proc/{watch.pid}/task"))
-        assert f"thread stack (TID {second})" in {r.detail for r in s.regions}
+        assert second in {r.tid for r in s.regions if r.detail is Detail.THREAD_STACK}
 
 
 @contextmanager
@@ -917,7 +919,7 @@ def test_exec_of_the_same_program_is_an_exec():
         change = s.sample()
         check_consistent(s)
         assert change.exec
-        assert s.info.cmdline == ["/bin/sh", "-c", "read again"]
+        assert s.info.cmdline == ("/bin/sh", "-c", "read again")
 
 
 def test_sampler_of_a_zombie_is_refused():

@@ -3,15 +3,15 @@ in every link mode; checked against readelf and nm where they can tell."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 
 import pytest
 
 import procmap
-from procmap.classify import KINDS
+from procmap.model import KINDS, Detail
 from tests.conftest import procmap_cli
+from tests.helpers import procmap_json
 
 
 def readelf_loads(path) -> list[dict]:
@@ -59,7 +59,7 @@ def test_where_command_agrees(sample):
     addresses = [hex(sample.variables[n][0]) for n in names]
     result = procmap_cli("where", str(sample.pid), *addresses, "--json")
     assert result.returncode == 0, result.stderr
-    found = json.loads(result.stdout)
+    found = procmap_json(result.stdout)
     assert [f["address"] for f in found] == [sample.variables[n][0] for n in names]
     for name, f in zip(names, found):
         assert f["kind"] == sample.variables[name][1], (name, f)
@@ -78,12 +78,14 @@ def test_where_command_agrees(sample):
     assert by_name["big_zeroes_end"]["symbol_offset"] == (1 << 20) - 1
     assert by_name["main"]["symbol"] == "main" and by_name["main"]["section"] == ".text"
     assert by_name["const_table"]["section"] == ".rodata"
-    assert by_name["thread_local"]["detail"] == f"thread stack (TID {sample.thread_tid})"
-    assert by_name["local"]["detail"] == "main thread stack"
-    assert by_name["elf_as_data"]["detail"] == "ELF file mapped as data"
+    assert by_name["thread_local"]["detail"] == "thread-stack"
+    assert by_name["thread_local"]["tid"] == sample.thread_tid
+    assert by_name["thread_local"]["description"] == f"thread stack (TID {sample.thread_tid})"
+    assert by_name["local"]["detail"] == "main-stack"
+    assert by_name["elf_as_data"]["detail"] == "elf-as-data"
     assert by_name["elf_as_data"]["object"] is None
     assert by_name["malloc"]["region"]["path"] == "[heap]"
-    assert by_name["thread_malloc"]["detail"] == "malloc arena"
+    assert by_name["thread_malloc"]["detail"] == "malloc-arena"
 
 
 def test_regions_tile_the_mappings_exactly(sample):
@@ -134,7 +136,7 @@ def test_relro_is_the_range_readelf_gives(sample):
     (image,) = [im for im in pmap.images if im.role == "program"]
     relro = [s for s in readelf_loads(sample.path) if s["type"] == "GNU_RELRO"]
     relro_regions = [
-        r for r in pmap.regions if r.object == str(sample.path) and r.detail == "relro"
+        r for r in pmap.regions if r.object == str(sample.path) and r.detail is Detail.RELRO
     ]
     if sample.mode == "norelro":
         assert not relro and not relro_regions
@@ -186,7 +188,7 @@ def test_show_json_contract():
     with run_sample("pie") as s:
         result = procmap_cli(str(s.pid), "--json")
     assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
+    data = procmap_json(result.stdout)
     assert data["pid"] == s.pid
     assert set(data["summary"]) >= {"by_kind", "by_object", "total"}
     keys = {
@@ -217,7 +219,7 @@ def test_kind_filter(mode):
 
     with run_sample(mode) as s:
         result = procmap_cli(str(s.pid), "--json", "--kind", "heap,stack")
-    kinds = {r["kind"] for r in json.loads(result.stdout)["regions"]}
+    kinds = {r["kind"] for r in procmap_json(result.stdout)["regions"]}
     assert kinds == {"heap", "stack"}
 
 
@@ -233,7 +235,7 @@ def test_deleted_or_replaced_binary_is_read_from_what_is_mapped(
     """
     import shutil
 
-    from procmap import procfs
+    from procmap.kernel import procfs
     from tests.conftest import Sample, lines_until_ready, sample_path
 
     if through == "exe":

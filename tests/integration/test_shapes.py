@@ -16,9 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import procmap
-from procmap.classify import Facts, classify
+from procmap.classify import classify
 from procmap.elf import read_elf
-from procmap.maps import Mapping, parse_maps
+from procmap.kernel.maps import parse_maps
+from procmap.model import Detail, Facts, Mapping
 from tests.conftest import SAMPLE_BIN, run_sample
 
 MiB = 1 << 20
@@ -80,7 +81,7 @@ def test_bss_merged_into_heap_is_split_at_p_memsz():
         ("bss", bss.start, bss_end),
         ("heap", bss_end, merged.end),
     ]
-    assert part[0].object == exe.path and part[1].detail == "brk heap"
+    assert part[0].object == exe.path and part[1].detail is Detail.BRK_HEAP
     assert region_at(regions, variables["big_zeroes_end"][0]).kind == "bss"
 
 
@@ -99,7 +100,7 @@ def test_thread_stack_merged_with_the_mapping_above_is_cut_at_its_size():
         ("stack", stack.start + 8 * MiB),
         ("mmap", merged.end),
     ]
-    assert pieces[0].detail == f"thread stack (TID {tid})" and pieces[0].heuristic
+    assert (pieces[0].detail, pieces[0].tid) == (Detail.THREAD_STACK, tid) and pieces[0].heuristic
     assert region_at(regions, variables["anon_mmap"][0]).kind == "mmap"
 
 
@@ -109,13 +110,13 @@ def test_stack_by_shape_when_no_stack_pointer_is_readable():
     blind = Facts(exe_key=facts.exe_key, unknown_threads=(tid,), thread_stack_size=8 * MiB)
     regions = classify(mappings, layouts, blind).regions
     r = region_at(regions, variables["thread_local"][0])
-    assert (r.kind, r.detail, r.heuristic) == ("stack", "thread stack, found by shape", True)
+    assert (r.kind, r.detail, r.heuristic) == ("stack", Detail.THREAD_STACK_BY_SHAPE, True)
     guard = region_at(regions, r.start - 1)
-    assert guard.kind == "stack" and guard.detail.startswith("guard page") and guard.perms == "---p"
+    assert guard.kind == "stack" and guard.detail is Detail.GUARD_PAGE and guard.perms == "---p"
     # Every thread accounted for: the same shape is a stack no thread uses.
     idle = Facts(exe_key=facts.exe_key, thread_sps={tid: 0x10})
     r = region_at(classify(mappings, layouts, idle).regions, variables["thread_local"][0])
-    assert r.kind == "mmap" and "no thread in it" in r.detail
+    assert r.kind == "mmap" and r.detail is Detail.STACK_SHAPED
 
 
 def test_arena_reserve_merged_with_a_thread_guard():
@@ -130,7 +131,7 @@ def test_arena_reserve_merged_with_a_thread_guard():
     facts = Facts(thread_sps={42: 0x7F0004800000}, thread_stack_size=8 * MiB)
     regions = classify(mappings, {}, facts).regions
     assert tiles(mappings, regions)
-    assert [(r.kind, r.detail, r.start, r.end) for r in regions[:4]] == [
+    assert [(r.kind, r.description, r.start, r.end) for r in regions[:4]] == [
         ("heap", "malloc arena", 0x7F0000000000, 0x7F0000021000),
         ("heap", "malloc arena reserve", 0x7F0000021000, 0x7F0004000000),
         ("stack", "guard page (TID 42)", 0x7F0004000000, 0x7F0004001000),
@@ -138,9 +139,9 @@ def test_arena_reserve_merged_with_a_thread_guard():
     ]
     # The same shapes, with the thread's stack pointer unreadable.
     blind = classify(mappings, {}, Facts(unknown_threads=(42,), thread_stack_size=8 * MiB))
-    assert [(r.kind, r.detail, r.heuristic) for r in blind.regions[1:4]] == [
+    assert [(r.kind, r.description, r.heuristic) for r in blind.regions[1:4]] == [
         ("heap", "malloc arena reserve", True),
-        ("stack", "guard page (thread stack)", True),
+        ("stack", "guard page", True),
         ("stack", "thread stack, found by shape", True),
     ]
 
@@ -190,7 +191,7 @@ def test_kernel_names_and_special_files():
     )
     mappings = parse_maps(text)
     regions = classify(mappings, {("fe:00", 11): None}, Facts()).regions
-    assert [(r.kind, r.detail) for r in regions] == [
+    assert [(r.kind, r.description) for r in regions] == [
         ("mmap", "anonymous, named my buffer"),
         ("mmap", "shared anonymous, named ring"),
         ("mmap", "memfd"),
@@ -239,9 +240,9 @@ def test_library_with_64k_aligned_segments_has_its_gaps_inside_it():
     ]
     (image,) = [im for im in pmap.images if im.path == str(lib)]
     mine = [r for r in pmap.regions if r.object == str(lib)]
-    gaps = [r for r in mine if r.detail == "gap between segments"]
+    gaps = [r for r in mine if r.detail is Detail.SEGMENT_GAP]
     assert len(gaps) == 3 and all(r.perms == "---p" and r.kind == "mmap" for r in gaps)
-    assert [r.kind for r in mine if r.detail != "gap between segments"][:3] == [
+    assert [r.kind for r in mine if r.detail is not Detail.SEGMENT_GAP][:3] == [
         "rodata",
         "text",
         "rodata",

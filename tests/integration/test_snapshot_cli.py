@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from tests.conftest import MODES, lines_until_ready, procmap_cli, run_sample, sample_path
+from tests.helpers import procmap_json
 
 WIDE = {"COLUMNS": "250"}
 
@@ -45,7 +46,7 @@ def test_every_view_replays_the_same(tmp_path, view):
     live, replayed = save_and_replay(tmp_path, "pie", *view)
     assert replayed == live
     if "--json" in view:
-        regions = json.loads(replayed)["regions"]
+        regions = procmap_json(replayed)["regions"]
         assert all("rss" in r for r in regions)
 
 
@@ -59,8 +60,8 @@ def test_where_in_a_snapshot_names_what_live_where_names(tmp_path):
     assert saved.returncode == 0 and live.returncode == 0, saved.stderr + live.stderr
     replayed = procmap_cli("where", "--from", str(path), *addresses, "--json")
     assert replayed.returncode == 0, replayed.stderr
-    assert json.loads(replayed.stdout) == json.loads(live.stdout)
-    found = {n: loc for n, loc in zip(names, json.loads(replayed.stdout))}
+    assert procmap_json(replayed.stdout) == procmap_json(live.stdout)
+    found = {n: loc for n, loc in zip(names, procmap_json(replayed.stdout))}
     assert found["main"]["symbol"] == "main" and found["main"]["section"] == ".text"
     assert found["global_uninit"]["kind"] == "bss"
 
@@ -98,7 +99,7 @@ def test_a_plain_maps_text_is_classified_by_names_and_permissions(tmp_path):
         smaps.write_bytes(open(f"/proc/{s.pid}/smaps", "rb").read())
     out = procmap_cli("--from", str(tmp_path / "maps.txt"), "--json")
     assert out.returncode == 0, out.stderr
-    data = json.loads(out.stdout)
+    data = procmap_json(out.stdout)
     assert any("classified by names and permissions alone" in w for w in data["warnings"])
     kinds = {r["kind"] for r in data["regions"]}
     assert {"heap", "stack", "mmap"} <= kinds
@@ -106,7 +107,7 @@ def test_a_plain_maps_text_is_classified_by_names_and_permissions(tmp_path):
     assert data["images"] == []
     figures = procmap_cli("--from", str(smaps), "--rss", "--json")
     assert figures.returncode == 0, figures.stderr
-    assert sum(r["rss"] for r in json.loads(figures.stdout)["regions"]) > 0
+    assert sum(r["rss"] for r in procmap_json(figures.stdout)["regions"]) > 0
     no_figures = procmap_cli("--from", str(tmp_path / "maps.txt"), "--rss")
     assert no_figures.returncode == 16
     assert "no memory figures" in no_figures.stderr
@@ -118,7 +119,7 @@ def test_damaged_and_newer_snapshots_are_refused_with_one_line(tmp_path):
     assert saved.returncode == 0
     data = json.loads((tmp_path / "good.json").read_text())
     newer = tmp_path / "newer.json"
-    newer.write_text(json.dumps({**data, "version": 2}))
+    newer.write_text(json.dumps({**data, "version": data["version"] + 1}))
     cut = tmp_path / "cut.json"
     cut.write_bytes((tmp_path / "good.json").read_bytes()[:5000])
     for path, words in ((newer, "newer than this procmap reads"), (cut, "damaged snapshot")):

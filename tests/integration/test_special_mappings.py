@@ -14,7 +14,6 @@ Speed is measured in benchmarks/run.py (its 60,000-mapping case), not asserted h
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import pytest
 import procmap
 from procmap.units import human_size
 from tests.conftest import SAMPLE_BIN, SAMPLES, lines_until_ready, procmap_cli, stop
+from tests.helpers import procmap_json
 
 SPECIAL = SAMPLE_BIN / "special"
 PAGES = SAMPLES / "pages.py"
@@ -202,13 +202,13 @@ def views(special) -> Views:
     return Views(
         pmap=procmap.read_map(special.pid),
         table=run_ok(pid),
-        json=json.loads(run_ok(pid, "--json")),
+        json=procmap_json(run_ok(pid, "--json")),
         diagram=run_ok(pid, "--diagram"),
-        diagram_json=json.loads(run_ok(pid, "--diagram", "--json")),
+        diagram_json=procmap_json(run_ok(pid, "--diagram", "--json")),
         rss_table=run_ok(pid, "--rss"),
-        rss_json=json.loads(run_ok(pid, "--rss", "--json")),
-        rss_diagram_json=json.loads(run_ok(pid, "--rss", "--diagram", "--json")),
-        where=json.loads(run_ok("where", pid, *addresses, "--json")),
+        rss_json=procmap_json(run_ok(pid, "--rss", "--json")),
+        rss_diagram_json=procmap_json(run_ok(pid, "--rss", "--diagram", "--json")),
+        where=procmap_json(run_ok("where", pid, *addresses, "--json")),
         # The sample only waits: its maps and smaps hold still while procmap reads them.
         maps=kernel_maps(special.pid),
         smaps=kernel_smaps(special.pid),
@@ -232,7 +232,7 @@ def test_read_map_and_region_at(special, views, name):
     kind, detail, path = EXPECTED[name]
     pmap = views.pmap
     region = pmap.region_at(address)
-    assert (region.kind, region.detail, region.path) == (kind, detail, path)
+    assert (region.kind, region.description, region.path) == (kind, detail, path)
     assert (region.start, region.end, region.size) == (address, address + size, size)
     assert pmap.region_at(address + size - 1) == region
     assert region.object is None and not region.heuristic
@@ -245,7 +245,7 @@ def test_json(special, views, name):
     address, size = special.mapping(name)
     kind, detail, path = EXPECTED[name]
     (region,) = [r for r in views.json["regions"] if r["start"] == address]
-    assert (region["kind"], region["detail"], region["end"]) == (kind, detail, address + size)
+    assert (region["kind"], region["description"], region["end"]) == (kind, detail, address + size)
     # The path exactly as /proc/PID/maps has it, " (deleted)" included.
     assert region["path"] == views.maps[address][2]
 
@@ -359,7 +359,7 @@ def test_where(special, views, name):
     found = [loc for loc in views.where if address <= loc["address"] < address + size]
     assert [loc["address"] for loc in found] == [address, address + size - 1]
     for loc in found:
-        assert (loc["kind"], loc["detail"], loc["object"], loc["symbol"]) == (
+        assert (loc["kind"], loc["description"], loc["object"], loc["symbol"]) == (
             kind,
             detail,
             None,
@@ -368,6 +368,7 @@ def test_where(special, views, name):
         assert loc["region"] == {
             "start": address,
             "end": address + size,
+            "size": size,
             "perms": views.maps[address][1],
             "path": path,
         }
@@ -431,7 +432,7 @@ def adds_up(summary: dict, regions: list[dict], fields=("regions", "size")) -> N
 
 def test_60k_json_has_every_mapping(many):
     n, pid = many
-    data = json.loads(run_ok(str(pid), "--json"))
+    data = procmap_json(run_ok(str(pid), "--json"))
     maps = kernel_maps(pid)
     assert len(maps) >= n  # pages.py made every one of them
     assert tiles(data["regions"], maps)
@@ -453,7 +454,7 @@ def test_60k_diagram(many):
     n, pid = many
     out = run_ok(str(pid), "--diagram")
     assert "regions" in out.splitlines()[0] and "└" in out
-    data = json.loads(run_ok(str(pid), "--diagram", "--json"))
+    data = procmap_json(run_ok(str(pid), "--diagram", "--json"))
     regions = sum(b["regions"] for b in data["bands"])
     maps = kernel_maps(pid)
     # Every region is in one band; the mapped bands cover exactly what is mapped.
@@ -467,7 +468,7 @@ def test_60k_diagram(many):
 def test_60k_rss(many):
     n, pid = many
     out = run_ok(str(pid), "--rss")
-    data = json.loads(run_ok(str(pid), "--rss", "--json"))
+    data = procmap_json(run_ok(str(pid), "--rss", "--json"))
     smaps = kernel_smaps(pid)
     assert tiles(data["regions"], kernel_maps(pid))
     fields = ("regions", "size", "rss", "private_dirty", "anonymous", "swap")

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 import pytest
 
 from tests.conftest import SAMPLE_BIN, SAMPLES, Lines, procmap_cli, run_sample
+from tests.helpers import procmap_json
 
 WATCH = SAMPLE_BIN / "watch"
 ENV = dict(os.environ, NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1")
@@ -65,12 +66,12 @@ class Watcher:
             env=ENV,
         )
         self.out = Lines(self.process.stdout, "procmap --watch --json")
-        self.snapshot = json.loads(self.out.next(timeout=20))
+        self.snapshot = procmap_json(self.out.next(timeout=20))
         assert self.snapshot["type"] == "snapshot"
         self.seen: list[dict] = []
 
     def record(self, timeout: float = 10) -> dict:
-        record = json.loads(self.out.next(timeout))
+        record = procmap_json(self.out.next(timeout))
         assert record["type"] in ("change", "resident", "end"), record
         self.seen.append(record)
         return record
@@ -119,7 +120,18 @@ def watched():
         yield pair
 
 
-EVENT_KEYS = {"event", "kind", "detail", "start", "end", "path", "bytes", "direction"}
+EVENT_KEYS = {
+    "event",
+    "kind",
+    "detail",
+    "description",
+    "tid",
+    "start",
+    "end",
+    "path",
+    "bytes",
+    "direction",
+}
 
 
 def _check_contract(record: dict) -> None:
@@ -139,7 +151,7 @@ def test_heap_growing_is_a_grow_upward_to_the_new_brk(watched):
     event, record = watcher.wait_for(lambda e: e["kind"] == "heap" and e["event"] == "grow")
     _check_contract(record)
     assert event["direction"] == "up"
-    assert event["detail"] == "brk heap" and event["path"] == "[heap]"
+    assert event["detail"] == "brk-heap" and event["path"] == "[heap]"
     assert event["end"] == facts["new_brk"]
     assert event["bytes"] == facts["new_brk"] - event["before"]["end"]
 
@@ -160,7 +172,7 @@ def test_stack_growing_by_recursion_is_a_grow_downward(watched):
     facts = sample.do("stack-grow 1024")
     event, _ = watcher.wait_for(lambda e: e["kind"] == "stack" and e["event"] == "grow")
     assert event["direction"] == "down"
-    assert event["detail"] == "main thread stack" and event["path"] == "[stack]"
+    assert event["detail"] == "main-stack" and event["path"] == "[stack]"
     assert event["start"] <= facts["lowest"] < event["end"]
 
 
@@ -183,9 +195,7 @@ def test_a_new_thread_maps_its_stack_and_guard_page(watched):
     guards = [
         e
         for e in record["events"]
-        if e["event"] == "map"
-        and e["detail"].startswith("guard page")
-        and e["end"] == event["start"]
+        if e["event"] == "map" and e["detail"] == "guard-page" and e["end"] == event["start"]
     ]
     assert guards and guards[0]["bytes"] == os.sysconf("SC_PAGE_SIZE")
     assert event["end"] - facts["stack"] == int(facts["size"])
@@ -313,7 +323,7 @@ def test_not_a_terminal_gives_one_plain_line_per_event_and_a_summary():
 def test_count_ends_the_watch_after_that_many_samples_first_included():
     result = procmap_cli("self", "--watch", "--json", "--count", "3", "--interval", "0")
     assert result.returncode == 0, result.stderr
-    records = [json.loads(line) for line in result.stdout.splitlines()]
+    records = [procmap_json(line) for line in result.stdout.splitlines()]
     assert records[0]["type"] == "snapshot" and records[-1]["type"] == "end"
     assert records[-1]["reason"] == "count" and records[-1]["samples"] == 3
     assert all(r["type"] == "change" for r in records[1:-1])
@@ -321,9 +331,9 @@ def test_count_ends_the_watch_after_that_many_samples_first_included():
 
 def test_the_snapshot_holds_the_regions_of_procmap_pid_json():
     with run_sample("pie") as s:
-        shown = json.loads(procmap_cli(str(s.pid), "--json").stdout)
+        shown = procmap_json(procmap_cli(str(s.pid), "--json").stdout)
         result = procmap_cli(str(s.pid), "--watch", "--json", "--count", "1")
-        snapshot = json.loads(result.stdout.splitlines()[0])
+        snapshot = procmap_json(result.stdout.splitlines()[0])
     assert snapshot["pid"] == s.pid and isinstance(snapshot["t"], float)
     assert snapshot["regions"] == shown["regions"]
 
@@ -459,8 +469,8 @@ def test_memory_stays_bounded_over_ten_times_more_samples():
     grow would be a leak.  (make bench measures the whole command's peak RSS
     over 2,000 and 20,000 samples.)
     """
-    from procmap.sampler import Sampler
-    from procmap.watch import History, change_record, run_watch
+    from procmap.live.sampler import Sampler
+    from procmap.live.watch import History, change_record, run_watch
 
     churner = subprocess.Popen(
         [sys.executable, str(SAMPLES / "pages.py"), "64", "--churn"],

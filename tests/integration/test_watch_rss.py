@@ -8,7 +8,6 @@ on how often smaps is read in full, with the watch's own clock as the ruler.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -17,10 +16,12 @@ import sys
 import pytest
 
 from procmap.errors import ProcessExited
-from procmap.sampler import Sampler
-from procmap.smaps import FIGURES, parse_rollup
-from procmap.watch import STATM, ResidentWatch, resident_figures
+from procmap.kernel.smaps import parse_rollup
+from procmap.live.sampler import Sampler
+from procmap.live.watch import STATM, ResidentWatch, resident_figures
+from procmap.model import FIGURES
 from tests.conftest import procmap_cli, run_sample
+from tests.helpers import procmap_json
 from tests.integration.test_watch_cli import (
     ENV,
     Lines,
@@ -62,7 +63,7 @@ def rollup(pid: int):
 
 
 def heap_of(regions: list[dict]) -> dict:
-    [heap] = [r for r in regions if r["kind"] == "heap" and r["detail"] == "brk heap"]
+    [heap] = [r for r in regions if r["kind"] == "heap" and r["detail"] == "brk-heap"]
     return heap
 
 
@@ -77,7 +78,7 @@ def test_the_records_carry_the_figures(watched):
     assert set(snap["resident"]) == TOTALS_KEYS
     assert snap["resident"]["from"] == "smaps_rollup" and snap["resident"]["age"] == 0.0
     # Regions as `procmap PID --rss --json` has them; read at the start, all known.
-    shown = json.loads(procmap_cli(str(sample.pid), "--rss", "--json").stdout)
+    shown = procmap_json(procmap_cli(str(sample.pid), "--rss", "--json").stdout)
     assert [set(r) for r in snap["regions"]] == [set(r) for r in shown["regions"]]
     assert all(r["rss"] is not None for r in snap["regions"])
     assert {r["resident_from"] for r in snap["regions"]} <= {"mapping", "pages", "size"}
@@ -126,7 +127,7 @@ def test_smaps_is_read_in_full_at_most_once_a_second():
             str(s.pid), "--watch", "--json", "--rss", "--interval", "0.05", "--count", "60"
         )
     assert result.returncode == 0, result.stderr
-    records = [json.loads(line) for line in result.stdout.splitlines()]
+    records = [procmap_json(line) for line in result.stdout.splitlines()]
     end = records[-1]
     reads = [r["t"] for r in records if r["type"] == "resident"]
     assert end["type"] == "end" and end["samples"] == 60
@@ -268,7 +269,7 @@ def test_totals_agree_with_smaps_rollup_on_a_steady_process():
         result = procmap_cli(str(s.pid), "--watch", "--json", "--rss", "--count", "3")
         kernel = rollup(s.pid)
     assert result.returncode == 0, result.stderr
-    records = [json.loads(line) for line in result.stdout.splitlines()]
+    records = [procmap_json(line) for line in result.stdout.splitlines()]
     snapshot, end = records[0], records[-1]
     assert snapshot["resident"]["rss"] == kernel.rss
     assert snapshot["resident"]["anonymous"] == kernel.anonymous

@@ -30,7 +30,8 @@ from elftools.elf.sections import SymbolTableSection
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from procmap.elf import (
+from procmap.elf import ElfLayout, Section, Segment, Symbol, SymbolTable, read_elf, read_symbols
+from procmap.elf.layout import (
     PF_R,
     PF_W,
     PF_X,
@@ -49,13 +50,6 @@ from procmap.elf import (
     SHT_SYMTAB,
     STT_FUNC,
     STT_OBJECT,
-    ElfLayout,
-    Section,
-    Segment,
-    Symbol,
-    SymbolTable,
-    read_elf,
-    read_symbols,
 )
 from procmap.errors import BadFile, CorruptELF, NotAnELF
 from tests.conftest import MODES, sample_path
@@ -318,7 +312,7 @@ def pyelftools_layout(path: str) -> ElfLayout:
                     if note["n_type"] == "NT_GNU_BUILD_ID" and note["n_name"] == "GNU":
                         build_id = note["n_desc"]
                         break
-        return ElfLayout(
+        return ElfLayout.build(
             elf_class=elf.elfclass,
             endian="little" if elf.little_endian else "big",
             machine=_number(elf["e_machine"], elf_enums.ENUM_E_MACHINE),
@@ -480,7 +474,7 @@ def test_lookup_finds_sample_symbols(mode, symbol):
 
 
 def test_lookup_prefers_the_symbol_that_covers_the_address():
-    table = SymbolTable(
+    table = SymbolTable.build(
         [
             Symbol("label", 0x1000, 0, STT_FUNC),
             Symbol("big", 0x1000, 0x100, STT_OBJECT),
@@ -667,7 +661,7 @@ def build_synthetic(bits: int, endian: str, extended: bool = False, with_symtab:
         )
     out[shoff:] = b"".join(headers)
 
-    layout = ElfLayout(
+    layout = ElfLayout.build(
         elf_class=bits,
         endian=endian,
         machine=MACHINE[bits, endian],

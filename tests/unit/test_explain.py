@@ -24,10 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from procmap.classify import KINDS
-from procmap.elf import SHF_ALLOC
-from procmap.explain import Explanation, explain_elf
-from procmap.maps import Mapping
+from procmap.elf.layout import SHF_ALLOC
+from procmap.model import KINDS, Detail, Mapping
+from procmap.views.explain import Explanation, explain_elf
 from tests.conftest import MODES, SAMPLE_BIN, SAMPLES, run_sample, sample_path
 from tests.unit.test_elf import (  # noqa: F401  (m32_files is a fixture, used by name)
     M32_SOURCE,
@@ -292,7 +291,15 @@ def readelf_symbol_source(path: str) -> str | None:
 
 def test_every_program_header_matches_readelf(any_file):
     ours = [
-        (s["type"], s["offset"], s["vaddr"], s["filesz"], s["memsz"], s["flags"], s["align"])
+        (
+            s["type"],
+            int(s["offset"], 16),
+            int(s["vaddr"], 16),
+            s["filesz"],
+            s["memsz"],
+            s["flags"],
+            s["align"],
+        )
         for s in explained(any_file).to_dict()["segments"]
     ]
     theirs = readelf_segments(any_file)
@@ -307,7 +314,10 @@ def test_every_program_header_matches_readelf(any_file):
 
 def test_every_section_matches_readelf(any_file):
     sections = explained(any_file).to_dict()["sections"]
-    ours = [(s["name"], s["type"], s["addr"], s["offset"], s["size"], s["flags"]) for s in sections]
+    ours = [
+        (s["name"], s["type"], int(s["addr"], 16), int(s["offset"], 16), s["size"], s["flags"])
+        for s in sections
+    ]
     theirs = []
     for name, kind, addr, offset, size, flags in readelf_sections(any_file):
         letters = "".join(c for c in flags if c in SECTION_FLAG_LETTERS)
@@ -344,6 +354,7 @@ def test_segment_sections_match_readelf(any_file):
 
 INT, STR, BOOL, LIST, DICT = (int,), (str,), (bool,), (list,), (dict,)
 OPT_STR = (str, type(None))
+HEX = "an address: a string of hex digits"  # JSON's numbers are doubles: addresses are text
 CONTRACT = {
     "top": {"path": STR, "elf": DICT, "segments": LIST, "sections": LIST, "symbols": LIST},
     "elf": {
@@ -353,7 +364,7 @@ CONTRACT = {
         "type": STR,
         "pie": BOOL,
         "static": BOOL,
-        "entry": INT,
+        "entry": HEX,
         "interpreter": OPT_STR,
         "build_id": OPT_STR,
         "relro": STR,
@@ -361,8 +372,8 @@ CONTRACT = {
     },
     "segment": {
         "type": STR,
-        "offset": INT,
-        "vaddr": INT,
+        "offset": HEX,
+        "vaddr": HEX,
         "filesz": INT,
         "memsz": INT,
         "flags": STR,
@@ -372,15 +383,15 @@ CONTRACT = {
     "section": {
         "name": STR,
         "type": STR,
-        "addr": INT,
-        "offset": INT,
+        "addr": HEX,
+        "offset": HEX,
         "size": INT,
         "flags": STR,
         "kind": OPT_STR,
     },
     "symbol": {
         "name": STR,
-        "value": INT,
+        "value": HEX,
         "size": INT,
         "type": STR,
         "bind": STR,
@@ -396,6 +407,10 @@ def assert_contract(obj: dict, what: str, where: str) -> None:
     missing = set(spec) - set(obj)
     assert not missing, f"{where}: missing {sorted(missing)}"
     for key, types in spec.items():
+        if types is HEX:
+            assert type(obj[key]) is str, f"{where}.{key} = {obj[key]!r}"
+            assert re.fullmatch(r"0x[0-9a-f]+", obj[key]), f"{where}.{key} = {obj[key]!r}"
+            continue
         # type() is exact: a bool is not an int here, nor an int a bool.
         assert type(obj[key]) in types, f"{where}.{key} = {obj[key]!r}"
 
@@ -450,7 +465,9 @@ def test_facts_match_readelf(any_file):
     assert elf["class"] == int(readelf_field(any_file, r"^\s*Class:\s+ELF(\d+)"))
     assert elf["endian"] == readelf_field(any_file, r"^\s*Data:\s+2's complement, (\w+) endian")
     assert elf["machine"] == MACHINES[readelf_field(any_file, r"^\s*Machine:\s+(.*)$")]
-    assert elf["entry"] == int(readelf_field(any_file, r"Entry point address:\s+0x([0-9a-f]+)"), 16)
+    assert int(elf["entry"], 16) == int(
+        readelf_field(any_file, r"Entry point address:\s+0x([0-9a-f]+)"), 16
+    )
     assert elf["interpreter"] == readelf_field(
         any_file, r"\[Requesting program interpreter: (.*)\]$"
     )
@@ -757,7 +774,7 @@ def test_regions_tile_the_mappings(name, request):
         # A loaded file is nothing but its image kinds, and the gaps the dynamic linker leaves.
         assert r.kind in ("text", "rodata", "data", "bss", "mmap"), r
         if r.kind == "mmap":
-            assert (r.perms, r.detail) == ("---p", "gap between segments"), r
+            assert (r.perms, r.detail) == ("---p", Detail.SEGMENT_GAP), r
         if r.perms == "---p":
             assert r.kind == "mmap", r
 
@@ -814,7 +831,7 @@ def test_libaligned_gaps_are_no_access_mappings_of_the_file(request):
         (m,) = [m for m in exp.mappings if m.start == start]
         assert (m.end, m.inode != 0, m.path) == (end, True, path)
         (r,) = _regions_over(exp, start, end)
-        assert (r.start, r.end, r.kind, r.detail) == (start, end, "mmap", "gap between segments")
+        assert (r.start, r.end, r.kind, r.detail) == (start, end, "mmap", Detail.SEGMENT_GAP)
 
 
 # --- 6. stripped copies -----------------------------------------------------------------------
@@ -958,7 +975,8 @@ def test_symbols_match_readelf(any_file):
         theirs[(name, value, size, SYMBOL_TYPES[kind], bind.lower(), section)] += 1
     d = exp.to_dict()
     ours = Counter(
-        (s["name"], s["value"], s["size"], s["type"], s["bind"], s["section"]) for s in d["symbols"]
+        (s["name"], int(s["value"], 16), s["size"], s["type"], s["bind"], s["section"])
+        for s in d["symbols"]
     )
     assert len(d["symbols"]) == sum(theirs.values())
     assert ours == theirs
@@ -979,5 +997,10 @@ def test_hand_made_files_are_explained_as_readelf_reads_them(tmp_path, bits, end
     theirs = [row for row in readelf_segments(str(path)) if row[0] == "LOAD"]
     assert len(loads) == len(theirs) and loads
     for ours, row in zip(loads, theirs):
-        assert (ours["offset"], ours["vaddr"], ours["filesz"], ours["memsz"]) == row[1:5]
+        assert (
+            int(ours["offset"], 16),
+            int(ours["vaddr"], 16),
+            ours["filesz"],
+            ours["memsz"],
+        ) == row[1:5]
         assert ours["flags"] == row[5] and ours["kinds"]

@@ -56,9 +56,10 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from procmap.errors import BadFile, CorruptELF, NotAnELF, ProcmapError
-from procmap.explain import Explanation, explain_elf
 from procmap.render.explain import render_explanation
+from procmap.views.explain import Explanation, explain_elf
 from tests.conftest import procmap_cli
+from tests.helpers import procmap_json
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "elf-corpus"
 HANG_LIMIT = 10  # seconds: every input here takes milliseconds
@@ -639,7 +640,7 @@ def test_cli_prints_one_line_or_a_warned_view(cli_inputs):
         elif result.stderr:
             problems.append(where)
         elif mode == ["--json"]:
-            if not json.loads(result.stdout)["warnings"]:
+            if not procmap_json(result.stdout)["warnings"]:
                 problems.append(f"{name} --json: no warnings")
         elif "note: " not in result.stdout:
             problems.append(f"{name} {' '.join(mode)}: no note in the text view")

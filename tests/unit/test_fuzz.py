@@ -51,21 +51,24 @@ from hypothesis.control import currently_in_test_context
 from rich.console import Console
 
 from procmap import errors
-from procmap import snapshot as snapshots
+from procmap.classify.locate import locate
 from procmap.cli import cli
 from procmap.elf import read_elf
 from procmap.errors import MapsFormatError, ProcmapError
-from procmap.explain import explain_elf
-from procmap.maps import parse_maps
-from procmap.picture import fold, plan_picture
-from procmap.process import capture, locate, replay, where_saved
+from procmap.kernel.maps import parse_maps
+from procmap.kernel.smaps import parse_rollup, parse_smaps
+from procmap.live.capture import capture
 from procmap.render.diagram import Diagram
 from procmap.render.explain import render_explanation, render_facts
 from procmap.render.svg import render_html, render_svg
 from procmap.render.table import render_map, render_where
 from procmap.render.text import printable
-from procmap.smaps import parse_rollup, parse_smaps
+from procmap.views import snapshot as snapshots
+from procmap.views.explain import explain_elf
+from procmap.views.picture import fold, map_picture, plan_picture
+from procmap.views.snapshot import replay, where_saved
 from tests.conftest import run_sample, sample_path
+from tests.helpers import procmap_json
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "fuzz"
 KINDS = ("maps", "smaps", "snapshot", "elf")
@@ -214,7 +217,7 @@ def check_map(pmap) -> None:
     table = drawn(render_map(pmap, diagram=True, sections=True, sort=sort, diagram_height=30))
     for r in regions:
         assert printable(shown_name(r)) in table, shown_name(r)
-    check_picture(pmap.picture(), whole=True)
+    check_picture(map_picture(pmap), whole=True)
     addresses = {0, 2**64 - 1, regions[0].start, regions[-1].end}
     addresses.update(r.start + r.size // 2 for r in regions[:20])
     locations = [locate(pmap, a) for a in sorted(a for a in addresses if a < 2**64)]
@@ -493,7 +496,7 @@ def test_procmap_from_a_maps_file_ends_cleanly(scratch, text, options):
         args = [str(scratch / o) if o in ("SVG", "HTML") else o for o in options]
         result = run_cli(["--from", str(path), *args])
         if result.exit_code == 0 and "--json" in args:
-            json.loads(result.stdout)
+            procmap_json(result.stdout)
         if result.exit_code == 0 and "--svg" in args:
             ET.parse(scratch / "SVG")
         where = run_cli(["where", "--from", str(path), "0x1000", "7fff00000000"])
@@ -815,8 +818,9 @@ def check_cli_from(path: Path, scratch: Path) -> None:
                 assert printable(shown_name(r)) in result.stdout, shown_name(r)
     result = run_cli(["--from", str(path), "--json", "--rss"])
     if result.exit_code == 0:
-        data = json.loads(result.stdout)
-        assert data["regions"] == replay(snapshots.read(str(path)), rss=True).to_dict()["regions"]
+        data = procmap_json(result.stdout)
+        again = replay(snapshots.read(str(path)), rss=True).to_dict()
+        assert data["regions"] == procmap_json(json.dumps(again))["regions"]
     run_cli(["--from", str(path), "--diagram"], columns=80)
     result = run_cli(["--from", str(path), "--svg", str(scratch / "picture.svg")])
     if result.exit_code == 0:

@@ -1,71 +1,31 @@
-"""procmap.lesson: the explanations, as data.
+"""procmap.classify.notes: the explanations, as data; and details as data.
 
-Checks that every kind and every detail procmap.classify produces has text,
-that the text is plain and short, that it is written in procmap's own words
-(no 8-word run copied from the lesson), and that the module stays free of the
-UI libraries.
+Checks that every kind and every Detail the classifier gives has text, that
+the text is plain and short, that it is written in procmap's own words (no
+8-word run copied from the lesson, whose texts the tests carry under
+tests/data/lesson), that detail keys are stable identifiers, and that no code
+outside the classifier decides on a detail's words.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import ast
 import re
 from pathlib import Path
 
 import pytest
 
-from procmap.classify import KINDS
-from procmap.lesson import DETAILS, NOTES, KindNote, describe_detail, describe_kind
+from procmap.classify.notes import DETAILS, NOTES, KindNote, describe_detail, describe_kind
+from procmap.model import KINDS, Detail
+from procmap.model import describe_detail as detail_words
 
-LESSON = Path(__file__).resolve().parents[3] / "shared" / "lesson"
+LESSON = Path(__file__).resolve().parents[1] / "data" / "lesson"
+PACKAGE = Path(__file__).resolve().parents[2] / "procmap"
 
-# The exact detail strings procmap.classify gives its regions.
-CLASSIFIER_DETAILS = (
-    "code",
-    "code, with ELF headers and read-only data",
-    "ELF headers",
-    "read-only data",
-    "relro",
-    "initialised data",
-    "initialised data, made read-only",
-    "bss",
-    "bss, in the last file page",
-    "gap between segments",
-    "brk heap",
-    "malloc arena",
-    "malloc arena reserve",
-    "main thread stack",
-    "guard page",
-    "thread stack",
-    "vsyscall page",
-    "vdso",
-    "vvar",
-    "vvar_vclock",
-    "uprobes",
-    "anonymous",
-    "shared anonymous",
-    "reserved, no access",
-    "memfd",
-    "SysV shared memory",
-    "POSIX shared memory",
-    "anonymous, huge pages",
-    "shared anonymous, huge pages",
-    "hugetlbfs file",
-    "device mapping",
-    "ELF file mapped as data",
-    "file mapping",
-    "shared file mapping",
-    "anonymous, thread-stack shape, no thread in it",
-)
+# Details of no region: explain's placement of a symbol or a section.
+PLACEMENTS = {Detail.COMMON, Detail.THREAD_LOCAL}
 
-PREFIXED = {
-    "thread stack (TID 812)": "thread stack",
-    "thread stack (TID 1)": "thread stack",
-    "guard page (TID 812)": "guard page",
-    "guard page (thread stack)": "guard page",
-}
-
-FIELDS = [f.name for f in dataclasses.fields(KindNote) if f.name != "kind"]
+FIELDS = [name for name in KindNote._fields if name != "kind"]
 
 # Square brackets are allowed only as the kernel's own names for mappings.
 KERNEL_NAME = re.compile(
@@ -82,14 +42,8 @@ def all_notes() -> list[KindNote]:
 def all_texts() -> list[tuple[str, str]]:
     """(where, text) for every text the module can hand out."""
     texts = [(f"{n.kind}.{name}", getattr(n, name)) for n in all_notes() for name in FIELDS]
-    texts += [(f"DETAILS[{k!r}]", v) for k, v in DETAILS.items()]
-    examples = [
-        *PREFIXED,
-        "thread stack, found by shape",
-        "anonymous, named libfoo pool",
-        "shared anonymous, named ring",
-    ]
-    texts += [(f"describe_detail({d!r})", describe_detail(d)) for d in examples]
+    texts += [(f"DETAILS[{k.value}]", v) for k, v in DETAILS.items()]
+    texts += [(f"{d.value}.text", d.text) for d in Detail]
     return texts
 
 
@@ -112,7 +66,7 @@ def test_note_is_complete(kind):
 
 
 def test_notes_are_frozen():
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         NOTES["text"].title = "changed"  # type: ignore[misc]
 
 
@@ -129,40 +83,106 @@ def test_unknown_kind_gets_a_usable_note():
 # --- details -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("detail", CLASSIFIER_DETAILS)
-def test_every_classifier_detail_is_explained(detail):
-    assert detail in DETAILS
+@pytest.mark.parametrize("detail", [d for d in Detail if d not in PLACEMENTS])
+def test_every_region_detail_is_explained(detail):
     assert describe_detail(detail) == DETAILS[detail]
 
 
-@pytest.mark.parametrize(("detail", "base"), PREFIXED.items())
-def test_prefix_rules(detail, base):
-    assert describe_detail(detail) == DETAILS[base]
+def test_placements_are_no_region():
+    assert all(describe_detail(d) is None for d in PLACEMENTS)
+
+
+@pytest.mark.parametrize("detail", list(Detail))
+def test_detail_keys_are_stable_identifiers(detail):
+    assert re.fullmatch(r"[a-z]+(-[a-z]+)*", detail.value), detail.value
+    assert detail.text and detail.text == detail.text.strip()
+    assert Detail(detail.value) is detail
+
+
+def test_detail_keys_and_texts_are_unique():
+    assert len({d.value for d in Detail}) == len(Detail)
+    assert len({d.text for d in Detail}) == len(Detail)
+
+
+def test_the_words_carry_the_facts_the_fields_hold():
+    assert detail_words(Detail.THREAD_STACK, 812) == "thread stack (TID 812)"
+    assert detail_words(Detail.GUARD_PAGE, 812) == "guard page (TID 812)"
+    assert detail_words(Detail.GUARD_PAGE) == "guard page"
+    assert detail_words(Detail.NAMED_ANONYMOUS, None, "[anon:libfoo pool]") == (
+        "anonymous, named libfoo pool"
+    )
+    assert detail_words(Detail.NAMED_SHARED_ANONYMOUS, None, "[anon_shmem:ring]") == (
+        "shared anonymous, named ring"
+    )
+    assert detail_words(Detail.KERNEL_NAMED, None, "[frobnicator]") == "[frobnicator]"
 
 
 def test_thread_stack_found_by_shape_says_so():
-    text = describe_detail("thread stack, found by shape")
-    assert text is not None
-    assert text.startswith(DETAILS["thread stack"])
-    assert "shape" in text[len(DETAILS["thread stack"]) :]
-    assert "guard" in text[len(DETAILS["thread stack"]) :]
+    text = describe_detail(Detail.THREAD_STACK_BY_SHAPE)
+    assert text is not None and text != DETAILS[Detail.THREAD_STACK]
+    assert "pthread_create()" in text and "shape" in text and "guard" in text
 
 
 def test_named_anonymous_memory():
-    private = describe_detail("anonymous, named libfoo pool")
-    shared = describe_detail("shared anonymous, named ring")
+    private = describe_detail(Detail.NAMED_ANONYMOUS)
+    shared = describe_detail(Detail.NAMED_SHARED_ANONYMOUS)
     assert private is not None and "PR_SET_VMA_ANON_NAME" in private
     assert shared is not None and "PR_SET_VMA_ANON_NAME" in shared
     assert "Shared" in shared and private != shared
-    # The exact key that merely starts like a prefix rule keeps its own text.
-    assert describe_detail("anonymous, thread-stack shape, no thread in it") != private
 
 
-@pytest.mark.parametrize(
-    "detail", ["", "nonsense", "Code", "thread stacks", "guard", "named anonymous", "[heap]"]
-)
-def test_unknown_detail_is_none(detail):
-    assert describe_detail(detail) is None
+def _decides_on_words(path: Path) -> list[str]:
+    """Comparisons of a detail (or its words) with a detail's text, in one module."""
+    texts = {d.text for d in Detail}
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        operands: list[ast.expr] = []
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("startswith", "endswith", "partition")
+        ):
+            operands = [node.func.value, *node.args]
+        names = {
+            n.attr if isinstance(n, ast.Attribute) else getattr(n, "id", "")
+            for o in operands
+            for n in ast.walk(o)
+        }
+        constants = [
+            c.value
+            for o in operands
+            for c in ast.walk(o)
+            if isinstance(c, ast.Constant) and isinstance(c.value, str)
+        ]
+        wordy = {"detail", "description", "details"} & {n.lower() for n in names if n}
+        if wordy and any(c in texts or any(t.startswith(c) for t in texts) for c in constants if c):
+            found.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    return found
+
+
+def test_no_code_outside_the_classifier_decides_on_detail_words():
+    offenders = [
+        where
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.relative_to(PACKAGE).parts[0] not in ("classify", "model.py")
+        for where in _decides_on_words(path)
+    ]
+    assert not offenders, offenders
+
+
+def test_the_words_check_catches_a_comparison(tmp_path):
+    odd = tmp_path / "odd.py"
+    odd.write_text(
+        'def f(r):\n    return r.detail == "brk heap" or r.description.startswith("guard")\n'
+    )
+    global PACKAGE
+    saved, PACKAGE = PACKAGE, tmp_path
+    try:
+        assert len(_decides_on_words(odd)) == 2
+    finally:
+        PACKAGE = saved
 
 
 # --- the texts themselves ------------------------------------------------------------
@@ -187,7 +207,7 @@ def test_note_fields_are_one_to_three_sentences(kind):
         assert 1 <= len(SENTENCE_END.findall(value)) <= 3, f"{kind}.{name}: {value}"
 
 
-@pytest.mark.parametrize("detail", sorted(DETAILS))
+@pytest.mark.parametrize("detail", list(DETAILS))
 def test_detail_is_one_sentence(detail):
     text = DETAILS[detail]
     assert text.endswith(".")
@@ -214,8 +234,6 @@ def _runs(text: str) -> set[tuple[str, ...]]:
 
 @pytest.fixture(scope="module")
 def lesson_runs() -> set[tuple[str, ...]]:
-    if not LESSON.is_dir():
-        pytest.skip(f"the lesson material is not at {LESSON}")
     files = sorted(LESSON.glob("*.txt"))
     assert len(files) == 2, f"expected the lesson's two .txt files in {LESSON}"
     runs: set[tuple[str, ...]] = set()

@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from procmap.errors import MapsFormatError
-from procmap.maps import Mapping, format_mapping, parse_maps
+from procmap.kernel.maps import format_mapping, parse_maps
+from procmap.model import Mapping
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "maps"
 CORPUS = sorted(p.name for p in DATA.glob("*.maps"))

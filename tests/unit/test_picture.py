@@ -7,26 +7,26 @@ tested in tests/integration/test_picture.py.
 
 from __future__ import annotations
 
-from procmap.classify import Region
-from procmap.picture import address_space, fold, picture_of
+from procmap.model import Detail, Region
+from procmap.views.picture import address_space, fold, picture_of
 
 KiB, MiB, GiB, TiB = 1 << 10, 1 << 20, 1 << 30, 1 << 40
 
 
-def region(start, end, kind, detail, path=None, perms="rw-p", obj=None) -> Region:
-    return Region(start, end, perms, 0, "00:00", 0, path, kind, detail, obj)
+def region(start, end, kind, detail, path=None, perms="rw-p", obj=None, tid=None) -> Region:
+    return Region(start, end, perms, 0, "00:00", 0, path, kind, detail, obj, tid=tid)
 
 
 def process(stack_top: int, *extra: Region) -> list[Region]:
     """A small static program, its heap, anything `extra`, and its stack below `stack_top`."""
     prog = "/bin/prog"
     regions = [
-        region(0x400000, 0x401000, "text", "code", prog, "r-xp", prog),
-        region(0x401000, 0x402000, "data", "initialised data", prog, "rw-p", prog),
-        region(0x402000, 0x403000, "bss", "bss", None, "rw-p", prog),
-        region(0x1000000, 0x1021000, "heap", "brk heap", "[heap]"),
+        region(0x400000, 0x401000, "text", Detail.CODE, prog, "r-xp", prog),
+        region(0x401000, 0x402000, "data", Detail.DATA, prog, "rw-p", prog),
+        region(0x402000, 0x403000, "bss", Detail.BSS, None, "rw-p", prog),
+        region(0x1000000, 0x1021000, "heap", Detail.BRK_HEAP, "[heap]"),
         *extra,
-        region(stack_top - 132 * KiB, stack_top, "stack", "main thread stack", "[stack]"),
+        region(stack_top - 132 * KiB, stack_top, "stack", Detail.MAIN_STACK, "[stack]"),
     ]
     return sorted(regions, key=lambda r: r.start)
 
@@ -62,17 +62,19 @@ def test_what_makes_one_box():
     regions = process(
         0x7FFD_0000_0000,
         # Two anonymous mappings 5 MiB apart: two boxes and a gap, not one box.
-        region(0x7F00_0000_0000, 0x7F00_0000_1000, "mmap", "anonymous"),
-        region(0x7F00_0050_1000, 0x7F00_0050_2000, "mmap", "anonymous"),
+        region(0x7F00_0000_0000, 0x7F00_0000_1000, "mmap", Detail.ANONYMOUS),
+        region(0x7F00_0050_1000, 0x7F00_0050_2000, "mmap", Detail.ANONYMOUS),
         # A thread's guard page and the stack above it: one box.
-        region(0x7F00_1000_0000, 0x7F00_1000_1000, "stack", "guard page (TID 7)", perms="---p"),
-        region(0x7F00_1000_1000, 0x7F00_1080_1000, "stack", "thread stack (TID 7)"),
+        region(0x7F00_1000_0000, 0x7F00_1000_1000, "stack", Detail.GUARD_PAGE, perms="---p", tid=7),
+        region(0x7F00_1000_1000, 0x7F00_1080_1000, "stack", Detail.THREAD_STACK, tid=7),
         # And the next thread's: a box of its own.
-        region(0x7F00_1080_1000, 0x7F00_1080_2000, "stack", "guard page (TID 8)", perms="---p"),
-        region(0x7F00_1080_2000, 0x7F00_1100_2000, "stack", "thread stack (TID 8)"),
+        region(0x7F00_1080_1000, 0x7F00_1080_2000, "stack", Detail.GUARD_PAGE, perms="---p", tid=8),
+        region(0x7F00_1080_2000, 0x7F00_1100_2000, "stack", Detail.THREAD_STACK, tid=8),
         # An arena and its reserve: one box.
-        region(0x7F00_2000_0000, 0x7F00_2002_1000, "heap", "malloc arena"),
-        region(0x7F00_2002_1000, 0x7F00_2400_0000, "heap", "malloc arena reserve", perms="---p"),
+        region(0x7F00_2000_0000, 0x7F00_2002_1000, "heap", Detail.MALLOC_ARENA),
+        region(
+            0x7F00_2002_1000, 0x7F00_2400_0000, "heap", Detail.MALLOC_ARENA_RESERVE, perms="---p"
+        ),
     )
     picture = picture_of(regions)
     members = [(b.role, b.regions) for b in picture.bands if b.start >= 0x7F00_0000_0000]
@@ -91,7 +93,9 @@ def test_what_makes_one_box():
 
 def test_folding_many_small_mmaps_keeps_the_landmarks():
     extra = [
-        region(0x7F00_0000_0000 + i * 0x2000, 0x7F00_0000_1000 + i * 0x2000, "mmap", "anonymous")
+        region(
+            0x7F00_0000_0000 + i * 0x2000, 0x7F00_0000_1000 + i * 0x2000, "mmap", Detail.ANONYMOUS
+        )
         for i in range(5000)
     ]
     picture = picture_of(process(0x7FFD_0000_0000, *extra))

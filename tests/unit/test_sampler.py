@@ -19,9 +19,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from procmap.classify import Facts, classify
-from procmap.maps import Mapping, format_mapping, parse_maps
-from procmap.sampler import _GRAIN, _SMALL, Change, Event, Hunk, _group, diff_events, diff_maps
+from procmap.classify import classify
+from procmap.kernel.maps import format_mapping, parse_maps
+from procmap.live.diff import _GRAIN, _SMALL, Hunk, diff_maps
+from procmap.live.events import Change, Event, diff_events
+from procmap.live.sampler import _group
+from procmap.model import Detail, Facts, Mapping
 
 PAGE = 0x1000
 FAST = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -435,7 +438,7 @@ def test_heap_end_moves_up_is_one_grow():
         Event(
             "grow",
             "heap",
-            "brk heap",
+            Detail.BRK_HEAP,
             grown.start,
             grown.end,
             "[heap]",
@@ -492,7 +495,7 @@ def test_new_mapping_is_map_and_removed_one_is_unmap():
     assert (e.event, e.kind, e.detail, e.start, e.end, e.bytes, e.before) == (
         "map",
         "mmap",
-        "anonymous",
+        Detail.ANONYMOUS,
         MID.start,
         MID.end,
         MID.size,
@@ -512,11 +515,11 @@ def test_first_page_made_read_only_is_split_and_protect():
     page = MID.start + PAGE
     new = [anon(MID.start, page, "r--p"), anon(page, MID.end)]
     assert events([HEAP, MID, STACK], [HEAP, *new, STACK]) == [
-        Event("split", "mmap", "anonymous", MID.start, MID.end, None, MID.size, None, "rw-p"),
+        Event("split", "mmap", Detail.ANONYMOUS, MID.start, MID.end, None, MID.size, None, "rw-p"),
         Event(
             "protect",
             "mmap",
-            "anonymous",
+            Detail.ANONYMOUS,
             MID.start,
             page,
             None,
@@ -533,11 +536,11 @@ def test_first_page_made_writable_again_is_merge_and_protect():
     page = MID.start + PAGE
     old = [anon(MID.start, page, "r--p"), anon(page, MID.end)]
     assert events([HEAP, *old, STACK], [HEAP, MID, STACK]) == [
-        Event("merge", "mmap", "anonymous", MID.start, MID.end, None, MID.size, None, "rw-p"),
+        Event("merge", "mmap", Detail.ANONYMOUS, MID.start, MID.end, None, MID.size, None, "rw-p"),
         Event(
             "protect",
             "mmap",
-            "anonymous",
+            Detail.ANONYMOUS,
             MID.start,
             page,
             None,
@@ -620,14 +623,14 @@ def test_regions_of_a_mapping_each_get_an_event():
     new_maps, new_groups = state(HEAP, LIB)
     assert len(new_groups[1]) == 1  # no layout given: one file-mapping region
     got = diff_events(*state(*old), new_maps, new_groups)
-    assert [(e.event, e.kind, e.detail) for e in got] == [("map", "mmap", "file mapping")]
+    assert [(e.event, e.kind, e.detail) for e in got] == [("map", "mmap", Detail.FILE)]
 
 
 def test_event_to_dict_has_before_only_when_known():
     grown = HEAP._replace(end=HEAP.end + PAGE)
     [e] = events([HEAP], [grown])
     d = e.to_dict()
-    assert d["before"] == {"start": HEAP.start, "end": HEAP.end, "perms": "rw-p"}
+    assert d["before"] == {"start": hex(HEAP.start), "end": hex(HEAP.end), "perms": "rw-p"}
     assert d["event"] == "grow" and d["bytes"] == PAGE and d["direction"] == "up"
     [e] = events([], [MID])
     assert "before" not in e.to_dict()

@@ -8,23 +8,10 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from procmap.classify import Region
-from procmap.maps import Mapping, parse_maps
-from procmap.smaps import (
-    BY_PAGES,
-    BY_SIZE,
-    FIGURES,
-    WHOLE,
-    Resident,
-    _share,
-    attribute,
-    maps_text_of,
-    page_states,
-    parse_rollup,
-    parse_smaps,
-    split_mappings,
-    total,
-)
+from procmap.classify.resident import _share, attribute, split_mappings
+from procmap.kernel.maps import parse_maps
+from procmap.kernel.smaps import maps_text_of, page_states, parse_rollup, parse_smaps
+from procmap.model import BY_PAGES, BY_SIZE, FIGURES, WHOLE, Mapping, Region, Resident, total
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "maps"
 PAGE = 4096

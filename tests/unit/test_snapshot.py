@@ -30,14 +30,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from procmap import snapshot as snap
-from procmap.classify import Facts
-from procmap.elf import ElfLayout, NotAnELF, Section, Symbol, SymbolTable, read_elf, read_symbols
-from procmap.errors import BadFile, BadSnapshot
-from procmap.maps import parse_maps
-from procmap.process import ProcessInfo
-from procmap.procfs import dev_string
-from procmap.snapshot import FORMAT, VERSION, Snapshot
+from procmap.elf import ElfLayout, Section, Symbol, SymbolTable, read_elf, read_symbols
+from procmap.errors import BadFile, BadSnapshot, NotAnELF
+from procmap.kernel.maps import parse_maps
+from procmap.kernel.procfs import dev_string
+from procmap.model import Facts, ProcessInfo, Snapshot
+from procmap.views import snapshot as snap
+from procmap.views.snapshot import FORMAT, VERSION
 from tests.conftest import MODES, SAMPLE_BIN, sample_path
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -195,7 +194,7 @@ def test_real_snapshot_file_has_the_documented_shape(real, tmp_path):
     assert d["facts"]["page_size"] == PAGE
     assert d["maps"] == real.maps.decode()  # UTF-8 text is stored as text
     stack = next(m for m in parse_maps(real.maps) if m.path == "[stack]")
-    assert d["page_states"][f"{stack.start:x}"] == real.page_states[stack.start]
+    assert d["page_states"][f"0x{stack.start:x}"] == real.page_states[stack.start]
     ls = next(f for f in d["files"] if [f["dev"], f["inode"]] == list(file_key("/bin/ls")))
     assert len(ls["layout"]["segments"][0]) == 7 and len(ls["layout"]["sections"][0]) == 7
     assert ls["symbols"]["source"] in (".symtab", ".dynsym")
@@ -238,7 +237,7 @@ def small(**changes) -> Snapshot:
         info=ProcessInfo(1319, "cat", ["cat", "-"], "ada", 1000, 1, "S"),
         facts=Facts(PAGE, 8, ("fe:01", 1319), None, {1319: 0x7FFD1C2BF000}, (), 8 << 20),
         layouts={("fe:01", 1319): layout, ("fe:01", 77): None},
-        symbols={("fe:01", 1319): SymbolTable(table.symbols[:5], table.source)},
+        symbols={("fe:01", 1319): SymbolTable.build(table.symbols[:5], table.source)},
         warnings=[],
         kernel="6.18.0",
         machine="x86_64",
@@ -306,8 +305,13 @@ def test_any_names_round_trip_in_strict_json(scratch, name, cmdline, other, warn
     layout = pie()[0]
     sections = list(layout.sections)
     sections[0] = sections[0]._replace(name=name)
-    odd = ElfLayout(
-        *(getattr(layout, f) for f in ElfLayout._FIELDS[:6]),
+    odd = ElfLayout.build(
+        elf_class=layout.elf_class,
+        endian=layout.endian,
+        machine=layout.machine,
+        type=layout.type,
+        entry=layout.entry,
+        segments=layout.segments,
         sections=sections,
         interpreter=other,
         build_id=layout.build_id,
@@ -316,7 +320,7 @@ def test_any_names_round_trip_in_strict_json(scratch, name, cmdline, other, warn
     s = small(
         info=ProcessInfo(7, name, cmdline, other, 0, 1, other),
         layouts={("fe:01", 1319): odd},
-        symbols={("fe:01", 1319): SymbolTable([Symbol(name, 0x1000, 8, 2)], ".symtab")},
+        symbols={("fe:01", 1319): SymbolTable.build([Symbol(name, 0x1000, 8, 2)], ".symtab")},
         warnings=warnings,
         kernel=other,
         machine=name,
@@ -389,7 +393,8 @@ MUTATIONS = [
     (("facts", "interp_key"), ["fe:01", -1], "facts.interp_key[1]: -1 is out of range"),
     (("facts", "thread_sps"), {"1": 2}, "facts.thread_sps: expected an array"),
     (("facts", "thread_sps", 0), [1], "facts.thread_sps[0]: expected 2 integers"),
-    (("facts", "thread_sps", 0, 1), 1 << 64, "facts.thread_sps[0][1]: 18446744073709551616"),
+    (("facts", "thread_sps", 0, 1), "0x10000000000000000", "facts.thread_sps[0][1]: expected an"),
+    (("facts", "thread_sps", 0, 1), 4096, "facts.thread_sps[0][1]: expected an address"),
     (("facts", "thread_sps", 1), lambda d: d["facts"]["thread_sps"][0], "appears twice"),
     (("facts", "unknown_threads"), None, "facts.unknown_threads: expected an array"),
     (("facts", "unknown_threads", 0), "x", "facts.unknown_threads[0]: expected an integer"),
@@ -405,7 +410,8 @@ MUTATIONS = [
     (("page_states",), [], "page_states: expected an object"),
     (("page_states", "zz"), "r", "page_states['zz']: expected a mapping's start"),
     (("page_states", "10000000000000000"), "r", "page_states['10000000000000000']"),
-    (("page_states", "1000"), "r", "page_states['1000']: no mapping starts there"),
+    (("page_states", "1000"), "r", "page_states['1000']: expected a mapping's start address"),
+    (("page_states", "0x1000"), "r", "page_states['0x1000']: no mapping starts there"),
     (("page_states", stack_hex), "r", "1 page states for a mapping of 135168 bytes"),
     (("page_states", stack_hex), lambda d: "x" * (0x21000 // PAGE), "'r', 's' or '.' only"),
     (("page_states", stack_hex), 5, "expected a string, not an integer"),
@@ -420,7 +426,8 @@ MUTATIONS = [
     (("files", 0, "layout", "elf_class"), 64.0, "files[0].layout.elf_class: expected 32 or 64"),
     (("files", 0, "layout", "endian"), "middle", "files[0].layout.endian"),
     (("files", 0, "layout", "machine"), 1 << 16, "files[0].layout.machine: 65536"),
-    (("files", 0, "layout", "entry"), None, "files[0].layout.entry: expected an integer"),
+    (("files", 0, "layout", "entry"), None, "files[0].layout.entry: expected an address"),
+    (("files", 0, "layout", "entry"), 4096, "files[0].layout.entry: expected an address"),
     (("files", 0, "layout", "segments"), None, "files[0].layout.segments: expected an array"),
     (
         ("files", 0, "layout", "segments", 0),
@@ -429,6 +436,11 @@ MUTATIONS = [
     ),
     (
         ("files", 0, "layout", "segments", 0, 3),
+        True,
+        "files[0].layout.segments[0][3]: expected an address",
+    ),
+    (
+        ("files", 0, "layout", "segments", 0, 4),
         True,
         "files[0].layout.segments[0]: expected 7 integers",
     ),
@@ -440,12 +452,12 @@ MUTATIONS = [
     (("files", 0, "layout", "file_size"), 1, "a LOAD segment reaches past the end of the file"),
     (
         ("files", 0, "layout", "segments", first_load),
-        lambda d: [1, 4, 0, 0, 0x20, 0x10, 0x1000],
+        lambda d: [1, 4, "0x0", "0x0", 0x20, 0x10, 0x1000],
         "a LOAD segment smaller in memory than in the file",
     ),
     (
         ("files", 0, "layout", "sections", 0),
-        [1, 2, 3, 4, 5, 6, 7],
+        [1, 2, 3, "0x4", "0x5", 6, 7],
         "files[0].layout.sections[0][0]: expected a string",
     ),
     (
@@ -487,6 +499,11 @@ MUTATIONS = [
     ),
     (
         ("files", 0, "symbols", "symbols", 0, 1),
+        1.0,
+        "files[0].symbols.symbols[0][1]: expected an address",
+    ),
+    (
+        ("files", 0, "symbols", "symbols", 0, 2),
         1.0,
         "files[0].symbols.symbols[0]: expected a name and 3 integers",
     ),
@@ -634,10 +651,13 @@ def test_text_that_is_not_a_snapshot_is_damaged(tmp_path, text, expected):
 
 
 def test_a_newer_version_says_so_whatever_else_it_holds(tmp_path):
-    path = tmp_path / "v2.json"
-    path.write_text(json.dumps({"format": FORMAT, "version": 2, "everything": "else new"}))
+    path = tmp_path / "v3.json"
+    path.write_text(
+        json.dumps({"format": FORMAT, "version": VERSION + 1, "everything": "else new"})
+    )
     assert read_error(path) == (
-        f"{path}: a snapshot of format version 2, newer than this procmap reads (1); "
+        f"{path}: a snapshot of format version {VERSION + 1}, newer than this procmap reads "
+        f"({VERSION}); "
         "a newer procmap reads it"
     )
 
@@ -825,23 +845,46 @@ def test_write_errors_are_one_line_naming_the_path(tmp_path):
 
 
 def test_symbols_without_a_layout_are_a_bug_not_a_file():
-    table = SymbolTable([Symbol("main", 0x1000, 8, 2)], ".symtab")
+    table = SymbolTable.build([Symbol("main", 0x1000, 8, 2)], ".symtab")
     with pytest.raises(ValueError, match="symbols for"):
         snap.to_dict(small(symbols={("fe:01", 77): table}))
     with pytest.raises(ValueError, match="no layout"):
         snap.to_dict(small(symbols={("fe:01", 5): table}))
 
 
-def test_the_core_module_imports_neither_click_nor_rich():
-    code = (
-        "import sys, procmap.snapshot\n"
-        "ui = sorted(m for m in sys.modules if m.split('.')[0] in ('click', 'rich'))\n"
-        "assert not ui, ui\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
-
-
 def test_the_docstring_names_every_key():
     doc = snap.__doc__
     for key in snap._TOP + snap._PROCESS + snap._FACTS + snap._FILE + snap._LAYOUT + snap._SYMBOLS:
         assert re.search(rf'"{key}"', doc), key
+
+
+# --- format version 1 ----------------------------------------------------------------------
+
+V1 = Path(__file__).resolve().parents[1] / "data" / "snapshots" / "lesson-pie-v1.json"
+
+
+def test_a_version_1_snapshot_still_loads_and_answers_where():
+    """Saved by procmap 0.1 (format 1, addresses as JSON numbers) from lesson-pie."""
+    assert json.loads(V1.read_bytes())["version"] == 1
+    saved = snap.read(V1)
+    assert saved.rollup is None and saved.smaps is not None
+    variables = {}
+    for line in V1.with_suffix(".variables").read_text().splitlines():
+        fields = line.split()
+        if len(fields) == 3 and fields[0] != "thread_tid":
+            variables[fields[0]] = (int(fields[1], 16), fields[2])
+    found = snap.where_saved(saved, [a for a, _ in variables.values()])
+    assert [loc.kind for loc in found] == [kind for _, kind in variables.values()]
+    pmap = snap.replay(saved, rss=True)
+    # No smaps_rollup in a version-1 file: the totals are the regions' sum, and say so.
+    assert pmap.rollup is None and pmap.summary()["total"]["figures_from"] == "sum"
+
+
+def test_a_version_1_snapshot_saved_again_is_version_2_and_the_same(tmp_path):
+    saved = snap.read(V1)
+    again = tmp_path / "v2.json"
+    snap.write(saved, again)
+    data = json.loads(again.read_bytes())
+    assert data["version"] == snap.VERSION == 2
+    assert data["facts"]["thread_sps"][0][1].startswith("0x")
+    assert snap.read(again) == saved

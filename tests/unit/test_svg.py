@@ -16,15 +16,15 @@ from html.parser import HTMLParser
 
 import pytest
 
-from procmap.classify import KINDS, Region
-from procmap.explain import explain_elf
-from procmap.lesson import describe_kind
-from procmap.picture import fold, picture_of, plan_picture
-from procmap.process import read_map
+from procmap.classify.notes import describe_kind
+from procmap.live.capture import read_map
+from procmap.model import KINDS, Detail, Region
 from procmap.render.diagram import FILLS, legend_items
 from procmap.render.svg import band_height, render_html, render_svg
 from procmap.render.text import printable
 from procmap.render.theme import KIND_COLOURS
+from procmap.views.explain import explain_elf
+from procmap.views.picture import fold, picture_of, plan_picture
 from tests.conftest import run_sample, sample_path
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -49,19 +49,21 @@ def _regions(extra=()):
     libc = "/usr/lib/libc.so.6"
     p = BASE
     return [
-        _region(p, p + PAGE, "rodata", "ELF headers", prog, prog, "r--p"),
-        _region(p + PAGE, p + 3 * PAGE, "text", "code", prog, prog, "r-xp", (".text",)),
-        _region(p + 3 * PAGE, p + 4 * PAGE, "rodata", "read-only data", prog, prog, "r--p"),
-        _region(p + 4 * PAGE, p + 5 * PAGE, "data", "initialised data", prog, prog),
-        _region(p + 5 * PAGE, p + 6 * PAGE, "bss", "bss", None, prog),
-        _region(p + 0x100000, p + 0x121000, "heap", "brk heap", "[heap]"),
-        _region(LIBS, LIBS + 0x28000, "rodata", "ELF headers", libc, libc, "r--p"),
-        _region(LIBS + 0x28000, LIBS + 0x1BD000, "text", "code", libc, libc, "r-xp"),
-        _region(LIBS + 0x1BD000, LIBS + 0x215000, "rodata", "read-only data", libc, libc, "r--p"),
-        _region(LIBS + 0x215000, LIBS + 0x217000, "data", "initialised data", libc, libc),
-        _region(LIBS + 0x217000, LIBS + 0x224000, "bss", "bss", None, libc),
+        _region(p, p + PAGE, "rodata", Detail.ELF_HEADERS, prog, prog, "r--p"),
+        _region(p + PAGE, p + 3 * PAGE, "text", Detail.CODE, prog, prog, "r-xp", (".text",)),
+        _region(p + 3 * PAGE, p + 4 * PAGE, "rodata", Detail.READ_ONLY_DATA, prog, prog, "r--p"),
+        _region(p + 4 * PAGE, p + 5 * PAGE, "data", Detail.DATA, prog, prog),
+        _region(p + 5 * PAGE, p + 6 * PAGE, "bss", Detail.BSS, None, prog),
+        _region(p + 0x100000, p + 0x121000, "heap", Detail.BRK_HEAP, "[heap]"),
+        _region(LIBS, LIBS + 0x28000, "rodata", Detail.ELF_HEADERS, libc, libc, "r--p"),
+        _region(LIBS + 0x28000, LIBS + 0x1BD000, "text", Detail.CODE, libc, libc, "r-xp"),
+        _region(
+            LIBS + 0x1BD000, LIBS + 0x215000, "rodata", Detail.READ_ONLY_DATA, libc, libc, "r--p"
+        ),
+        _region(LIBS + 0x215000, LIBS + 0x217000, "data", Detail.DATA, libc, libc),
+        _region(LIBS + 0x217000, LIBS + 0x224000, "bss", Detail.BSS, None, libc),
         *extra,
-        _region(STACK, STACK + 0x21000, "stack", "main thread stack", "[stack]"),
+        _region(STACK, STACK + 0x21000, "stack", Detail.MAIN_STACK, "[stack]"),
     ]
 
 
@@ -201,20 +203,25 @@ def test_hostile_names_are_literal_text_and_the_document_parses():
         LIBS + 0x300000,
         LIBS + 0x301000,
         "mmap",
-        "file " + HOSTILE,
+        Detail.FILE,
         "/tmp/" + HOSTILE,
         perms="r--p",
         sections=(HOSTILE,),
     )
-    pic = picture_of(_regions([evil]), title="PID 1 " + HOSTILE)
-    pic.notes.append(HOSTILE)
+    # A name the process gave its memory: hostile words in the detail, too.
+    named = _region(
+        LIBS + 0x400000, LIBS + 0x401000, "mmap", Detail.NAMED_ANONYMOUS, f"[anon:{HOSTILE}]"
+    )
+    pic = picture_of(_regions([evil, named]), title="PID 1 " + HOSTILE)
+    pic = pic._replace(notes=(*pic.notes, HOSTILE))
     svg = render_svg(pic)
     root = ET.fromstring(svg)  # well-formed
     for raw in ("\x1b", "\n" + "line", "\udcff", "\u202e", "<script", "]]>"):
         assert raw not in svg
     shown = printable(HOSTILE)
     assert "\\x1b[2J<script>alert(1)<script>]]>[bold red]&\"q'\\x0aline\\xff\\u202e" in shown
-    (band,) = [g for g in _bands(root) if g.get("data-role") == "file"]
+    files = [g for g in _bands(root) if g.get("data-role") == "file"]
+    (band,) = [g for g in files if "/tmp/" in g.find(f"{SVG}title").text]
     # The label, cut to the box, and the whole path in the tooltip, as literal text.
     assert _texts(band)[0] == "evil\\x1b[2J<script>alert(1)<scri…"
     assert "/tmp/" + shown in band.find(f"{SVG}title").text.splitlines()
@@ -225,6 +232,7 @@ def test_hostile_names_are_literal_text_and_the_document_parses():
     parsed = _parse_html(page)
     assert "PID 1 " + shown in parsed.data
     assert "/tmp/" + shown in parsed.data  # in the table, whole
+    assert "anonymous, named " + shown in parsed.data  # the detail's words, too
     assert "script" not in parsed.tags
 
 
@@ -311,7 +319,7 @@ def test_thousands_of_bands_are_folded_to_max_bands():
             LIBS + 0x1000000 + 2 * i * PAGE,
             LIBS + 0x1000000 + (2 * i + 1) * PAGE,
             "mmap",
-            "file",
+            Detail.FILE,
             f"/tmp/f{i}",
             perms="r--p",
         )
@@ -332,8 +340,8 @@ def test_thousands_of_bands_are_folded_to_max_bands():
 
 def test_a_32_bit_picture_and_an_empty_one_render():
     regions = [
-        _region(0x0804_8000, 0x0804_9000, "text", "code", "/bin/p", "/bin/p", "r-xp"),
-        _region(0xBFFD_F000, 0xC000_0000, "stack", "main thread stack", "[stack]"),
+        _region(0x0804_8000, 0x0804_9000, "text", Detail.CODE, "/bin/p", "/bin/p", "r-xp"),
+        _region(0xBFFD_F000, 0xC000_0000, "stack", Detail.MAIN_STACK, "[stack]"),
     ]
     root = ET.fromstring(render_svg(picture_of(regions, title="32-bit")))
     texts = _texts(root)

@@ -2,9 +2,10 @@
 
 `procmap PID --save FILE` writes what procmap read from the process and its
 files (the maps text, the ELF layout and symbols of each mapped file, the facts
-the classifier uses); `procmap --from FILE` classifies it again without the
-process, its files or even Linux.  This module is only the file format:
-`write` and `read`, and `to_dict` / `from_dict` for the JSON shape.
+the classifier uses: a model.Snapshot, which live.capture makes); `procmap
+--from FILE` classifies it again without the process, its files or even Linux
+(`replay`, `where_saved`).  The rest of this module is the file format: `write`
+and `read`, and `to_dict` / `from_dict` for the JSON shape.
 
 `read` also takes a plain copy of /proc/PID/maps or /proc/PID/smaps (what a
 bug report usually holds): without ELF headers or stack pointers its regions
@@ -17,7 +18,7 @@ shape is a new version):
 
     {
       "format": "procmap-snapshot",
-      "version": 1,                  # a reader refuses a greater one, naming it
+      "version": 2,                  # a reader refuses a greater one, naming it
       "procmap": TEXT,               # the version of procmap that saved it
       "saved_at": 1717171717.25,     # unix time
       "kernel": TEXT, "machine": TEXT, "hostname": TEXT,   # os.uname() when saved
@@ -25,31 +26,40 @@ shape is a new version):
                   "uid": 1000, "threads": 3, "state": TEXT},
       "facts": {"page_size": 4096, "pointer_size": 8,
                 "exe_key": ["fe:01", 1319] or null, "interp_key": [dev, inode] or null,
-                "thread_sps": [[tid, stack pointer], ...], "unknown_threads": [tid, ...],
+                "thread_sps": [[tid, ADDRESS], ...], "unknown_threads": [tid, ...],
                 "thread_stack_size": 8388608 or null},
       "maps": BYTES,                 # /proc/PID/maps exactly as read
       "smaps": BYTES or null,        # /proc/PID/smaps, when it was read
-      "page_states": {"7f3a1c000000": "rrr.s", ...},
+      "smaps_rollup": BYTES or null, # /proc/PID/smaps_rollup, read with smaps
+      "page_states": {ADDRESS: "rrr.s", ...},
       "files": [{"dev": "fe:01", "inode": 1319, "layout": LAYOUT or null,
                  "symbols": SYMBOLS or null}, ...],
       "warnings": [TEXT, ...]
     }
 
     LAYOUT = {"elf_class": 64, "endian": "little", "machine": 62, "type": 3,
-              "entry": 24352,
-              "segments": [[type, flags, offset, vaddr, filesz, memsz, align], ...],
-              "sections": [[TEXT name, type, flags, addr, offset, size, link], ...],
+              "entry": ADDRESS,
+              "segments": [[type, flags, ADDRESS offset, ADDRESS vaddr, filesz, memsz,
+                            align], ...],
+              "sections": [[TEXT name, type, flags, ADDRESS addr, ADDRESS offset, size,
+                            link], ...],
               "interpreter": TEXT or null, "build_id": "3f2a..." or null,
               "file_size": 141936}
     SYMBOLS = {"source": ".symtab" or ".dynsym" or null,
-               "symbols": [[TEXT name, value, size, type], ...]}
+               "symbols": [[TEXT name, ADDRESS value, size, type], ...]}
 
-Numbers are integers (addresses and sizes up to 2**64-1, JSON numbers), except
-saved_at.  A file's `layout` is null when it is not ELF; it has `symbols` only
-with a layout.  `page_states` holds a few mappings of `maps`, each keyed by its
-start (hex, as in maps): one character per page of it, "r" resident, "s"
-swapped, "." neither.  A reader checks all of this, and that `maps` and
-`smaps` are in the kernel's formats.
+An ADDRESS (an address or a file offset) is a string, "0x" and lower-case hex
+digits, as in every JSON procmap writes: JSON readers that hold numbers as
+doubles (jq 1.6, JavaScript) would round those past 2**53.  Other numbers are
+integers (sizes up to 2**64-1), except saved_at.  A file's `layout` is null
+when it is not ELF; it has `symbols` only with a layout.  `page_states` holds
+a few mappings of `maps`, each keyed by its start: one character per page of
+it, "r" resident, "s" swapped, "." neither.  A reader checks all of this, and
+that `maps`, `smaps` and `smaps_rollup` are in the kernel's formats.
+
+Version 1, which procmap 0.1 wrote, is still read: the same keys but
+`smaps_rollup`, and its addresses are JSON numbers (page_states' keys, hex
+digits without "0x").
 
 Strings that came from the process, its files or the machine can hold any
 bytes, not only UTF-8 (procmap decodes them with "surrogateescape", as
@@ -72,16 +82,19 @@ import os
 import re
 import time
 
-from .classify import Facts, FileKey
-from .elf import PT_LOAD, ElfLayout, Section, Segment, Symbol, SymbolTable, open_regular
-from .errors import BadFile, BadSnapshot, MapsFormatError
-from .files import write_atomic
-from .maps import Mapping, parse_maps
-from .process import ProcessInfo
-from .smaps import parse_smaps
+from ..classify import classify
+from ..classify.locate import locate
+from ..classify.resident import attribute
+from ..elf import ElfLayout, Section, Segment, Symbol, SymbolTable
+from ..elf.layout import PT_LOAD
+from ..errors import BadFile, BadSnapshot, MapsFormatError
+from ..files import open_regular, write_atomic
+from ..kernel.maps import parse_maps
+from ..kernel.smaps import parse_rollup, parse_smaps
+from ..model import Facts, FileKey, Location, Mapping, ProcessInfo, ProcessMap, Snapshot
 
 FORMAT = "procmap-snapshot"
-VERSION = 1
+VERSION = 2
 MAX_SIZE = 2 << 30  # bytes: far beyond any real snapshot, short of exhausting memory
 
 _U64 = 1 << 64
@@ -89,64 +102,50 @@ _U32 = 1 << 32
 _TID = 1 << 31  # PID_MAX_LIMIT is 2**22; pid_t is a signed 32-bit integer
 
 
-class Snapshot:
-    """Everything procmap needs to classify a process's map again, without the process."""
+# --- showing a saved map ---------------------------------------------------------------
 
-    __slots__ = (
-        "maps",
-        "smaps",
-        "page_states",
-        "info",
-        "facts",
-        "layouts",
-        "symbols",
-        "warnings",
-        "kernel",
-        "machine",
-        "hostname",
-        "saved_at",
-        "procmap_version",
-        "source",
+
+def replay(snapshot: Snapshot, rss: bool = False) -> ProcessMap:
+    """The map a Snapshot holds, classified as it was live (same rules, same facts)."""
+    figures = None
+    if snapshot.smaps is not None:
+        mappings, figures = parse_smaps(snapshot.smaps)
+    else:
+        mappings = parse_maps(snapshot.maps)
+    if not mappings:
+        raise BadSnapshot(f"{snapshot.info.name}: no mappings in it")
+    result = classify(mappings, snapshot.layouts, snapshot.facts)
+    resident = resident_from = None
+    rollup = None
+    if rss:
+        if figures is None:
+            raise BadSnapshot(
+                f"{snapshot.info.name}: no memory figures in it (it holds maps, not smaps)"
+            )
+        page_size = snapshot.facts.page_size
+        resident, resident_from = attribute(
+            mappings, figures, result.regions, snapshot.page_states, page_size
+        )
+        rollup = parse_rollup(snapshot.rollup) if snapshot.rollup else None
+    warnings = list(snapshot.warnings)
+    warnings.extend(w for w in result.warnings if w not in warnings)
+    return ProcessMap(
+        info=snapshot.info,
+        mappings=mappings,
+        regions=result.regions,
+        images=result.images,
+        warnings=warnings,
+        page_size=snapshot.facts.page_size,
+        resident=resident,
+        resident_from=resident_from,
+        rollup=rollup,
     )
 
-    def __init__(
-        self,
-        *,
-        maps,
-        smaps,
-        page_states,
-        info,
-        facts,
-        layouts,
-        symbols,
-        warnings,
-        kernel,
-        machine,
-        hostname,
-        saved_at,
-        procmap_version,
-        source="snapshot",
-    ):
-        self.maps: bytes = maps  # /proc/PID/maps, exactly as read
-        self.smaps: bytes | None = smaps
-        self.page_states: dict[int, str] = page_states  # mapping start -> "rs." per page
-        self.info: ProcessInfo = info
-        self.facts: Facts = facts
-        self.layouts: dict[FileKey, ElfLayout | None] = layouts  # None: not ELF
-        self.symbols: dict[FileKey, SymbolTable] = symbols
-        self.warnings: list[str] = warnings
-        self.kernel: str = kernel
-        self.machine: str = machine
-        self.hostname: str = hostname
-        self.saved_at: float = saved_at
-        self.procmap_version: str = procmap_version
-        self.source: str = source  # "snapshot", or "maps" / "smaps" for a plain text
 
-    def __repr__(self) -> str:
-        return (
-            f"Snapshot(pid={self.info.pid}, name={self.info.name!r}, source={self.source!r}, "
-            f"files={len(self.layouts)})"
-        )
+def where_saved(snapshot: Snapshot, addresses: list[int]) -> list[Location]:
+    """`where` over a Snapshot: its saved symbols name the addresses."""
+    pmap = replay(snapshot)
+    return [locate(pmap, a, lambda image: snapshot.symbols.get(image.key)) for a in addresses]
 
 
 def describe(snapshot: Snapshot) -> str:
@@ -219,13 +218,14 @@ def to_dict(snapshot: Snapshot) -> dict:
             "pointer_size": facts.pointer_size,
             "exe_key": _key_list(facts.exe_key),
             "interp_key": _key_list(facts.interp_key),
-            "thread_sps": [[tid, sp] for tid, sp in facts.thread_sps.items()],
+            "thread_sps": [[tid, _hex(sp)] for tid, sp in facts.thread_sps.items()],
             "unknown_threads": list(facts.unknown_threads),
             "thread_stack_size": facts.thread_stack_size,
         },
         "maps": _bytes(s.maps),
         "smaps": None if s.smaps is None else _bytes(s.smaps),
-        "page_states": {f"{start:x}": states for start, states in sorted(s.page_states.items())},
+        "smaps_rollup": None if s.rollup is None else _bytes(s.rollup),
+        "page_states": {_hex(start): states for start, states in sorted(s.page_states.items())},
         "files": files,
         "warnings": [_text(w) for w in s.warnings],
     }
@@ -241,9 +241,15 @@ def _layout_dict(layout: ElfLayout) -> dict:
         "endian": layout.endian,
         "machine": layout.machine,
         "type": layout.type,
-        "entry": layout.entry,
-        "segments": [list(seg) for seg in layout.segments],
-        "sections": [[_text(sec.name), *sec[1:]] for sec in layout.sections],
+        "entry": _hex(layout.entry),
+        "segments": [
+            [t, f, _hex(offset), _hex(vaddr), filesz, memsz, align]
+            for t, f, offset, vaddr, filesz, memsz, align in layout.segments
+        ],
+        "sections": [
+            [_text(name), t, f, _hex(addr), _hex(offset), size, link]
+            for name, t, f, addr, offset, size, link in layout.sections
+        ],
         "interpreter": None if layout.interpreter is None else _text(layout.interpreter),
         "build_id": layout.build_id,
         "file_size": layout.file_size,
@@ -253,8 +259,12 @@ def _layout_dict(layout: ElfLayout) -> dict:
 def _symbols_dict(table: SymbolTable) -> dict:
     return {
         "source": table.source,
-        "symbols": [[_text(s.name), s.value, s.size, s.type] for s in table.symbols],
+        "symbols": [[_text(s.name), f"0x{s.value:x}", s.size, s.type] for s in table.symbols],
     }
+
+
+def _hex(n: int) -> str:
+    return f"0x{n:x}"
 
 
 def _text(s: str):
@@ -417,10 +427,12 @@ _TOP = (
     "facts",
     "maps",
     "smaps",
+    "smaps_rollup",
     "page_states",
     "files",
     "warnings",
 )
+_TOP_1 = tuple(key for key in _TOP if key != "smaps_rollup")
 # The keys of each object, spelled out rather than taken from the classes'
 # fields: they are the file format, and a field added to a class must not
 # change it without a new VERSION (the round-trip tests fail first).
@@ -467,7 +479,8 @@ def _snapshot(data, name: str) -> Snapshot:
         )
     if type(version) is not int or version < 1:
         raise _Damage("version", f"expected an integer from 1, not {_show(version)}")
-    _object(data, "", _TOP)
+    v1 = version == 1
+    _object(data, "", _TOP_1 if v1 else _TOP)
 
     maps = _read_bytes(data["maps"], "maps")
     try:
@@ -484,19 +497,28 @@ def _snapshot(data, name: str) -> Snapshot:
             parse_smaps(smaps)  # its figures too: replay reads them
         except MapsFormatError as err:
             raise _Damage("smaps", str(err)) from None
+    rollup = None
+    if not v1 and data["smaps_rollup"] is not None:
+        rollup = _read_bytes(data["smaps_rollup"], "smaps_rollup")
+        try:
+            parse_rollup(rollup)
+        except MapsFormatError as err:
+            raise _Damage("smaps_rollup", str(err)) from None
 
-    facts = _facts(data["facts"], "facts")
+    facts = _facts(data["facts"], "facts", v1)
     saved_at = data["saved_at"]
     if not (
         (type(saved_at) is int and 0 <= saved_at < 1 << 53)
         or (type(saved_at) is float and math.isfinite(saved_at) and saved_at >= 0)
     ):
         raise _Damage("saved_at", f"expected a unix time, not {_show(saved_at)}")
-    layouts, symbols = _files(data["files"], "files")
+    layouts, symbols = _files(data["files"], "files", v1)
+    states = _page_states(data["page_states"], "page_states", mappings, facts.page_size, v1)
     return Snapshot(
         maps=maps,
         smaps=smaps,
-        page_states=_page_states(data["page_states"], "page_states", mappings, facts.page_size),
+        rollup=rollup,
+        page_states=states,
         info=_process(data["process"], "process"),
         facts=facts,
         layouts=layouts,
@@ -515,10 +537,10 @@ def _process(value, where: str) -> ProcessInfo:
     return ProcessInfo(
         pid=_int(d["pid"], f"{where}.pid", 0, _TID),
         name=_read_text(d["name"], f"{where}.name"),
-        cmdline=[
+        cmdline=tuple(
             _read_text(arg, f"{where}.cmdline[{i}]")
             for i, arg in enumerate(_list(d, "cmdline", where))
-        ],
+        ),
         user=_read_text(d["user"], f"{where}.user"),
         uid=_int(d["uid"], f"{where}.uid", -1, _U32),  # -1: unknown (a plain maps text)
         threads=_int(d["threads"], f"{where}.threads", 0, _TID),
@@ -526,7 +548,7 @@ def _process(value, where: str) -> ProcessInfo:
     )
 
 
-def _facts(value, where: str) -> Facts:
+def _facts(value, where: str, v1: bool) -> Facts:
     d = _object(value, where, _FACTS)
     page_size = _int(d["page_size"], f"{where}.page_size", 1 << 9, (1 << 24) + 1)
     if page_size & (page_size - 1):
@@ -536,7 +558,8 @@ def _facts(value, where: str) -> Facts:
         raise _Damage(f"{where}.pointer_size", f"expected 4 or 8, not {pointer_size}")
     thread_sps: dict[int, int] = {}
     for i, pair in enumerate(_list(d, "thread_sps", where)):
-        tid, sp = _ints(pair, f"{where}.thread_sps[{i}]", (_TID, _U64))
+        at = f"{where}.thread_sps[{i}]"
+        tid, sp = _ints(pair if v1 else _unhex(pair, at, (1,)), at, (_TID, _U64))
         if tid in thread_sps:
             raise _Damage(f"{where}.thread_sps[{i}]", f"thread {tid} appears twice")
         thread_sps[tid] = sp
@@ -576,15 +599,17 @@ def _dev(value, where: str) -> str:
 _HEX_ADDRESS = re.compile(r"[0-9a-f]{1,16}")
 
 
-def _page_states(value, where: str, mappings: list[Mapping], page_size: int) -> dict[int, str]:
+def _page_states(
+    value, where: str, mappings: list[Mapping], page_size: int, v1: bool
+) -> dict[int, str]:
     if type(value) is not dict:
         raise _Damage(where, f"expected an object, not {_kind(value)}")
     by_start = {m.start: m for m in mappings}
     states: dict[int, str] = {}
     for key, pages in value.items():
         at = f"{where}[{_show(key)}]"
-        if not _HEX_ADDRESS.fullmatch(key):
-            raise _Damage(at, "expected a mapping's start address in hex, as maps shows it")
+        if not (_HEX_ADDRESS if v1 else _ADDRESS).fullmatch(key):
+            raise _Damage(at, "expected a mapping's start address in hex")
         start = int(key, 16)
         if start in states:
             raise _Damage(at, f"the mapping at {start:x} appears twice")
@@ -605,7 +630,7 @@ def _page_states(value, where: str, mappings: list[Mapping], page_size: int) -> 
     return states
 
 
-def _files(value, where: str):
+def _files(value, where: str, v1: bool):
     layouts: dict[FileKey, ElfLayout | None] = {}
     symbols: dict[FileKey, SymbolTable] = {}
     if type(value) is not list:
@@ -616,16 +641,16 @@ def _files(value, where: str):
         key = (_dev(d["dev"], f"{at}.dev"), _int(d["inode"], f"{at}.inode"))
         if key in layouts:
             raise _Damage(at, f"the file {key[0]} {key[1]} appears twice")
-        layout = None if d["layout"] is None else _layout(d["layout"], f"{at}.layout")
+        layout = None if d["layout"] is None else _layout(d["layout"], f"{at}.layout", v1)
         layouts[key] = layout
         if d["symbols"] is not None:
             if layout is None:
                 raise _Damage(f"{at}.symbols", "symbols for a file that is not ELF (layout null)")
-            symbols[key] = _symbol_table(d["symbols"], f"{at}.symbols")
+            symbols[key] = _symbol_table(d["symbols"], f"{at}.symbols", v1)
     return layouts, symbols
 
 
-def _layout(value, where: str) -> ElfLayout:
+def _layout(value, where: str, v1: bool) -> ElfLayout:
     d = _object(value, where, _LAYOUT)
     if d["elf_class"] not in (32, 64) or type(d["elf_class"]) is not int:
         raise _Damage(f"{where}.elf_class", f"expected 32 or 64, not {_show(d['elf_class'])}")
@@ -635,7 +660,7 @@ def _layout(value, where: str) -> ElfLayout:
     segments = []
     for i, raw in enumerate(_list(d, "segments", where)):
         at = f"{where}.segments[{i}]"
-        seg = Segment(*_ints(raw, at, _SEGMENT_LIMITS))
+        seg = Segment(*_ints(raw if v1 else _unhex(raw, at, (2, 3)), at, _SEGMENT_LIMITS))
         # What read_elf refuses, refused here too: the classifier relies on it.
         if seg.type == PT_LOAD and seg.offset + seg.filesz > file_size:
             raise _Damage(at, "a LOAD segment reaches past the end of the file")
@@ -647,19 +672,20 @@ def _layout(value, where: str) -> ElfLayout:
         at = f"{where}.sections[{i}]"
         if type(raw) is not list or len(raw) != 7:
             raise _Damage(at, "expected a name and 6 integers")
+        numbers = raw[1:] if v1 else _unhex(raw, at, (3, 4))[1:]
         sections.append(
-            Section(_read_text(raw[0], f"{at}[0]"), *_ints(raw[1:], at, _SECTION_LIMITS, 1))
+            Section(_read_text(raw[0], f"{at}[0]"), *_ints(numbers, at, _SECTION_LIMITS, 1))
         )
     interpreter = d["interpreter"]
     build_id = d["build_id"]
     if build_id is not None and (type(build_id) is not str or not _is_hex(build_id)):
         raise _Damage(f"{where}.build_id", f"expected hex digits or null, not {_show(build_id)}")
-    return ElfLayout(
+    return ElfLayout.build(
         elf_class=d["elf_class"],
         endian=d["endian"],
         machine=_int(d["machine"], f"{where}.machine", 0, 1 << 16),
         type=_int(d["type"], f"{where}.type", 0, 1 << 16),
-        entry=_int(d["entry"], f"{where}.entry"),
+        entry=_int(d["entry"] if v1 else _address(d["entry"], f"{where}.entry"), f"{where}.entry"),
         segments=segments,
         sections=sections,
         interpreter=None
@@ -674,7 +700,7 @@ def _is_hex(text: str) -> bool:
     return len(text) % 2 == 0 and not text.strip("0123456789abcdef")
 
 
-def _symbol_table(value, where: str) -> SymbolTable:
+def _symbol_table(value, where: str, v1: bool) -> SymbolTable:
     d = _object(value, where, _SYMBOLS)
     source = d["source"]
     if source not in (".symtab", ".dynsym", None):
@@ -687,6 +713,14 @@ def _symbol_table(value, where: str) -> SymbolTable:
     symbols = []
     append = symbols.append
     for i, entry in enumerate(raw):
+        if (
+            not v1
+            and type(entry) is list
+            and len(entry) == 4
+            and type(entry[1]) is str
+            and _ADDRESS.fullmatch(entry[1])
+        ):
+            entry = [entry[0], int(entry[1], 16), *entry[2:]]
         # The common case in one test: a library can have 100,000 symbols.
         if (
             type(entry) is list
@@ -704,9 +738,11 @@ def _symbol_table(value, where: str) -> SymbolTable:
         at = f"{where}.symbols[{i}]"
         if type(entry) is not list or len(entry) != 4:
             raise _Damage(at, "expected [name, value, size, type]")
+        if not v1 and type(entry[1]) is not int:
+            _address(entry[1], f"{at}[1]")  # not an ADDRESS: say so, here
         value_, size, kind = _ints(entry[1:], at, (_U64, _U64, 16), 1)
         append(Symbol(_read_text(entry[0], f"{at}[0]"), value_, size, kind))
-    return SymbolTable(symbols, source)
+    return SymbolTable.build(symbols, source)
 
 
 # --- the checks, each naming where it looked ----------------------------------------------
@@ -729,6 +765,27 @@ def _list(d: dict, key: str, where: str = "") -> list:
     if type(value) is not list:
         raise _Damage(f"{where}.{key}" if where else key, f"expected an array, not {_kind(value)}")
     return value
+
+
+_ADDRESS = re.compile(r"0x[0-9a-f]{1,16}")
+
+
+def _address(value, where: str) -> int:
+    """An ADDRESS (see the docstring): "0x" and 1 to 16 lower-case hex digits."""
+    if type(value) is not str or not _ADDRESS.fullmatch(value):
+        raise _Damage(where, f'expected an address as "0x" and hex digits, not {_show(value)}')
+    return int(value, 16)
+
+
+def _unhex(value, where: str, positions: tuple[int, ...]) -> list:
+    """A list whose items at `positions` are ADDRESSes, with those made integers."""
+    if type(value) is not list:
+        return value  # _ints says what is wrong
+    out = list(value)
+    for i in positions:
+        if i < len(out):
+            out[i] = _address(out[i], f"{where}[{i}]")
+    return out
 
 
 def _int(value, where: str, low: int = 0, high: int = _U64) -> int:
@@ -880,7 +937,7 @@ def _from_text(data: bytes, path: str, mtime: float) -> Snapshot:
         maps=maps,
         smaps=data if kind == "smaps" else None,
         page_states={},
-        info=ProcessInfo(pid=0, name=name, cmdline=[], user="?", uid=-1, threads=0, state="?"),
+        info=ProcessInfo(pid=0, name=name, cmdline=(), user="?", uid=-1, threads=0, state="?"),
         facts=facts,
         layouts={},
         symbols={},

@@ -30,108 +30,9 @@ from __future__ import annotations
 import bisect
 from typing import NamedTuple
 
-from .elf import ET_EXEC, PF_W, PF_X, ElfLayout, Segment, align_down, align_up
-from .maps import Mapping
-
-KINDS = ("text", "rodata", "data", "bss", "heap", "stack", "mmap", "kernel")
-
-FileKey = tuple[str, int]
-
-
-class Region(NamedTuple):
-    """A range of addresses of one kind, inside one mapping."""
-
-    start: int
-    end: int
-    perms: str
-    offset: int  # file offset of `start`, 0 for anonymous memory
-    dev: str
-    inode: int
-    path: str | None
-    kind: str
-    detail: str
-    object: str | None = None  # the ELF image this region is part of
-    sections: tuple[str, ...] = ()
-    heuristic: bool = False
-
-    @property
-    def size(self) -> int:
-        return self.end - self.start
-
-    def to_dict(self) -> dict:
-        return {
-            "start": self.start,
-            "end": self.end,
-            "perms": self.perms,
-            "offset": self.offset,
-            "dev": self.dev,
-            "inode": self.inode,
-            "path": self.path,
-            "kind": self.kind,
-            "detail": self.detail,
-            "object": self.object,
-            "sections": list(self.sections),
-            "heuristic": self.heuristic,
-        }
-
-
-class LoadedImage:
-    """An ELF file loaded into the process: the program, its interpreter, a library."""
-
-    __slots__ = ("path", "key", "layout", "bias", "start", "end", "role")
-
-    def __init__(self, path, key, layout, bias, start, end, role):
-        self.path: str = path  # as /proc/PID/maps names it, without " (deleted)"
-        self.key: FileKey = key
-        self.layout: ElfLayout = layout
-        self.bias: int = bias  # add to a file address (p_vaddr, st_value) for the process address
-        self.start: int = start
-        self.end: int = end
-        self.role: str = role  # "program", "dynamic linker" or "shared library"
-
-    def __repr__(self) -> str:
-        return f"LoadedImage({self.path!r}, {self.role}, bias=0x{self.bias:x})"
-
-    def to_dict(self) -> dict:
-        return {
-            "path": self.path,
-            "role": self.role,
-            "bias": self.bias,
-            "start": self.start,
-            "end": self.end,
-        }
-
-
-class Facts:
-    """What the classifier knows about the process besides its maps and files."""
-
-    __slots__ = (
-        "page_size",
-        "pointer_size",
-        "exe_key",
-        "interp_key",
-        "thread_sps",
-        "unknown_threads",
-        "thread_stack_size",
-    )
-
-    def __init__(
-        self,
-        page_size: int = 4096,
-        pointer_size: int = 8,
-        exe_key: FileKey | None = None,  # (dev, inode) of /proc/PID/exe
-        interp_key: FileKey | None = None,  # the program's PT_INTERP file
-        thread_sps: dict[int, int] | None = None,  # TID -> stack pointer
-        unknown_threads: tuple[int, ...] = (),  # TIDs whose stack pointer could not be read
-        thread_stack_size: int | None = None,  # glibc's default: the RLIMIT_STACK soft limit
-    ):
-        self.page_size = page_size
-        self.pointer_size = pointer_size
-        self.exe_key = exe_key
-        self.interp_key = interp_key
-        self.thread_sps = thread_sps or {}
-        self.unknown_threads = unknown_threads
-        self.thread_stack_size = thread_stack_size
+from ..elf import ElfLayout, Segment, align_down, align_up
+from ..elf.layout import ET_EXEC, PF_W, PF_X
+from ..model import Detail, Facts, FileKey, LoadedImage, Mapping, Region
 
 
 class Classification(NamedTuple):
@@ -141,12 +42,14 @@ class Classification(NamedTuple):
 
 
 # A label is everything a region carries beyond its addresses.
+# Its fields follow a Mapping's in a Region: mapping + label is a region.
 class _Label(NamedTuple):
     kind: str
-    detail: str
+    detail: Detail
     object: str | None = None
     sections: tuple[str, ...] = ()
     heuristic: bool = False
+    tid: int | None = None
 
 
 def classify(
@@ -270,6 +173,7 @@ class _Classifier:
             label.object,
             label.sections,
             label.heuristic,
+            label.tid,
         )
 
     def index_at(self, address: int) -> int | None:
@@ -398,13 +302,13 @@ class _Classifier:
         # glibc maps the whole span of a library, then makes holes between
         # segments PROT_NONE (elf/dl-map-segments.h).
         if m.is_file or m.perms[:3] == "---":
-            yield a, b, _Label("mmap", "gap between segments", image.path)
+            yield a, b, _Label("mmap", Detail.SEGMENT_GAP, image.path)
 
     def segment_pieces(self, image: LoadedImage, seg: Segment, m: Mapping, a: int, b: int):
         bias, layout = image.bias, image.layout
         obj = image.path
 
-        def label(kind, detail, start, end):
+        def label(kind: str, detail: Detail, start: int, end: int) -> _Label:
             names = tuple(s.name for s in layout.sections_between(start - bias, end - bias))
             return _Label(kind, detail, obj, names)
 
@@ -412,7 +316,11 @@ class _Classifier:
             yield a, b, label("text", self.code_detail(image, seg, a, b), a, b)
             return
         if not seg.flags & PF_W:
-            detail = "ELF headers" if self.holds_headers(image, seg, a, b) else "read-only data"
+            detail = (
+                Detail.ELF_HEADERS
+                if self.holds_headers(image, seg, a, b)
+                else Detail.READ_ONLY_DATA
+            )
             yield a, b, label("rodata", detail, a, b)
             return
         # A writable segment: file bytes then zero-fill (bss), cut at p_filesz exactly.
@@ -421,19 +329,19 @@ class _Classifier:
         if a < file_end:
             end = min(b, file_end)
             if writable:
-                yield a, end, label("data", "initialised data", a, end)
+                yield a, end, label("data", Detail.DATA, a, end)
             elif layout.relro is not None:
-                yield a, end, label("rodata", "relro", a, end)
+                yield a, end, label("rodata", Detail.RELRO, a, end)
             else:
-                yield a, end, label("data", "initialised data, made read-only", a, end)
+                yield a, end, label("data", Detail.DATA_MADE_READ_ONLY, a, end)
         if b > file_end:
             start = max(a, file_end)
             if writable:
-                detail = "bss, in the last file page" if m.is_file else "bss"
+                detail = Detail.BSS_FILE_PAGE if m.is_file else Detail.BSS
                 yield start, b, label("bss", detail, start, b)
             else:
                 # Zero-fill made read-only: a linker's RELRO padding (lld .relro_padding).
-                yield start, b, label("rodata", "relro", start, b)
+                yield start, b, label("rodata", Detail.RELRO, start, b)
 
     def holds_headers(self, image: LoadedImage, seg: Segment, a: int, b: int) -> bool:
         """Whether [a, b) holds file offset 0: the ELF header and program headers."""
@@ -442,11 +350,11 @@ class _Classifier:
         header = image.bias + seg.vaddr - seg.offset
         return a <= header < b
 
-    def code_detail(self, image: LoadedImage, seg: Segment, a: int, b: int) -> str:
+    def code_detail(self, image: LoadedImage, seg: Segment, a: int, b: int) -> Detail:
         if self.holds_headers(image, seg, a, b):
             # -z noseparate-code: headers, code and read-only data share one r-x segment.
-            return "code, with ELF headers and read-only data"
-        return "code"
+            return Detail.CODE_WITH_DATA
+        return Detail.CODE
 
     # --- binaries whose ELF headers could not be read -------------------------------
 
@@ -473,7 +381,7 @@ class _Classifier:
                 if not self.unclaimed(i):
                     continue
                 kind = "text" if "x" in m.perms else "data" if "w" in m.perms else "rodata"
-                detail = {"text": "code", "data": "initialised data", "rodata": "read-only data"}
+                detail = {"text": Detail.CODE, "data": Detail.DATA, "rodata": Detail.READ_ONLY_DATA}
                 self.claim(i, m.start, m.end, _Label(kind, detail[kind], path, (), True))
                 nxt = i + 1
                 if (
@@ -483,7 +391,9 @@ class _Classifier:
                     and self.maps[nxt].start == m.end
                     and self.maps[nxt].perms == "rw-p"
                 ):
-                    self.claim(nxt, m.end, self.maps[nxt].end, _Label("bss", "bss", path, (), True))
+                    self.claim(
+                        nxt, m.end, self.maps[nxt].end, _Label("bss", Detail.BSS, path, (), True)
+                    )
         if unreadable:
             shown = "; ".join(unreadable[:3]) + (" ..." if len(unreadable) > 3 else "")
             self.warnings.append(
@@ -507,10 +417,12 @@ class _Classifier:
             stacked.add(i)
             if m.path is not None or "w" not in m.perms or not self.unclaimed(i):
                 continue  # [stack], or a stack inside memory already classified
-            self.claim_stack(i, tid, f"thread stack (TID {tid})", heuristic=False, sp=sp)
+            self.claim_stack(i, tid, Detail.THREAD_STACK, heuristic=False, sp=sp)
         return stacked
 
-    def claim_stack(self, i: int, tid: int | None, detail: str, heuristic: bool, sp=None):
+    def claim_stack(
+        self, i: int, tid: int | None, detail: Detail, heuristic: bool, sp: int | None = None
+    ) -> None:
         m = self.maps[i]
         end = m.end
         guard = self.guard_below(i)
@@ -521,16 +433,15 @@ class _Classifier:
             if sp is None or sp < m.start + size:
                 end = m.start + size
                 heuristic = True
-        self.claim(i, m.start, end, _Label("stack", detail, None, (), heuristic))
+        self.claim(i, m.start, end, _Label("stack", detail, None, (), heuristic, tid))
         if guard is not None:
             g = self.maps[guard]
-            owner = f"TID {tid}" if tid is not None else "thread stack"
             gstart = self.free_tail(guard)
             if g.end - gstart > _MAX_GUARD_PAGES * self.page:
                 # Merged with some other reservation: glibc's default guard is one page.
                 gstart, heuristic = g.end - self.page, True
             self.claim(
-                guard, gstart, g.end, _Label("stack", f"guard page ({owner})", None, (), heuristic)
+                guard, gstart, g.end, _Label("stack", Detail.GUARD_PAGE, None, (), heuristic, tid)
             )
 
     def guard_below(self, i: int) -> int | None:
@@ -565,15 +476,15 @@ class _Classifier:
             arena = align_down(m.start - 1, heap_max)
             if arena < prev.start or arena + heap_max > m.end:
                 continue
-            label = _Label("heap", "malloc arena", None, (), True)
+            label = _Label("heap", Detail.MALLOC_ARENA, None, (), True)
             if self.claim(i - 1, arena, m.start, label):
-                reserve = _Label("heap", "malloc arena reserve", None, (), True)
+                reserve = _Label("heap", Detail.MALLOC_ARENA_RESERVE, None, (), True)
                 self.claim(i, m.start, arena + heap_max, reserve)
         for i, m in enumerate(maps):
             # An arena heap grown to its full size has no PROT_NONE part left.
             if m.start % heap_max == 0 and m.perms == "rw-p" and m.is_anonymous:
                 if m.size == heap_max and self.unclaimed(i):
-                    self.claim(i, m.start, m.end, _Label("heap", "malloc arena", None, (), True))
+                    self.claim(i, m.start, m.end, _ARENA)
 
     # --- 4. thread stacks by shape ---------------------------------------------------
 
@@ -597,12 +508,9 @@ class _Classifier:
             if not 0 < free <= _MAX_GUARD_PAGES * self.page:
                 continue
             if unknown:
-                self.claim_stack(i, None, "thread stack, found by shape", heuristic=True)
+                self.claim_stack(i, None, Detail.THREAD_STACK_BY_SHAPE, heuristic=True)
             else:
-                label = _Label(
-                    "mmap", "anonymous, thread-stack shape, no thread in it", None, (), True
-                )
-                self.claim(i, m.start, m.end, label)
+                self.claim(i, m.start, m.end, _Label("mmap", Detail.STACK_SHAPED, None, (), True))
 
     # --- 5. everything else ----------------------------------------------------------
 
@@ -616,45 +524,34 @@ class _Classifier:
             return _kernel_named(path)
         base = _strip_deleted(path)
         if base.startswith("/memfd:"):
-            return _Label("mmap", "memfd")
+            return _Label("mmap", Detail.MEMFD)
         if base.startswith("/SYSV"):
-            return _Label("mmap", "SysV shared memory")
+            return _Label("mmap", Detail.SYSV_SHM)
         if base == "/dev/zero":
-            return _Label("mmap", "shared anonymous")
+            return _SHARED_ANONYMOUS
         if base == "/anon_hugepage":
             # mmap(MAP_ANONYMOUS | MAP_HUGETLB): the kernel backs it with an unlinked
             # file of this name on its internal hugetlbfs mount (HUGETLB_ANON_FILE).
             return _HUGE_SHARED_ANONYMOUS if m.perms[3] == "s" else _HUGE_ANONYMOUS
         if base.startswith("/dev/shm/"):
-            return _Label("mmap", "POSIX shared memory")
+            return _Label("mmap", Detail.POSIX_SHM)
         if base.startswith("/dev/hugepages/"):
             # Where systemd mounts hugetlbfs: files, not devices.
-            return _Label("mmap", "hugetlbfs file")
+            return _Label("mmap", Detail.HUGETLBFS_FILE)
         if base.startswith("/dev/"):
-            return _Label("mmap", "device mapping")
+            return _Label("mmap", Detail.DEVICE)
         if self.layouts.get(m.file_key) is not None:
-            return _Label("mmap", "ELF file mapped as data")
-        return _Label("mmap", "shared file mapping" if m.perms[3] == "s" else "file mapping")
+            return _Label("mmap", Detail.ELF_AS_DATA)
+        return _Label("mmap", Detail.SHARED_FILE if m.perms[3] == "s" else Detail.FILE)
 
 
 _new_region = tuple.__new__
-_RESERVED = _Label("mmap", "reserved, no access")
-_ANONYMOUS = _Label("mmap", "anonymous")
-_SHARED_ANONYMOUS = _Label("mmap", "shared anonymous")
-_HUGE_ANONYMOUS = _Label("mmap", "anonymous, huge pages")
-_HUGE_SHARED_ANONYMOUS = _Label("mmap", "shared anonymous, huge pages")
-
-# Details of memory the kernel backs with an unlinked file of its own (memfd,
-# SysV, /dev/zero, MAP_HUGETLB): maps always adds " (deleted)" to their names.
-KERNEL_FILE_DETAILS = frozenset(
-    (
-        "memfd",
-        "SysV shared memory",
-        "shared anonymous",
-        _HUGE_ANONYMOUS.detail,
-        _HUGE_SHARED_ANONYMOUS.detail,
-    )
-)
+_RESERVED = _Label("mmap", Detail.RESERVED)
+_ANONYMOUS = _Label("mmap", Detail.ANONYMOUS)
+_SHARED_ANONYMOUS = _Label("mmap", Detail.SHARED_ANONYMOUS)
+_HUGE_ANONYMOUS = _Label("mmap", Detail.HUGE_ANONYMOUS)
+_HUGE_SHARED_ANONYMOUS = _Label("mmap", Detail.HUGE_SHARED_ANONYMOUS)
+_ARENA = _Label("heap", Detail.MALLOC_ARENA, None, (), True)
 
 # A ---p mapping right below a thread stack larger than this is more than a guard.
 _MAX_GUARD_PAGES = 16
@@ -695,16 +592,16 @@ class _LoadIndex:
 
 
 _KERNEL_NAMES = {
-    "[heap]": _Label("heap", "brk heap"),
-    "[stack]": _Label("stack", "main thread stack"),
-    "[vsyscall]": _Label("kernel", "vsyscall page"),
-    "[vdso]": _Label("mmap", "vdso"),
-    "[vvar]": _Label("mmap", "vvar"),
+    "[heap]": _Label("heap", Detail.BRK_HEAP),
+    "[stack]": _Label("stack", Detail.MAIN_STACK),
+    "[vsyscall]": _Label("kernel", Detail.VSYSCALL),
+    "[vdso]": _Label("mmap", Detail.VDSO),
+    "[vvar]": _Label("mmap", Detail.VVAR),
     # [vvar_vclock] appears from Linux 6.13, split out of [vvar].
-    "[vvar_vclock]": _Label("mmap", "vvar_vclock"),
-    "[uprobes]": _Label("mmap", "uprobes"),
-    "[sigpage]": _Label("mmap", "sigpage"),
-    "[vectors]": _Label("kernel", "vectors page"),
+    "[vvar_vclock]": _Label("mmap", Detail.VVAR_VCLOCK),
+    "[uprobes]": _Label("mmap", Detail.UPROBES),
+    "[sigpage]": _Label("mmap", Detail.SIGPAGE),
+    "[vectors]": _Label("kernel", Detail.VECTORS),
 }
 
 
@@ -714,22 +611,22 @@ def _kernel_named(path: str) -> _Label:
         return known
     if path.startswith("[stack:"):
         # Linux 3.4 to 4.4 named thread stacks [stack:TID] in /proc/PID/maps.
-        return _Label("stack", f"thread stack (TID {path[7:-1]})")
+        tid = path[7:-1]
+        return _Label("stack", Detail.THREAD_STACK, tid=int(tid) if tid.isdigit() else None)
     if path.startswith("[anon:"):
         # prctl(PR_SET_VMA_ANON_NAME), Linux 5.17.  glibc 2.40 names its own
         # mappings when glibc.mem.decorate_maps is set.
-        name = path[6:-1]
-        glibc = name.strip()
+        glibc = path[6:-1].strip()
         if glibc.startswith("glibc: malloc arena"):
-            return _Label("heap", "malloc arena")
+            return _Label("heap", Detail.MALLOC_ARENA)
         if glibc.startswith("glibc: pthread stack guard"):
-            return _Label("stack", "guard page")
+            return _Label("stack", Detail.GUARD_PAGE)
         if glibc.startswith("glibc: pthread stack"):
-            return _Label("stack", "thread stack")
-        return _Label("mmap", f"anonymous, named {name}")
+            return _Label("stack", Detail.THREAD_STACK)
+        return _Label("mmap", Detail.NAMED_ANONYMOUS)
     if path.startswith("[anon_shmem:"):
-        return _Label("mmap", f"shared anonymous, named {path[12:-1]}")
-    return _Label("mmap", path)  # an unknown kernel name, shown as it is
+        return _Label("mmap", Detail.NAMED_SHARED_ANONYMOUS)
+    return _Label("mmap", Detail.KERNEL_NAMED)  # an unknown kernel name, shown as it is
 
 
 def _strip_deleted(path: str) -> str:

@@ -1,10 +1,10 @@
 """A watch: the sampler run at an interval, and what it saw, kept in bounded memory.
 
-Pure over the sampler (no click, no rich): `iter_watch` yields one Tick per
-sample and ends with the reason the watch stopped; `History` keeps what the
+Pure over the sampler (no click, no rich): `run_watch` samples on a schedule,
+hands each Tick to a callback and returns why the watch ended; `History` keeps what the
 views show (totals over time for sparklines, the event log, counts), all in
-ring buffers, so a watch can run for days in the same memory; `describe`
-turns a sample's events into sentences in the lesson's terms.
+ring buffers, so a watch can run for days in the same memory (the sentences
+each sample adds to the log come from events.describe).
 
 With --rss, `ResidentWatch` adds what is in RAM at a cost the watch can
 bear: smaps_rollup (the kernel's totals) on every sample, and the full smaps
@@ -13,17 +13,18 @@ bear: smaps_rollup (the kernel's totals) on every sample, and the full smaps
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter, deque
 from typing import NamedTuple
 
-from .classify import KINDS, Region
-from .errors import ProcessExited
-from .process import read_page_states
-from .sampler import Change, Event, PidReused, Sampler
-from .smaps import FIGURES, Resident, attribute, parse_rollup, parse_smaps, total
-from .units import human_size
+from ..classify.resident import attribute
+from ..errors import ProcessExited
+from ..kernel.smaps import parse_rollup, parse_smaps, parse_statm
+from ..model import FIGURES, KINDS, Region, Resident, hex_address, total
+from ..units import human_size
+from .capture import read_page_states
+from .events import Change, describe
+from .sampler import PidReused, Sampler
 
 END_REASONS = ("exited", "count", "interrupted", "reused")
 
@@ -164,7 +165,7 @@ class ResidentWatch:
                 self._read_regions(now)
         except ProcessExited:
             # The sampler's words: exited, or exited and the PID given to another process.
-            raise self.sampler.gone(ProcessLookupError()) from None
+            raise self.sampler.gone() from None
         return self.read_full
 
     def _read_totals(self, now: float) -> None:
@@ -241,17 +242,6 @@ class ResidentWatch:
             "rollup_ms": round(self.rollup_cost_total / max(self.rollup_reads, 1) * 1000, 4),
             "full_ms": round(self.full_cost_total / max(self.full_reads, 1) * 1000, 4),
         }
-
-
-def parse_statm(data: bytes) -> int | None:
-    """Resident pages from /proc/PID/statm (proc(5): size resident shared text lib data dt).
-
-    None when the process has no memory left (an exiting process prints zeros).
-    """
-    fields = data.split()
-    if len(fields) < 2 or fields[0] == b"0":
-        return None
-    return int(fields[1])
 
 
 # --- what the views keep ------------------------------------------------------------
@@ -362,174 +352,6 @@ class History:
         return out
 
 
-# --- events in words -------------------------------------------------------------------
-
-
-def describe(change: Change) -> list[str]:
-    """The sample's events as sentences, related events told together.
-
-    A library's regions appearing together is "loaded"; a thread stack and its
-    guard page are one new stack; a split or merge with the protection change
-    that caused it is one mprotect.
-    """
-    lines: list[str] = []
-    events = list(change.events)
-    if change.exec:
-        lines.append("the process ran a new program: every mapping was replaced")
-        return lines
-    used: set[int] = set()
-
-    # Libraries loaded or unloaded: every event about one object is a map (or unmap).
-    by_object: dict[tuple[str, str], list[int]] = {}
-    for i, e in enumerate(events):
-        if e.object and e.event in ("map", "unmap"):
-            by_object.setdefault((e.event, e.object), []).append(i)
-    for (what, obj), indexes in by_object.items():
-        if len(indexes) < 2:
-            continue
-        used.update(indexes)
-        names = [_region_word(events[i]) for i in indexes]
-        verb = "loaded" if what == "map" else "unloaded"
-        size = sum(events[i].bytes for i in indexes)
-        lines.append(
-            f"{_base(obj)} {verb}: {len(indexes)} regions ({', '.join(names)}), {human_size(size)}"
-        )
-
-    # Thread stacks: a stack region and the guard page just below it.
-    for i, e in enumerate(events):
-        if i in used or e.kind != "stack" or e.event not in ("map", "unmap"):
-            continue
-        if e.detail.startswith("guard page"):
-            continue
-        guard = next(
-            (
-                k
-                for k, g in enumerate(events)
-                if k not in used
-                and g.event == e.event
-                and g.kind == "stack"
-                and g.detail.startswith("guard page")
-                and g.end == e.start
-            ),
-            None,
-        )
-        used.add(i)
-        extra = ""
-        if guard is not None:
-            used.add(guard)
-            extra = f" + {human_size(events[guard].bytes)} guard page"
-        tid = _tid(e.detail)
-        who = f", TID {tid}" if tid else ""
-        if e.event == "map":
-            lines.append(f"new thread stack ({human_size(e.bytes)}{extra}){who} at {e.start:#x}")
-        else:
-            lines.append(f"thread stack ({human_size(e.bytes)}{extra}){who} unmapped")
-
-    # mprotect that split or merged a mapping.
-    for i, e in enumerate(events):
-        if i in used or e.event not in ("split", "merge"):
-            continue
-        used.add(i)
-        inside = [
-            k
-            for k, p in enumerate(events)
-            if k not in used and p.event == "protect" and e.start <= p.start and p.end <= e.end
-        ]
-        used.update(inside)
-        how = "a mapping split in two" if e.event == "split" else "two mappings merged"
-        for k in inside:
-            p = events[k]
-            lines.append(
-                f"mprotect made {human_size(p.bytes)} of {_a(_what(p))} "
-                f"{_perm_words(p.perms)} ({how})"
-            )
-        if not inside:
-            lines.append(f"{_what(e)} {'split' if e.event == 'split' else 'merged'}")
-
-    for i, e in enumerate(events):
-        if i not in used:
-            lines.append(_sentence(e))
-
-    stacks_mapped = {_tid(e.detail) for e in events if e.event == "map" and e.kind == "stack"}
-    stacks_gone = {_tid(e.detail) for e in events if e.event == "unmap" and e.kind == "stack"}
-    for tid in change.threads_started:
-        if str(tid) not in stacks_mapped:
-            lines.append(f"thread {tid} started (on a stack already mapped)")
-    for tid in change.threads_ended:
-        if str(tid) not in stacks_gone:
-            lines.append(f"thread {tid} ended; its stack stays mapped (glibc keeps it for reuse)")
-    return lines
-
-
-def _sentence(e: Event) -> str:
-    what = _what(e)
-    size = human_size(e.bytes)
-    if e.event == "grow":
-        way = "upward" if e.direction == "up" else "downward"
-        line = f"{what} grew {size} {way}"
-        if e.kind == "heap" and e.detail == "brk heap" and e.before:
-            line += f" (brk moved from {e.before[1]:#x} to {e.end:#x})"
-        return line
-    if e.event == "shrink":
-        end = "top" if e.direction == "down" else "bottom"
-        line = f"{what} shrank {size} (its {end} moved {e.direction})"
-        if e.kind == "heap" and e.detail == "brk heap" and e.before:
-            line += f": brk moved from {e.before[1]:#x} to {e.end:#x}"
-        return line
-    if e.event == "map":
-        return f"{size} {what} appeared at {e.start:#x}"
-    if e.event == "unmap":
-        return f"{size} {what} went away (was at {e.start:#x})"
-    if e.event == "protect":
-        return f"mprotect made {size} of {_a(what)} {_perm_words(e.perms)}"
-    if e.event == "split":
-        return f"{what} split"
-    return f"{what} merged"
-
-
-def _what(e: Event) -> str:
-    """A region named for a sentence: "heap", "libc.so.6 data", "anonymous mapping"."""
-    if e.kind == "heap":
-        return "heap" if e.detail == "brk heap" else e.detail
-    if e.kind == "stack":
-        return "stack" if e.detail == "main thread stack" else e.detail
-    if e.object:
-        return f"{_base(e.object)} {_region_word(e)}"
-    if e.detail in ("anonymous", "shared anonymous"):
-        return f"{e.detail} mapping"
-    if e.path and e.path.startswith("/"):
-        return f"{e.detail} {_base(e.path)}"
-    return e.detail
-
-
-def _a(what: str) -> str:
-    """ "an anonymous mapping"; "the heap" and "libc.so.6 data" stay as they are."""
-    if what.endswith("mapping"):
-        return ("an " if what[0] in "aeiou" else "a ") + what
-    return what
-
-
-def _region_word(e: Event) -> str:
-    return "relro" if e.detail == "relro" else e.kind
-
-
-def _perm_words(perms: str) -> str:
-    r, w, x = perms[0] == "r", perms[1] == "w", perms[2] == "x"
-    if not (r or w or x):
-        return "inaccessible"
-    words = "read-write" if w else "read-only" if r else "write-only"
-    return words + (" and executable" if x else "")
-
-
-def _tid(detail: str) -> str:
-    head, sep, rest = detail.partition("TID ")
-    return rest.rstrip(")") if sep else ""
-
-
-def _base(path: str) -> str:
-    return os.path.basename(path.removesuffix(" (deleted)")) or path
-
-
 # --- records for --json and lines for a log ----------------------------------------------
 
 
@@ -608,8 +430,8 @@ def resident_record(resident: ResidentWatch, kinds: set[str] | None = None) -> d
             figures, how = known
             regions.append(
                 {
-                    "start": r.start,
-                    "end": r.end,
+                    "start": hex_address(r.start),
+                    "end": hex_address(r.end),
                     "kind": r.kind,
                     **figures.to_dict(),
                     "resident_from": how,

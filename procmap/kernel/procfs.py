@@ -1,4 +1,4 @@
-"""The only code that reads /proc; every OSError becomes a procmap error here.
+"""The only code that opens anything under /proc; every OSError becomes a procmap error here.
 
 A process is read through a file descriptor of its /proc/PID directory, held
 open for the whole read: once the process exits, every read through it fails
@@ -16,8 +16,8 @@ import pwd
 import stat
 from typing import NamedTuple
 
-from .errors import AccessDenied, NoSuchProcess, ProcessExited
-from .maps import Mapping
+from ..errors import AccessDenied, AmbiguousProcess, NoSuchProcess, ProcessExited
+from ..model import Mapping
 
 PF_KTHREAD = 0x00200000  # include/linux/sched.h: this task is a kernel thread
 
@@ -97,6 +97,54 @@ class ProcFS:
 
     def pids(self) -> list[int]:
         return sorted(int(name) for name in os.listdir(self.root) if name.isdigit())
+
+    def stat_of(self, pid: int) -> TaskStat | None:
+        """/proc/PID/stat of whichever process has the PID now (None if none does).
+
+        Read by path, not through a held descriptor: this is how to tell that a
+        PID was given to another process (its start time differs).
+        """
+        try:
+            with open(f"{self.root}/{pid}/stat", "rb") as f:
+                return parse_stat(f.read())
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def find(self, name: str, exclude: int | None = None) -> int:
+        """The PID of the one process called `name`: its name (comm), the file name
+        of its executable, or the file name of its argv[0].
+
+        Raises NoSuchProcess when none is, AmbiguousProcess (with a line for each)
+        when several are.  Processes this user may not look at are skipped.
+        """
+        matches: list[tuple[int, str, str]] = []  # (pid, user, command line)
+        for pid in self.pids():
+            if pid == exclude:
+                continue
+            try:
+                with self.open(pid) as pd:
+                    names = {pd.stat().comm}
+                    exe = pd.exe_path()
+                    if exe:
+                        names.add(os.path.basename(exe))
+                    argv = pd.cmdline()
+                    if argv:
+                        names.add(os.path.basename(argv[0]))
+                    if name not in names:
+                        continue
+                    uids = pd.status().get("Uid", "").split()
+                    user = user_name(int(uids[1])) if len(uids) > 1 else "?"
+                    matches.append((pid, user, " ".join(argv) or pd.stat().comm))
+            except (NoSuchProcess, AccessDenied, ProcessExited):
+                continue
+        if not matches:
+            raise NoSuchProcess(f"no process named {name!r}")
+        if len(matches) > 1:
+            candidates = [f"{pid:>8}  {user:<12} {line[:100]}" for pid, user, line in matches]
+            raise AmbiguousProcess(
+                f"{len(matches)} processes are named {name!r}; give one of their PIDs:", candidates
+            )
+        return matches[0][0]
 
     def hidepid(self) -> str | None:
         """The hidepid= option of this procfs mount, if any (proc(5))."""
@@ -227,6 +275,49 @@ class ProcessDir:
 
     def maps(self) -> bytes:
         return self.read("maps")
+
+    def read_into(self, name: str, buffer: bytearray) -> bytes:
+        """The whole of /proc/PID/<name>, read through `buffer` (grown as needed, kept
+        for the next call): a watch reads maps many times a second, and a reused
+        buffer saves an allocation per read() call."""
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=self.fd)
+        except OSError as err:
+            raise self.error(err, name) from None
+        try:
+            pos = 0
+            view = memoryview(buffer)
+            while True:
+                if pos == len(buffer):
+                    view.release()
+                    buffer.extend(bytes(len(buffer) or 1 << 16))  # double it
+                    view = memoryview(buffer)
+                got = os.readv(fd, [view[pos:]])
+                if not got:
+                    break
+                pos += got
+            data = bytes(view[:pos])
+            view.release()
+            return data
+        except OSError as err:
+            raise self.error(err, name) from None
+        finally:
+            os.close(fd)
+
+    def task_links(self) -> int:
+        """The link count of /proc/PID/task: 2 + the number of threads
+        (proc_task_getattr), so one stat() tells whether threads came or went."""
+        try:
+            return os.stat("task", dir_fd=self.fd).st_nlink
+        except OSError as err:
+            raise self.error(err, "task") from None
+
+    def exe_path(self) -> str | None:
+        """Where /proc/PID/exe points, or None (a kernel thread, or not allowed)."""
+        try:
+            return os.readlink("exe", dir_fd=self.fd)
+        except OSError:
+            return None
 
     def smaps(self) -> bytes:
         return self.read("smaps")

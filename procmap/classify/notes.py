@@ -1,24 +1,25 @@
 """What each kind of region is, and what each region detail means, as data.
 
 Written once here, the way pyelftools keeps `elftools/elf/descriptions.py`:
-tables keyed by the strings procmap.classify produces, and a fallback for
-anything they do not know.  The facts are the memory-layout lesson's
+tables keyed by the kinds and Detail members the classifier gives, and a
+fallback for a kind they do not know.  The facts are the memory-layout lesson's
 (shared/lesson/), told in procmap's own words; where the lesson draws a
 simplified picture, the `reality` of each note says what Linux, glibc and the
 linker really do, which is what procmap's table shows.
 
-Pure data: nothing here imports click or rich, nor even the rest of procmap.
+Pure data: nothing here imports click or rich; of procmap, only the model.
 Every text is plain (square brackets only in kernel names like [heap]) so a
 renderer can show it as it is.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from typing import NamedTuple
+
+from ..model import Detail
 
 
-@dataclass(frozen=True, slots=True)
-class KindNote:
+class KindNote(NamedTuple):
     """The lesson's explanation of one kind of region."""
 
     kind: str
@@ -31,7 +32,7 @@ class KindNote:
     reality: str  # how the real /proc map differs from the lesson's diagram
 
 
-# One note per kind, in the order of procmap.classify.KINDS (a test checks it).
+# One note per kind, in the order of procmap.model.KINDS (a test checks it).
 NOTES: dict[str, KindNote] = {
     "text": KindNote(
         kind="text",
@@ -303,160 +304,167 @@ _UNKNOWN_NOTE = KindNote(
 )
 
 # One sentence per region detail, keyed by the exact strings procmap.classify gives.
-DETAILS: dict[str, str] = {
+DETAILS: dict[Detail, str] = {
     # Parts of loaded ELF images.
-    "code": "The executable segment of a loaded ELF file, holding its machine instructions.",
-    "code, with ELF headers and read-only data": (
+    Detail.CODE: "The executable segment of a loaded ELF file, holding its machine instructions.",
+    Detail.CODE_WITH_DATA: (
         "An executable segment that also starts with the ELF headers and carries the "
         "read-only data, as a binary linked with -z noseparate-code has it."
     ),
-    "ELF headers": (
+    Detail.ELF_HEADERS: (
         "The read-only segment at the start of the file: the ELF header, the program "
         "headers and the tables the dynamic linker reads (.dynsym, .dynstr, relocations)."
     ),
-    "read-only data": (
+    Detail.EXEC_ELF_HEADERS: (
+        "The ELF header, program headers and dynamic-linking tables at the start of an "
+        "executable segment, mapped r-x with the code because the linker put no page "
+        "boundary between them (-z noseparate-code, gold, Go)."
+    ),
+    Detail.EXEC_READ_ONLY_DATA: (
+        "Read-only contents (.rodata, .eh_frame) that share an executable segment with the "
+        "code, so they are mapped r-x although nothing executes them."
+    ),
+    Detail.READ_ONLY_DATA: (
         "Read-only contents such as string literals, const globals and the unwind tables "
         "(.rodata, .eh_frame)."
     ),
-    "relro": (
+    Detail.RELRO: (
         "Data the dynamic linker wrote while relocating (.got, .dynamic, .data.rel.ro, "
         "init/fini arrays) and then made read-only with mprotect(), per PT_GNU_RELRO."
     ),
-    "initialised data": "Globals and statics whose starting values come from the file (.data).",
-    "initialised data, made read-only": (
+    Detail.DATA: "Globals and statics whose starting values come from the file (.data).",
+    Detail.DATA_MADE_READ_ONLY: (
         "Bytes of a writable data segment whose mapping is no longer writable although the "
         "file declares no RELRO range, so something changed it with mprotect()."
     ),
-    "bss": (
+    Detail.BSS: (
         "Zero-filled anonymous pages the loader mapped after the data for globals and "
         "statics that start at zero."
     ),
-    "bss, in the last file page": (
+    Detail.BSS_FILE_PAGE: (
         "The zeroed tail of the last data page, where bss begins before its anonymous "
         "pages, sharing a page with the end of .data."
     ),
-    "gap between segments": (
+    Detail.SEGMENT_GAP: (
         "Padding between two segments of a loaded ELF file, left mapped with no access so "
         "the file keeps its linked layout; nothing lives there."
     ),
     # malloc.
-    "brk heap": (
+    Detail.BRK_HEAP: (
         "The [heap] mapping: glibc's main arena, grown upward with brk/sbrk from a random "
         "point above the program's bss."
     ),
-    "malloc arena": (
+    Detail.MALLOC_ARENA: (
         "A glibc per-thread malloc arena, the read-write part of an mmap()ed reservation "
         "aligned to its maximum size (64 MiB on 64-bit systems)."
     ),
-    "malloc arena reserve": (
+    Detail.MALLOC_ARENA_RESERVE: (
         "The not-yet-used, no-access rest of a malloc arena's reservation, made writable as "
         "that arena grows."
     ),
     # Stacks.
-    "main thread stack": (
+    Detail.MAIN_STACK: (
         "The [stack] mapping of the main thread, which the kernel grows downward on demand "
         "up to RLIMIT_STACK and which also holds argv, the environment and the auxiliary "
         "vector."
     ),
-    "guard page": (
+    Detail.GUARD_PAGE: (
         "No-access memory just below a thread's stack, so an overflow faults with SIGSEGV "
         "instead of overwriting the mapping underneath."
     ),
-    "thread stack": (
+    Detail.THREAD_STACK: (
         "The stack of a thread made by pthread_create(), mmap()ed by glibc with a fixed "
         "size (the stack rlimit by default), its top holding the thread's descriptor and "
         "thread-local storage."
     ),
     # Kernel-provided mappings.
-    "vsyscall page": (
+    Detail.VSYSCALL: (
         "The legacy [vsyscall] page at 0xffffffffff600000 in the kernel's half, kept for "
         "old binaries; modern kernels make it execute-only and emulate calls into it, or "
         "drop it entirely."
     ),
-    "vdso": (
+    Detail.VDSO: (
         "The vDSO, a small shared library the kernel maps into every process so that calls "
         "like clock_gettime() and gettimeofday() can run without a system call."
     ),
-    "vvar": ("Read-only pages of kernel data, such as the current time, that the vDSO code reads."),
-    "vvar_vclock": (
+    Detail.VVAR: (
+        "Read-only pages of kernel data, such as the current time, that the vDSO code reads."
+    ),
+    Detail.VVAR_VCLOCK: (
         "Pages exposing the clock source (such as a hypervisor's clock) to the vDSO, split "
         "out of [vvar] in Linux 6.13."
     ),
-    "uprobes": (
+    Detail.UPROBES: (
         "The page where the kernel runs copies of instructions probed by a user-space "
         "probe (uprobe, as used by perf or bpftrace)."
     ),
-    "sigpage": (
+    Detail.SIGPAGE: (
         "A kernel-provided page on 32-bit Arm holding the code that returns from a signal handler."
     ),
-    "vectors page": (
+    Detail.VECTORS: (
         "The 32-bit Arm vectors page at 0xffff0000, outside the user range, holding the "
         "exception vectors and the small helper routines the kernel offers user code."
     ),
     # Everything else in the mapping area.
-    "anonymous": (
+    Detail.ANONYMOUS: (
         "Private memory from mmap() with no file behind it, zero-filled on first touch; "
         "large malloc() blocks and language runtimes' heaps usually land here."
     ),
-    "shared anonymous": (
+    Detail.SHARED_ANONYMOUS: (
         "Anonymous memory mapped shared (MAP_SHARED or /dev/zero), which survives fork() "
         "as memory parent and child both see."
     ),
-    "reserved, no access": (
+    Detail.RESERVED: (
         "Address space reserved with no permissions at all, held for later use or as a "
         "guard, where any access faults."
     ),
-    "memfd": (
+    Detail.MEMFD: (
         "A RAM-backed file from memfd_create(), usually shared by passing its file "
         "descriptor to another process."
     ),
-    "SysV shared memory": (
+    Detail.SYSV_SHM: (
         "A System V shared memory segment attached with shmat(), which the kernel names "
         "after its key."
     ),
-    "POSIX shared memory": (
+    Detail.POSIX_SHM: (
         "A POSIX shared memory object from shm_open(), a file in the /dev/shm tmpfs mapped "
         "with mmap()."
     ),
-    "anonymous, huge pages": (
+    Detail.HUGE_ANONYMOUS: (
         "Private anonymous memory from mmap() with MAP_HUGETLB, made of reserved huge pages "
         "(2 MiB on x86-64) that smaps counts apart from RSS, as Private_Hugetlb."
     ),
-    "shared anonymous, huge pages": (
+    Detail.HUGE_SHARED_ANONYMOUS: (
         "Shared anonymous memory from mmap() with MAP_HUGETLB, made of reserved huge pages "
         "that smaps counts apart from RSS, as Shared_Hugetlb or Private_Hugetlb."
     ),
-    "hugetlbfs file": (
+    Detail.HUGETLBFS_FILE: (
         "A file on hugetlbfs mapped into memory: its pages are reserved huge pages, not "
         "page cache, and smaps counts them apart from RSS."
     ),
-    "device mapping": (
+    Detail.DEVICE: (
         "A device file under /dev mapped into memory, such as a GPU's buffers, which the "
         "driver and not the page cache provides."
     ),
-    "ELF file mapped as data": (
+    Detail.ELF_AS_DATA: (
         "An ELF file that was mmap()ed to be read, not loaded to run, so none of its code "
         "executes from here."
     ),
-    "file mapping": (
+    Detail.FILE: (
         "A regular file mapped private: reads come from the page cache, and writes make "
         "private copies that never reach the file."
     ),
-    "shared file mapping": (
+    Detail.SHARED_FILE: (
         "A regular file mapped shared, so writes go to the page cache and then the file, "
         "and every process mapping it sees them."
     ),
-    "anonymous, thread-stack shape, no thread in it": (
+    Detail.STACK_SHAPED: (
         "Read-write memory above a small no-access guard, shaped like a thread stack but "
         "used by no live thread, most likely a stack glibc keeps cached for reuse after its "
         "thread exited."
     ),
 }
 
-_FOUND_BY_SHAPE = (
-    "procmap could not read this thread's stack pointer and recognised its stack by shape: "
-    "read-write memory right above a small no-access guard."
-)
 _NAMED_ANONYMOUS = (
     "Private anonymous memory that its owner labelled with prctl(PR_SET_VMA, "
     "PR_SET_VMA_ANON_NAME, ...), possible since Linux 5.17."
@@ -466,13 +474,14 @@ _NAMED_SHARED_ANONYMOUS = (
     "PR_SET_VMA_ANON_NAME, ...), which the kernel shows as [anon_shmem:NAME]."
 )
 
-# Details with a variable part, matched by prefix after the exact table, in this order.
-_PREFIXES: tuple[tuple[str, str], ...] = (
-    ("thread stack, found by shape", DETAILS["thread stack"] + " " + _FOUND_BY_SHAPE),
-    ("thread stack (", DETAILS["thread stack"]),  # "thread stack (TID 812)"
-    ("guard page (", DETAILS["guard page"]),  # "guard page (TID 812)", "(thread stack)"
-    ("anonymous, named ", _NAMED_ANONYMOUS),
-    ("shared anonymous, named ", _NAMED_SHARED_ANONYMOUS),
+DETAILS[Detail.THREAD_STACK_BY_SHAPE] = (
+    "The stack of a thread made by pthread_create(), whose stack pointer procmap could not "
+    "read: recognised by its shape, read-write memory right above a small no-access guard."
+)
+DETAILS[Detail.NAMED_ANONYMOUS] = _NAMED_ANONYMOUS
+DETAILS[Detail.NAMED_SHARED_ANONYMOUS] = _NAMED_SHARED_ANONYMOUS
+DETAILS[Detail.KERNEL_NAMED] = (
+    "A mapping the kernel named in brackets, with a name procmap has no description for."
 )
 
 
@@ -482,49 +491,37 @@ def describe_kind(kind: str) -> KindNote:
     if note is not None:
         return note
     title = f"{kind}: a kind procmap has no lesson for"
-    return replace(_UNKNOWN_NOTE, kind=kind, title=title)
+    return _UNKNOWN_NOTE._replace(kind=kind, title=title)
 
 
-def describe_detail(detail: str) -> str | None:
-    """One sentence on a region's detail: exact match, then prefix rules, else None."""
-    text = DETAILS.get(detail)
-    if text is not None:
-        return text
-    for prefix, text in _PREFIXES:
-        if detail.startswith(prefix):
-            return text
-    return None
+def describe_detail(detail: Detail) -> str | None:
+    """One sentence on a region's detail; None for a detail of no region (Detail.COMMON)."""
+    return DETAILS.get(detail)
 
 
 # Why a symbol lands where it does, keyed by the detail of the region that holds
 # it (procmap.explain looks the detail up for each defined object or function).
-SYMBOL_REASONS: dict[str, str] = {
-    "function": "a function: machine code",
-    "code": "read-only bytes placed in the executable segment",
-    "code, with ELF headers and read-only data": (
-        "read-only, in the code segment (-z noseparate-code)"
-    ),
-    "ELF headers": "read-only data the dynamic linker reads",
-    "read-only data": "const, or a string literal: read-only",
-    "relro": "const, but relocated at start-up, then made read-only",
-    "initialised data": "has a starting value, copied from the file",
-    "bss": "starts at zero: takes no space in the file",
-    "bss, in the last file page": "starts at zero: takes no space in the file",
-    "common": "a tentative definition (int x;): bss once linked",
-    "thread-local": "thread-local: each thread gets its own copy",
+SYMBOL_REASONS: dict[Detail, str] = {
+    Detail.CODE: "read-only bytes placed in the executable segment",
+    Detail.CODE_WITH_DATA: ("read-only, in the code segment (-z noseparate-code)"),
+    Detail.ELF_HEADERS: "read-only data the dynamic linker reads",
+    Detail.READ_ONLY_DATA: "const, or a string literal: read-only",
+    Detail.RELRO: "const, but relocated at start-up, then made read-only",
+    Detail.DATA: "has a starting value, copied from the file",
+    Detail.BSS: "starts at zero: takes no space in the file",
+    Detail.BSS_FILE_PAGE: "starts at zero: takes no space in the file",
+    Detail.COMMON: "a tentative definition (int x;): bss once linked",
+    Detail.THREAD_LOCAL: "thread-local: each thread gets its own copy",
 }
 
 
-def describe_symbol(type_name: str, detail: str | None) -> str:
+def describe_symbol(type_name: str, detail: Detail | None) -> str:
     """The lesson's reason why a symbol of `type_name` lands in a region of `detail`."""
-    if type_name in ("function", "ifunc") and detail in (
-        "code",
-        "code, with ELF headers and read-only data",
-    ):
-        return SYMBOL_REASONS["function"]
+    if type_name in ("function", "ifunc") and detail in (Detail.CODE, Detail.CODE_WITH_DATA):
+        return "a function: machine code"
     if detail is None:
         return "not loaded into memory"
-    return SYMBOL_REASONS.get(detail, detail)
+    return SYMBOL_REASONS.get(detail, detail.text)
 
 
 # What happens around the load plan at run time, keyed by how the file is loaded.

@@ -15,41 +15,8 @@ os.fsencode() gives the exact bytes back).
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
-from .errors import MapsFormatError
-
-
-class Mapping(NamedTuple):
-    """One line of /proc/PID/maps: a virtual memory area."""
-
-    start: int
-    end: int
-    perms: str  # "r-xp": read, write, execute, then p(rivate) or s(hared)
-    offset: int  # file offset of `start`; 0 for anonymous memory
-    dev: str  # "fe:00": major:minor of the file's device, "00:00" if none
-    inode: int  # 0 for anonymous memory
-    path: str | None  # file path, kernel name ("[heap]"), or None
-
-    @property
-    def size(self) -> int:
-        return self.end - self.start
-
-    @property
-    def is_file(self) -> bool:
-        """Backed by a file (a path that is not a [kernel name])."""
-        return self.inode != 0 or (self.path is not None and self.path[:1] == "/")
-
-    @property
-    def is_anonymous(self) -> bool:
-        """Anonymous private memory with no name at all."""
-        return self.path is None and self.inode == 0
-
-    @property
-    def file_key(self) -> tuple[str, int]:
-        """Identity of the backing file: (device, inode)."""
-        return (self.dev, self.inode)
-
+from ..errors import MapsFormatError
+from ..model import Mapping
 
 # The kernel pads the path to this column: seq_setwidth(m, 25 + sizeof(void *) * 6 - 1)
 # on 64-bit; used only to write lines exactly as the kernel does.

@@ -1,69 +1,22 @@
-"""What is really in RAM: /proc/PID/smaps figures, per mapping and per region.
+"""The memory figures of /proc/PID/smaps, smaps_rollup, statm and pagemap, parsed.
 
-`parse_smaps` turns the smaps text into mappings (its header lines are maps
-lines) and one `Resident` per mapping; `parse_rollup` reads smaps_rollup, the
-same figures summed by the kernel.  Regions tile mappings, and most mappings
-are one region, which takes the mapping's figures whole.  A mapping split
-into several regions (data | bss, an arena's used part | its reserve, a
-guard | a stack) has one set of figures: `attribute` shares them out so
-that every total stays exact.  (Pure: the pagemap bytes come from procfs.)
-
-How a split mapping's figures are shared, when /proc/PID/pagemap is readable:
-each region gets the mapping's resident figures (RSS, PSS, clean, dirty,
-anonymous...) in proportion to its bytes in resident pages, and its swap
-figures in proportion to its bytes in swapped-out pages; pagemap says which
-page is which.  (A page two regions share, data | bss, counts for each by
-the bytes it holds.)  When pagemap is not readable, in proportion to each
-region's size.  Shares are whole KiB (smaps' unit), by largest remainder, so
-they add up to the mapping's figure.
+Pure: bytes in, records out.  `parse_smaps` turns the smaps text into mappings
+(its header lines are maps lines) and one `Resident` per mapping;
+`parse_rollup` reads smaps_rollup, the same figures summed by the kernel;
+`page_states` says which pages pagemap finds in RAM or in swap.  Sharing a
+mapping's figures among the regions it holds is the classifier's business
+(classify.resident).
 """
 
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
 
-from .errors import MapsFormatError
-from .maps import Mapping, parse_maps
-
-
-class Resident(NamedTuple):
-    """One mapping's (or region's, or kind's) memory figures from smaps, in bytes."""
-
-    rss: int = 0  # resident in RAM
-    pss: int = 0  # RSS with each page divided by the number of processes mapping it
-    shared_clean: int = 0
-    shared_dirty: int = 0
-    private_clean: int = 0
-    private_dirty: int = 0
-    swap: int = 0
-    anonymous: int = 0  # not backed by a file: heap, stacks, copy-on-write copies
-    referenced: int = 0  # accessed since the flags were last cleared
-    pss_dirty: int = 0  # Linux 6.0+
-    swap_pss: int = 0
-    locked: int = 0  # mlock()ed
-    lazyfree: int = 0  # MADV_FREE'd, reclaimable
-    ksm: int = 0  # merged with identical pages by KSM (Linux 6.5+)
-    anon_huge: int = 0  # of anonymous, in transparent huge pages
-    shmem_pmd: int = 0
-    file_pmd: int = 0
-    shared_hugetlb: int = 0  # hugetlbfs pages are not in RSS: here
-    private_hugetlb: int = 0
-
-    @property
-    def dirty(self) -> int:
-        return self.shared_dirty + self.private_dirty
-
-    @property
-    def private(self) -> int:
-        return self.private_clean + self.private_dirty
-
-    def to_dict(self) -> dict[str, int]:
-        return dict(zip(self._fields, self))
-
+from ..errors import MapsFormatError
+from ..model import ZERO, Mapping, Resident
+from .maps import parse_maps
 
 FIGURES = Resident._fields
-ZERO = Resident()
 
 # smaps' names for Resident's fields (proc(5), Documentation/filesystems/proc.rst).
 _INDEX = {
@@ -227,14 +180,6 @@ def parse_rollup(data: bytes) -> Resident:
     return figures[0] if figures else ZERO
 
 
-def total(figures) -> Resident:
-    out = [0] * len(FIGURES)
-    for f in figures:
-        for i, v in enumerate(f):
-            out[i] += v
-    return Resident(*out)
-
-
 # --- pages ----------------------------------------------------------------------------
 
 _PRESENT = 1 << 63
@@ -252,108 +197,12 @@ def page_states(pagemap: bytes) -> str:
     return "".join("r" if e & _PRESENT else "s" if e & _SWAPPED else "." for e in entries)
 
 
-# --- sharing a mapping's figures among its regions -------------------------------------
+def parse_statm(data: bytes) -> int | None:
+    """Resident pages from /proc/PID/statm (proc(5): size resident shared text lib data dt).
 
-# How a region's figures were found: it is a whole mapping; a share of its
-# mapping's by the pages it holds; a share by its size.
-WHOLE, BY_PAGES, BY_SIZE = "mapping", "pages", "size"
-
-
-def split_mappings(mappings: list[Mapping], regions) -> list[Mapping]:
-    """The mappings that are more than one region."""
-    out = []
-    k, n = 0, len(regions)
-    for m in mappings:
-        if regions[k].end == m.end:
-            k += 1
-            continue
-        out.append(m)
-        while k < n and regions[k].end <= m.end:
-            k += 1
-    return out
-
-
-def attribute(
-    mappings: list[Mapping],
-    figures: list[Resident],
-    regions,
-    states: dict[int, str],
-    page_size: int,
-) -> tuple[list[Resident], list[str]]:
-    """Each region's figures, and how they were found (WHOLE, BY_PAGES, BY_SIZE).
-
-    `states` holds page_states() of split mappings by start address, where
-    pagemap could be read.  The regions of each mapping add up to its figures.
+    None when the process has no memory left (an exiting process prints zeros).
     """
-    out: list[Resident] = []
-    how: list[str] = []
-    k, n = 0, len(regions)
-    for m, f in zip(mappings, figures):
-        r = regions[k]
-        if r.end == m.end:
-            out.append(f)
-            how.append(WHOLE)
-            k += 1
-            continue
-        group = []
-        while k < n and regions[k].end <= m.end:
-            group.append(regions[k])
-            k += 1
-        state = states.get(m.start)
-        if state is not None and len(state) * page_size >= m.end - m.start:
-            resident, swapped = _page_weights(m.start, group, state, page_size)
-            method = BY_PAGES
-        else:
-            resident = swapped = [r.end - r.start for r in group]
-            method = BY_SIZE
-        columns = [_share(v, swapped if i in _SWAP_FIELDS else resident) for i, v in enumerate(f)]
-        out.extend(Resident(*values) for values in zip(*columns))
-        how.extend([method] * len(group))
-    return out, how
-
-
-def _page_weights(start: int, group, state: str, page_size: int):
-    """Resident and swapped bytes of each region, page by page.
-
-    A page that two regions share (data | bss inside one page) counts for
-    each in proportion to the bytes it holds of the page.
-    """
-    resident, swapped = [], []
-    for r in group:
-        a, b = r.start - start, r.end - start  # offsets into the mapping
-        first, last = a // page_size, (b - 1) // page_size  # the pages r touches
-        if first == last:
-            pages = {first: b - a}
-        else:
-            pages = {first: (first + 1) * page_size - a, last: b - last * page_size}
-        inner = state[first + 1 : last]
-        rb = inner.count("r") * page_size
-        sb = inner.count("s") * page_size
-        for page, held in pages.items():
-            c = state[page]
-            if c == "r":
-                rb += held
-            elif c == "s":
-                sb += held
-        resident.append(rb)
-        swapped.append(sb)
-    # Nothing resident (or swapped) by pagemap, yet smaps counts some: the
-    # process changed between the two reads.  Share by size then.
-    sizes = [r.end - r.start for r in group]
-    return (resident if any(resident) else sizes), (swapped if any(swapped) else sizes)
-
-
-def _share(value: int, weights: list[int]) -> list[int]:
-    """value (a multiple of 1 KiB) in whole KiB by weight, adding up exactly."""
-    if not value:
-        return [0] * len(weights)
-    units, whole = value >> 10, sum(weights)
-    if not whole:
-        weights, whole = [1] * len(weights), len(weights)
-    parts = [units * w // whole for w in weights]
-    # Largest remainder: the units left go to the largest fractions, in order.
-    left = units - sum(parts)
-    order = sorted(range(len(weights)), key=lambda i: -(units * weights[i] % whole))
-    for i in order[:left]:
-        parts[i] += 1
-    return [p << 10 for p in parts]
+    fields = data.split()
+    if len(fields) < 2 or fields[0] == b"0":
+        return None
+    return int(fields[1])

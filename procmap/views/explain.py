@@ -15,8 +15,11 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
-from .classify import KINDS, Facts, Region, classify
-from .elf import (
+from ..classify import classify
+from ..classify.notes import describe_symbol
+from ..elf import DynamicInfo, ElfLayout, Section, Segment, SymbolEntry
+from ..elf.dynamic import read_dynamic_fd
+from ..elf.layout import (
     ET_CORE,
     ET_DYN,
     ET_EXEC,
@@ -34,23 +37,14 @@ from .elf import (
     SHT_NOBITS,
     STB_LOCAL,
     STT_OBJECT,
-    SYMBOL_BINDS,
-    SYMBOL_TYPES,
-    DynamicInfo,
-    ElfLayout,
-    Section,
-    Segment,
-    SymbolEntry,
     align_down,
     align_up,
-    open_regular,
-    read_dynamic_fd,
     read_elf_fd,
-    read_symbol_entries_fd,
 )
-from .errors import BadFile, CorruptELF
-from .lesson import describe_symbol
-from .maps import Mapping
+from ..elf.symbols import SYMBOL_BINDS, SYMBOL_TYPES, read_symbol_entries_fd
+from ..errors import BadFile, CorruptELF
+from ..files import open_regular
+from ..model import KINDS, Detail, Facts, JSONDict, Mapping, Region, hex_address
 
 # What the file is, as the JSON "type" field names it.
 TYPES = {
@@ -86,65 +80,71 @@ _TOOLCHAIN_FILES = frozenset(
 )
 
 
-class ElfFacts:
+class ElfFacts(NamedTuple):
     """The identity and hardening of an ELF file, as its headers show them."""
 
-    __slots__ = (
-        "elf_class",
-        "endian",
-        "machine",
-        "type",
-        "entry",
-        "interpreter",
-        "build_id",
-        "relro",
-        "nx_stack",
-        "exec_stack",
-        "wx_segments",
-        "bind_now",
-        "textrel",
-        "needed",
-        "soname",
-        "runpath",
-        "file_size",
-    )
+    elf_class: int
+    endian: str
+    machine: str
+    type: str  # a key of TYPES
+    entry: int
+    interpreter: str | None
+    build_id: str | None
+    relro: str  # "full", "partial" or "none"
+    exec_stack: bool
+    wx_segments: tuple[int, ...]  # indexes of segments both writable and executable
+    bind_now: bool
+    textrel: bool
+    needed: tuple[str, ...]
+    soname: str | None
+    runpath: str | None
+    file_size: int
 
-    def __init__(self, layout: ElfLayout, dynamic: DynamicInfo | None):
+    @classmethod
+    def of(cls, layout: ElfLayout, dynamic: DynamicInfo | None) -> ElfFacts:
         dyn = dynamic or DynamicInfo()
-        self.elf_class = layout.elf_class
-        self.endian = layout.endian
-        self.machine = layout.machine_name
-        self.type = _file_type(layout, dyn)
-        self.entry = layout.entry
-        self.interpreter = layout.interpreter
-        self.build_id = layout.build_id
-        self.bind_now = dyn.bind_now
-        self.textrel = dyn.textrel
-        self.needed = dyn.needed
-        self.soname = dyn.soname
-        self.runpath = dyn.runpath
-        self.file_size = layout.file_size
         if layout.relro is None:
-            self.relro = "none"
+            relro = "none"
         else:
-            self.relro = "full" if dyn.bind_now else "partial"
+            relro = "full" if dyn.bind_now else "partial"
         stack = next((s for s in layout.segments if s.type == PT_GNU_STACK), None)
         if stack is not None:
-            self.exec_stack = bool(stack.flags & PF_X)
+            exec_stack = bool(stack.flags & PF_X)
         elif layout.type == ET_REL:
             # An object file asks for a non-executable stack with an empty .note.GNU-stack.
             note = next((s for s in layout.sections if s.name == ".note.GNU-stack"), None)
-            self.exec_stack = note is None or bool(note.flags & SHF_EXECINSTR)
+            exec_stack = note is None or bool(note.flags & SHF_EXECINSTR)
         else:
             # No PT_GNU_STACK: the kernel falls back to its default, executable on
             # older kernels and on 32-bit x86 (READ_IMPLIES_EXEC).
-            self.exec_stack = layout.type in (ET_EXEC, ET_DYN) and bool(layout.loads)
-        self.nx_stack = not self.exec_stack
-        self.wx_segments = tuple(
-            i
-            for i, s in enumerate(layout.segments)
-            if s in layout.loads and s.flags & PF_W and s.flags & PF_X
+            exec_stack = layout.type in (ET_EXEC, ET_DYN) and bool(layout.loads)
+        loads = set(layout.loads)
+        return cls(
+            elf_class=layout.elf_class,
+            endian=layout.endian,
+            machine=layout.machine_name,
+            type=_file_type(layout, dyn),
+            entry=layout.entry,
+            interpreter=layout.interpreter,
+            build_id=layout.build_id,
+            relro=relro,
+            exec_stack=exec_stack,
+            wx_segments=tuple(
+                i
+                for i, s in enumerate(layout.segments)
+                if s in loads and s.flags & PF_W and s.flags & PF_X
+            ),
+            bind_now=dyn.bind_now,
+            textrel=dyn.textrel,
+            needed=dyn.needed,
+            soname=dyn.soname,
+            runpath=dyn.runpath,
+            file_size=layout.file_size,
         )
+
+    @property
+    def nx_stack(self) -> bool:
+        return not self.exec_stack
 
     @property
     def pie(self) -> bool:
@@ -162,7 +162,7 @@ class ElfFacts:
     def description(self) -> str:
         return TYPES[self.type]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> JSONDict:
         return {
             "class": self.elf_class,
             "endian": self.endian,
@@ -170,7 +170,7 @@ class ElfFacts:
             "type": self.type,
             "pie": self.pie,
             "static": self.static,
-            "entry": self.entry,
+            "entry": hex_address(self.entry),
             "interpreter": self.interpreter,
             "build_id": self.build_id,
             "relro": self.relro,
@@ -211,12 +211,12 @@ class SegmentPlan(NamedTuple):
     regions: tuple[Region, ...]  # those regions (PT_LOAD only)
     sections: tuple[str, ...]  # sections with bytes inside it
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> JSONDict:
         s = self.segment
         return {
             "type": s.type_name,
-            "offset": s.offset,
-            "vaddr": s.vaddr,
+            "offset": hex_address(s.offset),
+            "vaddr": hex_address(s.vaddr),
             "filesz": s.filesz,
             "memsz": s.memsz,
             "flags": s.perms,
@@ -229,19 +229,20 @@ class SegmentPlan(NamedTuple):
 class SectionPlan(NamedTuple):
     section: Section
     kind: str | None  # None: not loaded (symbols, debug info), or thread-local
-    detail: str | None
+    detail: Detail | None  # None: not loaded; Detail.THREAD_LOCAL: a TLS template
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> JSONDict:
         s = self.section
         return {
             "name": s.name,
             "type": s.type_name,
-            "addr": s.addr,
-            "offset": s.offset,
+            "addr": hex_address(s.addr),
+            "offset": hex_address(s.offset),
             "size": s.size,
             "flags": _section_flags(s.flags),
             "kind": self.kind,
-            "detail": self.detail,
+            "detail": self.detail.value if self.detail else None,
+            "description": self.detail.text if self.detail else None,
         }
 
 
@@ -249,7 +250,7 @@ class SymbolPlan(NamedTuple):
     entry: SymbolEntry
     section: str | None
     kind: str | None
-    detail: str | None
+    detail: Detail | None
     own: bool  # the program's own, rather than the C library's or the toolchain's
 
     @property
@@ -258,11 +259,11 @@ class SymbolPlan(NamedTuple):
         library has 50,000 symbols and no view shows the reason of each)."""
         return describe_symbol(self.entry.type_name, self.detail)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> JSONDict:
         e = self.entry
         return {
             "name": e.name,
-            "value": e.value,
+            "value": hex_address(e.value),
             "size": e.size,
             "type": e.type_name,
             "bind": e.bind_name,
@@ -271,51 +272,21 @@ class SymbolPlan(NamedTuple):
         }
 
 
-class Explanation:
+class Explanation(NamedTuple):
     """Everything `procmap explain` shows about one ELF file."""
 
-    __slots__ = (
-        "path",
-        "layout",
-        "facts",
-        "page_size",
-        "loader",
-        "mappings",
-        "regions",
-        "segments",
-        "sections",
-        "symbols",
-        "symbol_source",
-        "warnings",
-    )
-
-    def __init__(
-        self,
-        path,
-        layout,
-        facts,
-        page_size,
-        loader,
-        mappings,
-        regions,
-        segments,
-        sections,
-        symbols,
-        symbol_source,
-        warnings,
-    ):
-        self.path: str = path
-        self.layout: ElfLayout = layout
-        self.facts: ElfFacts = facts
-        self.page_size: int = page_size
-        self.loader: str | None = loader  # "kernel", "dynamic linker", or None: not loadable
-        self.mappings: list[Mapping] = mappings  # the plan, at load bias 0
-        self.regions: list[Region] = regions  # the plan, classified
-        self.segments: list[SegmentPlan] = segments  # every program header
-        self.sections: list[SectionPlan] = sections
-        self.symbols: list[SymbolPlan] = symbols
-        self.symbol_source: str | None = symbol_source  # ".symtab", ".dynsym" or None
-        self.warnings: list[str] = warnings
+    path: str
+    layout: ElfLayout
+    facts: ElfFacts
+    page_size: int
+    loader: str | None  # "kernel", "dynamic linker", or None: not loadable
+    mappings: list[Mapping]  # the plan, at load bias 0
+    regions: list[Region]  # the plan, classified
+    segments: list[SegmentPlan]  # every program header
+    sections: list[SectionPlan]
+    symbols: list[SymbolPlan]
+    symbol_source: str | None  # ".symtab", ".dynsym" or None
+    warnings: list[str]
 
     @property
     def loads(self) -> list[SegmentPlan]:
@@ -352,7 +323,7 @@ def _symbol_dicts(symbols: list[SymbolPlan]) -> list[dict]:
     return [
         {
             "name": e.name,
-            "value": e.value,
+            "value": hex_address(e.value),
             "size": e.size,
             "type": types.get(e.type, str(e.type)),
             "bind": binds.get(e.bind, str(e.bind)),
@@ -363,23 +334,26 @@ def _symbol_dicts(symbols: list[SymbolPlan]) -> list[dict]:
     ]
 
 
-def _mapping_dict(m: Mapping) -> dict:
+def _mapping_dict(m: Mapping) -> JSONDict:
     return {
-        "start": m.start,
-        "end": m.end,
+        "start": hex_address(m.start),
+        "end": hex_address(m.end),
+        "size": m.end - m.start,
         "perms": m.perms,
-        "offset": m.offset if m.inode else 0,
+        "offset": hex_address(m.offset if m.inode else 0),
         "file": bool(m.inode),
     }
 
 
-def _region_dict(r: Region) -> dict:
+def _region_dict(r: Region) -> JSONDict:
     return {
-        "start": r.start,
-        "end": r.end,
+        "start": hex_address(r.start),
+        "end": hex_address(r.end),
+        "size": r.end - r.start,
         "perms": r.perms,
         "kind": r.kind,
-        "detail": r.detail,
+        "detail": r.detail.value,
+        "description": r.description,
         "sections": list(r.sections),
     }
 
@@ -429,7 +403,7 @@ def build_explanation(
 ) -> Explanation:
     """The explanation of an already-read file (pure: used by explain_elf and tests)."""
     warnings = list(warnings or [])
-    facts = ElfFacts(layout, dynamic)
+    facts = ElfFacts.of(layout, dynamic)
     loader = None
     mappings: list[Mapping] = []
     regions: list[Region] = []
@@ -598,7 +572,7 @@ def _place_section(s: Section, regions: list[Region]) -> SectionPlan:
         return SectionPlan(s, None, None)
     if s.flags & SHF_TLS:
         # .tdata/.tbss are templates: each thread's copy lives in its own TLS block.
-        return SectionPlan(s, None, "thread-local")
+        return SectionPlan(s, None, Detail.THREAD_LOCAL)
     if regions and s.size:
         # A section can straddle regions (.got.plt across the end of RELRO, .bss from
         # the last file page into anonymous pages): it takes the kind of most of its bytes.
@@ -609,16 +583,16 @@ def _place_section(s: Section, regions: list[Region]) -> SectionPlan:
             if overlap > most:
                 best, most = r, overlap
         if best is not None:
-            detail = "bss" if best.kind == "bss" else best.detail
+            detail = Detail.BSS if best.kind == "bss" else best.detail
             return SectionPlan(s, best.kind, detail)
     kind, detail = _kind_by_flags(s)
     return SectionPlan(s, kind, detail)
 
 
-def _kind_by_flags(s: Section) -> tuple[str, str]:
+def _kind_by_flags(s: Section) -> tuple[str, Detail]:
     """Where an allocated section lands, from its flags alone (object files)."""
     if s.flags & SHF_EXECINSTR:
-        return "text", "code"
+        return "text", Detail.CODE
     if s.flags & SHF_WRITE:
         if s.name.startswith(".data.rel.ro") or s.name in (
             ".got",
@@ -626,11 +600,11 @@ def _kind_by_flags(s: Section) -> tuple[str, str]:
             ".init_array",
             ".fini_array",
         ):
-            return "rodata", "relro"
+            return "rodata", Detail.RELRO
         if s.type == SHT_NOBITS:
-            return "bss", "bss"
-        return "data", "initialised data"
-    return "rodata", "read-only data"
+            return "bss", Detail.BSS
+        return "data", Detail.DATA
+    return "rodata", Detail.READ_ONLY_DATA
 
 
 def _place_segment(i: int, seg: Segment, regions: list[Region], layout: ElfLayout) -> SegmentPlan:
@@ -659,7 +633,7 @@ def _place_symbols(
     by_index = {
         i: (plan.section.name, plan.kind, plan.detail) for i, plan in enumerate(sections, 1)
     }
-    by_index[SHN_COMMON] = (None, "bss", "common")
+    by_index[SHN_COMMON] = (None, "bss", Detail.COMMON)
     nowhere = (None, None, None)  # SHN_ABS, or an index past the section table
     get = by_index.get
     return [SymbolPlan(e, *get(e.shndx, nowhere), id(e) in own) for e in entries]

@@ -7,382 +7,38 @@ because most of a maps file is the same from one sample to the next:
   nothing is parsed.
 - Changed bytes are found by memcmp (common prefix and suffix, in galloping
   steps), and changes far apart by looking for an old line in the new text
-  (bytes.find): only the changed lines are parsed (`diff_maps`).
+  (bytes.find): only the changed lines are parsed (diff.py).
 - Only the mappings around a change are classified again: the changed ones, the
   whole ELF image or file they belong to, and enough neighbours that the result
   is what classifying the whole map would give (the tests check that it is).
 - ELF layouts are read once per (device, inode), thread stack pointers once per
   thread.
 
-Each change becomes events in the kernel's terms: a mapping grew or shrank (and
-which end moved), was mapped or unmapped, changed protection, was split in two
-or merged with a neighbour.  Pure over the procfs readers: no click, no rich.
+Each change becomes events in the kernel's terms (events.py).  Reads go through
+the kernel readers; no click, no rich.
 """
 
 from __future__ import annotations
 
 import bisect
-import os
 import time
 from collections import Counter
-from typing import NamedTuple
 
-from .classify import KINDS, Facts, FileKey, LoadedImage, Region, classify
-from .errors import ProcessExited
-from .maps import Mapping, parse_maps
-from .process import (
+from ..classify import classify
+from ..errors import ProcessExited
+from ..kernel.maps import parse_maps
+from ..kernel.procfs import ProcessDir, ProcFS
+from ..model import KINDS, Facts, FileKey, LoadedImage, Mapping, ProcessInfo, ProcessMap, Region
+from .capture import (
     ElfCache,
-    ProcessInfo,
-    ProcessMap,
     check_alive,
     process_info,
     read_facts,
     read_layouts,
     read_thread_stacks,
 )
-from .procfs import ProcessDir, ProcFS
-
-# --- finding the changed lines ---------------------------------------------------------
-
-_SMALL = 4096  # a changed stretch this short is parsed whole rather than searched
-_GRAIN = 32  # bytes: how close the common prefix and suffix searches get
-_PROBES = ((1, 2), (1, 4), (3, 4))  # where to probe a long changed stretch
-
-
-class Hunk(NamedTuple):
-    """old[old_start:old_end] became new[new_start:new_end]; whole lines, byte offsets."""
-
-    old_start: int
-    old_end: int
-    new_start: int
-    new_end: int
-
-
-def diff_maps(old: bytes, new: bytes) -> list[Hunk]:
-    """The line-aligned stretches where `new` differs from `old`, in order.
-
-    Outside the hunks the two texts are equal byte for byte.  Both must be
-    whole lines (ending with a newline).  Costs a memcmp of the equal bytes
-    plus, for changes far apart, one bytes.find per change.
-    """
-    if old == new:
-        return []
-    hunks: list[Hunk] = []
-    work = [(0, len(old), 0, len(new))]
-    while work:
-        o0, o1, n0, n1 = _trim(old, new, *work.pop())
-        if o0 == o1 and n0 == n1:
-            continue
-        split = None
-        if o1 - o0 > _SMALL and n1 - n0 > _SMALL:
-            split = _probe(old, new, o0, o1, n0, n1)
-        if split is None:
-            hunks.append(Hunk(o0, o1, n0, n1))
-        else:
-            ls, le, at = split
-            # Work is a stack: push the upper part first so hunks come out in order.
-            work.append((le, o1, at + le - ls, n1))
-            work.append((o0, ls, n0, at))
-    return hunks
-
-
-def _trim(old: bytes, new: bytes, o0: int, o1: int, n0: int, n1: int):
-    """Shrink the stretch by its common prefix and suffix, to whole lines on both sides."""
-    limit = min(o1 - o0, n1 - n0)
-    p = _common_prefix(old, new, o0, n0, limit)
-    if p < limit:
-        # Back to the start of the line holding the first difference (both texts
-        # agree before it, so it is a line start in both).
-        nl = old.rfind(b"\n", o0, o0 + p)
-        p = nl + 1 - o0 if nl >= 0 else 0
-    o0 += p
-    n0 += p
-    limit = min(o1 - o0, n1 - n0)
-    s = _common_suffix(old, new, o1, n1, limit)
-    if s:
-        q, r = o1 - s, n1 - s
-        if not ((q == o0 or old[q - 1] == 10) and (r == n0 or new[r - 1] == 10)):
-            # Mid-line on one side: the next line start inside the common suffix.
-            s = o1 - (old.find(b"\n", q, o1) + 1)
-    o1 -= s
-    n1 -= s
-    return o0, o1, n0, n1
-
-
-def _common_prefix(old: bytes, new: bytes, o0: int, n0: int, limit: int) -> int:
-    """A length up to which old[o0:] and new[n0:] are equal, within _GRAIN of the longest.
-
-    Galloping then bisecting memcmps (bytes.startswith takes a memoryview: no
-    copy).  Stopping _GRAIN bytes short at most adds a line or two to a hunk,
-    which compare equal later; it saves half the steps.
-    """
-    view = memoryview(old)
-    n, step = 0, 8192
-    while n < limit:
-        k = min(step, limit - n)
-        if new.startswith(view[o0 + n : o0 + n + k], n0 + n):
-            n += k
-            step *= 4
-            continue
-        lo, hi = n, n + k  # equal up to lo, not up to hi
-        while hi - lo > _GRAIN:
-            mid = (lo + hi) // 2
-            if new.startswith(view[o0 + lo : o0 + mid], n0 + lo):
-                lo = mid
-            else:
-                hi = mid
-        return lo
-    return limit
-
-
-def _common_suffix(old: bytes, new: bytes, o1: int, n1: int, limit: int) -> int:
-    """As _common_prefix, from the ends: old[:o1] and new[:n1] end alike for this long."""
-    view = memoryview(old)
-    n, step = 0, 8192
-    while n < limit:
-        k = min(step, limit - n)
-        if new.endswith(view[o1 - n - k : o1 - n], 0, n1 - n):
-            n += k
-            step *= 4
-            continue
-        lo, hi = n, n + k
-        while hi - lo > _GRAIN:
-            mid = (lo + hi) // 2
-            if new.endswith(view[o1 - mid : o1 - lo], 0, n1 - lo):
-                lo = mid
-            else:
-                hi = mid
-        return lo
-    return limit
-
-
-def _probe(old: bytes, new: bytes, o0: int, o1: int, n0: int, n1: int):
-    """An old line that is still in the new text: (its start, its end, where it is now).
-
-    Lines are unique (each starts with its own address), so a line found at a
-    line start in the new stretch splits the problem in two.
-    """
-    for num, den in _PROBES:
-        mid = o0 + (o1 - o0) * num // den
-        nl = old.rfind(b"\n", o0, mid)
-        ls = nl + 1 if nl >= 0 else o0
-        le = old.find(b"\n", mid, o1) + 1
-        if le <= ls:
-            continue
-        line = old[ls:le]
-        at = new.find(line, n0, n1)
-        while at > n0 and new[at - 1] != 10:
-            at = new.find(line, at + 1, n1)  # the tail of a longer line: not this one
-        if at != -1:
-            return ls, le, at
-    return None
-
-
-# --- events ------------------------------------------------------------------------------
-
-EVENTS = ("grow", "shrink", "map", "unmap", "protect", "split", "merge")
-
-
-class Event(NamedTuple):
-    """One change to the address space, about one region."""
-
-    event: str  # one of EVENTS
-    kind: str
-    detail: str
-    start: int  # the region now (for unmap: the region that went away)
-    end: int
-    path: str | None
-    bytes: int  # how much grew, shrank, appeared, went away or changed protection
-    direction: str | None  # grow, shrink: the way the moving edge went, "up" or "down"
-    perms: str
-    object: str | None = None
-    before: tuple[int, int, str] | None = None  # (start, end, perms) before, where it differs
-
-    def to_dict(self) -> dict:
-        out = {
-            "event": self.event,
-            "kind": self.kind,
-            "detail": self.detail,
-            "start": self.start,
-            "end": self.end,
-            "path": self.path,
-            "bytes": self.bytes,
-            "direction": self.direction,
-            "perms": self.perms,
-            "object": self.object,
-        }
-        if self.before is not None:
-            start, end, perms = self.before
-            out["before"] = {"start": start, "end": end, "perms": perms}
-        return out
-
-
-class Change(NamedTuple):
-    """What one sample found different from the last."""
-
-    events: list[Event]
-    threads_started: list[int]
-    threads_ended: list[int]
-    exec: bool = False  # the process ran a new program: everything was replaced
-
-    def __bool__(self) -> bool:
-        return bool(self.events or self.threads_started or self.threads_ended or self.exec)
-
-
-def _event(name, region: Region, nbytes, direction=None, before=None, start=None, end=None):
-    return Event(
-        name,
-        region.kind,
-        region.detail,
-        region.start if start is None else start,
-        region.end if end is None else end,
-        region.path,
-        nbytes,
-        direction,
-        region.perms,
-        region.object,
-        before,
-    )
-
-
-def _same_thing(a: Mapping, b: Mapping) -> bool:
-    """Whether two mappings are views of the same memory (so one can have become the other)."""
-    if a.dev != b.dev or a.inode != b.inode or a.path != b.path or a.perms[3] != b.perms[3]:
-        return False
-    return not a.is_file or a.offset - a.start == b.offset - b.start
-
-
-def diff_events(
-    old: list[Mapping], old_groups: list, new: list[Mapping], new_groups: list
-) -> list[Event]:
-    """Events turning `old` mappings into `new` ones (both in address order).
-
-    `*_groups[i]` holds the classified regions of mapping i.  Mappings that
-    overlap, directly or through others, form one component: one mapping on
-    each side that changed size is a grow or shrink; one becoming several with
-    the same span is a split (and several becoming one a merge), with a
-    protect event for each part whose permissions changed; anything else is
-    unmaps and maps.
-    """
-    events: list[Event] = []
-    i = j = 0
-    while i < len(old) or j < len(new):
-        # Collect one component: start with the lower mapping, add overlapping ones.
-        olds: list[int] = []
-        news: list[int] = []
-        if j >= len(new) or (i < len(old) and old[i].start <= new[j].start):
-            olds.append(i)
-            hi = old[i].end
-            i += 1
-        else:
-            news.append(j)
-            hi = new[j].end
-            j += 1
-        while True:
-            if i < len(old) and old[i].start < hi:
-                olds.append(i)
-                hi = max(hi, old[i].end)
-                i += 1
-            elif j < len(new) and new[j].start < hi:
-                news.append(j)
-                hi = max(hi, new[j].end)
-                j += 1
-            else:
-                break
-        events.extend(_component_events(old, old_groups, olds, new, new_groups, news))
-    return events
-
-
-def _component_events(old, old_groups, olds, new, new_groups, news) -> list[Event]:
-    if not news:
-        return [_event("unmap", r, r.size) for k in olds for r in old_groups[k]]
-    if not olds:
-        return [_event("map", r, r.size) for k in news for r in new_groups[k]]
-    first = old[olds[0]]
-    same = all(_same_thing(first, old[k]) for k in olds) and all(
-        _same_thing(first, new[k]) for k in news
-    )
-    if not same:
-        return [_event("unmap", r, r.size) for k in olds for r in old_groups[k]] + [
-            _event("map", r, r.size) for k in news for r in new_groups[k]
-        ]
-    events: list[Event] = []
-    if len(olds) == 1 and len(news) == 1:
-        o, n = old[olds[0]], new[news[0]]
-        groups = new_groups[news[0]]
-        before = (o.start, o.end, o.perms)
-        if n.start != o.start:
-            grew = n.start < o.start
-            events.append(
-                _event(
-                    "grow" if grew else "shrink",
-                    groups[0],
-                    abs(n.start - o.start),
-                    "down" if grew else "up",
-                    before,
-                )
-            )
-        if n.end != o.end:
-            grew = n.end > o.end
-            events.append(
-                _event(
-                    "grow" if grew else "shrink",
-                    groups[-1],
-                    abs(n.end - o.end),
-                    "up" if grew else "down",
-                    before,
-                )
-            )
-        if n.perms != o.perms:
-            lo, hi = max(o.start, n.start), min(o.end, n.end)
-            events.extend(_protects(groups, lo, hi, o.perms))
-        return events
-    lo_old, hi_old = old[olds[0]].start, old[olds[-1]].end
-    lo_new, hi_new = new[news[0]].start, new[news[-1]].end
-    contiguous = all(old[a].end == old[b].start for a, b in zip(olds, olds[1:])) and all(
-        new[a].end == new[b].start for a, b in zip(news, news[1:])
-    )
-    if (lo_old, hi_old) != (lo_new, hi_new) or not contiguous:
-        return [_event("unmap", r, r.size) for k in olds for r in old_groups[k]] + [
-            _event("map", r, r.size) for k in news for r in new_groups[k]
-        ]
-    if len(news) > len(olds):
-        for k in olds:
-            o = old[k]
-            pieces = [x for x in news if new[x].start < o.end and new[x].end > o.start]
-            if len(pieces) > 1:
-                events.append(_event("split", old_groups[k][0], o.size, None, None, o.start, o.end))
-    elif len(news) < len(olds):
-        for k in news:
-            n = new[k]
-            pieces = [x for x in olds if old[x].start < n.end and old[x].end > n.start]
-            if len(pieces) > 1:
-                events.append(_event("merge", new_groups[k][0], n.size, None, None))
-    # Then every stretch whose permissions changed.
-    for k in news:
-        n = new[k]
-        for x in olds:
-            o = old[x]
-            lo, hi = max(o.start, n.start), min(o.end, n.end)
-            if lo < hi and o.perms != n.perms:
-                events.extend(_protects(new_groups[k], lo, hi, o.perms))
-    return events
-
-
-def _protects(groups, lo: int, hi: int, old_perms: str) -> list[Event]:
-    return [
-        _event(
-            "protect",
-            r,
-            min(hi, r.end) - max(lo, r.start),
-            before=(max(lo, r.start), min(hi, r.end), old_perms),
-            start=max(lo, r.start),
-            end=min(hi, r.end),
-        )
-        for r in groups
-        if r.start < hi and r.end > lo
-    ]
-
+from .diff import Hunk, diff_maps
+from .events import Change, Event, diff_events
 
 # --- the sampler ------------------------------------------------------------------------
 
@@ -442,45 +98,18 @@ class Sampler:
     def _read_maps(self) -> bytes:
         """The maps file, read into one reused buffer (no allocation per read())."""
         try:
-            fd = os.open("maps", os.O_RDONLY | os.O_CLOEXEC, dir_fd=self.pd.fd)
-        except OSError as err:
-            raise self.gone(err) from None
-        try:
-            buf, pos = self._buffer, 0
-            view = memoryview(buf)
-            while True:
-                if pos == len(buf):
-                    view.release()
-                    buf.extend(bytes(len(buf)))  # double it
-                    view = memoryview(buf)
-                got = os.readv(fd, [view[pos:]])
-                if not got:
-                    break
-                pos += got
-            data = bytes(view[:pos])
-            view.release()
-        except OSError as err:
-            raise self.gone(err) from None
-        finally:
-            os.close(fd)
+            data = self.pd.read_into("maps", self._buffer)
+        except ProcessExited:
+            raise self.gone() from None
         if not data:
             # A zombie or an exiting process has no mm left to print.
-            raise self.gone(ProcessLookupError())
+            raise self.gone()
         return data
 
-    def gone(self, err: OSError) -> Exception:
-        """The error to raise when reading failed: the process exited, or worse."""
-        error = self.pd.error(err, "maps")
-        if not isinstance(error, ProcessExited):
-            return error
+    def gone(self) -> ProcessExited:
+        """The error to raise when the process is gone: it exited, or its PID is reused."""
         # Was the PID given to another process meanwhile?  Its start time says.
-        try:
-            with open(f"{self.procfs.root}/{self.pid}/stat", "rb") as f:
-                from .procfs import parse_stat
-
-                other = parse_stat(f.read())
-        except (OSError, ValueError, IndexError):
-            other = None
+        other = self.procfs.stat_of(self.pid)
         if other is not None and other.start_time != self.start_time:
             return PidReused(
                 f"PID {self.pid} exited and now belongs to another process "
@@ -489,12 +118,11 @@ class Sampler:
         return ProcessExited(f"PID {self.pid} ({self.info.name}) exited")
 
     def _count_threads(self) -> int:
-        # proc_task_getattr: the task directory's link count is 2 + the number of threads,
-        # so one stat tells whether threads came or went (a few us, against a listdir).
+        # The task directory's link count: a few us, against a listdir.
         try:
-            return os.stat("task", dir_fd=self.pd.fd).st_nlink
-        except OSError as err:
-            raise self.gone(err) from None
+            return self.pd.task_links()
+        except ProcessExited:
+            raise self.gone() from None
 
     # --- the full read, at the start and when everything changed -----------------------
 
@@ -504,7 +132,7 @@ class Sampler:
         self.facts: Facts = read_facts(self.pd, mappings, self.cache, self.warnings)
         self.tids: list[int] = self._task_ids()
         if len(self.tids) > 1:
-            read_thread_stacks(self.pd, self.facts, self.tids, self.warnings)
+            self.facts = read_thread_stacks(self.pd, self.facts, self.tids, self.warnings)
         self._last_thread_retry = time.monotonic()
         self.text = data
         self.mappings = mappings
@@ -528,7 +156,7 @@ class Sampler:
         try:
             return self.pd.task_ids()
         except ProcessExited as err:
-            raise self.gone(ProcessLookupError()) from err
+            raise self.gone() from err
 
     # --- one sample -----------------------------------------------------------------
 
@@ -606,7 +234,7 @@ class Sampler:
         try:
             marks = self.pd.stat().exec_marks
         except ProcessExited:
-            raise self.gone(ProcessLookupError()) from None
+            raise self.gone() from None
         return marks != self._exec_marks
 
     def _start_at(self, i: int) -> int:
@@ -626,7 +254,9 @@ class Sampler:
         events = diff_events(old_maps, old_groups, self.mappings, self.groups)
         return Change(events, started, ended, exec=exec)
 
-    def _update_threads(self, tids=None) -> tuple[list[int], list[int], list[int]]:
+    def _update_threads(
+        self, tids: list[int] | None = None
+    ) -> tuple[list[int], list[int], list[int]]:
         """Take the thread list (read again unless given); returns (started, ended,
         stack pointers to look at)."""
         if tids is None:
@@ -635,15 +265,18 @@ class Sampler:
         before, now = set(self.tids), set(tids)
         started = sorted(now - before)
         ended = sorted(before - now)
-        moved = [facts.thread_sps.pop(t) for t in ended if t in facts.thread_sps]
+        moved = [facts.thread_sps[t] for t in ended if t in facts.thread_sps]
         was_unknown = bool(facts.unknown_threads)
-        facts.unknown_threads = tuple(t for t in facts.unknown_threads if t in now)
+        facts = facts._replace(
+            thread_sps={t: sp for t, sp in facts.thread_sps.items() if t in now},
+            unknown_threads=tuple(t for t in facts.unknown_threads if t in now),
+        )
         asked = started + list(facts.unknown_threads)
-        read_thread_stacks(self.pd, facts, asked, self.warnings)
+        facts = self.facts = read_thread_stacks(self.pd, facts, asked, self.warnings)
         self._last_thread_retry = time.monotonic()
         moved.extend(facts.thread_sps[t] for t in asked if t in facts.thread_sps)
         self.tids = tids
-        self.info.threads = len(tids)
+        self.info = self.info._replace(threads=len(tids))
         if bool(facts.unknown_threads) != was_unknown:
             # Stacks found by shape depend on whether any thread is unknown: look at all.
             moved.extend(self.starts)

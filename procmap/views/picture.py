@@ -21,9 +21,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from .classify import KERNEL_FILE_DETAILS, KINDS, Region
+from ..model import (
+    KERNEL_FILE_DETAILS,
+    KERNEL_MADE_DETAILS,
+    KINDS,
+    Detail,
+    JSONDict,
+    LoadedImage,
+    ProcessMap,
+    Region,
+    Resident,
+    hex_or_none,
+)
+
+if TYPE_CHECKING:
+    from .explain import Explanation
 
 # What a band is.  Members of the mapping area can be folded together.
 LANDMARKS = ("image", "heap", "stack")
@@ -69,10 +83,10 @@ class Band(NamedTuple):
     def empty(self) -> bool:
         return self.role in EMPTY
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> JSONDict:
         return {
-            "start": self.start,
-            "end": self.end,
+            "start": hex_or_none(self.start),
+            "end": hex_or_none(self.end),
             "role": self.role,
             "kind": self.kind,
             "label": self.label,
@@ -103,28 +117,25 @@ class Space(NamedTuple):
         return 1 << self.bits
 
 
-class Picture:
+class Picture(NamedTuple):
     """The bands, in address order (lowest first), and what they stand in."""
 
-    __slots__ = ("title", "bands", "space", "notes", "folded")
+    title: str
+    bands: list[Band]
+    space: Space
+    notes: tuple[str, ...] = ()
+    folded: int = 0  # how many bands `fold` merged away
 
-    def __init__(self, title: str, bands: list[Band], space: Space, notes=(), folded: int = 0):
-        self.title = title
-        self.bands = bands
-        self.space = space
-        self.notes: list[str] = list(notes)
-        self.folded = folded  # how many bands `fold` merged away
-
-    def to_dict(self) -> dict:
+    def to_dict(self) -> JSONDict:
         s = self.space
         return {
             "title": self.title,
             "bits": s.bits,
-            "user_end": s.user_end,
-            "kernel_start": s.kernel_start,
+            "user_end": hex_or_none(s.user_end),
+            "kernel_start": hex_or_none(s.kernel_start),
             "split": s.how,
             "bands": [b.to_dict() for b in self.bands],
-            "notes": self.notes,
+            "notes": list(self.notes),
             "folded": self.folded,
         }
 
@@ -167,13 +178,20 @@ def address_space(highest: int | None, bits: int, machine: str | None = None) ->
 # --- a process ---------------------------------------------------------------------------
 
 
+def map_picture(pmap: ProcessMap) -> Picture:
+    """The lesson's picture of a process's map: bands from the NULL page to the kernel's half."""
+    info = pmap.info
+    title = f"PID {info.pid} ({info.name})" if info.pid else f"{info.name} (a saved maps text)"
+    return picture_of(pmap.regions, pmap.images, title=title, resident=pmap.resident)
+
+
 def picture_of(
     regions: Sequence[Region],
-    images: Iterable = (),
+    images: Iterable[LoadedImage] = (),
     *,
     title: str = "",
     bits: int | None = None,
-    resident: Sequence | None = None,
+    resident: Sequence[Resident] | None = None,
 ) -> Picture:
     """The picture of a process's classified regions (address order, as classify gives).
 
@@ -207,10 +225,10 @@ def picture_of(
     bands.extend(_upper(space, kernel_pages))
     if space.kernel_start is None and bits == 32:
         notes.append("the kernel is outside this 32-bit address space")
-    return Picture(title, bands, space, notes)
+    return Picture(title, bands, space, tuple(notes))
 
 
-def _slice(resident, indexes):
+def _slice(resident: Sequence[Resident] | None, indexes: list[int]) -> list[Resident] | None:
     return None if resident is None else [resident[i] for i in indexes]
 
 
@@ -328,35 +346,35 @@ def _key(r: Region, program: str | None, current: _Open | None):
     if r.object is not None and kind != "kernel":
         return ("object", r.object), "library", _base(r.object), "", ""
     if kind == "heap":
-        if detail == "brk heap":
+        if detail is Detail.BRK_HEAP:
             return ("heap",), "heap", "heap", "", "up"
         # An arena and the reserve above it; a new arena starts at each "malloc arena".
-        if detail == "malloc arena reserve" and current is not None and current.role == "arena":
+        if (
+            detail is Detail.MALLOC_ARENA_RESERVE
+            and current is not None
+            and current.role == "arena"
+        ):
             return current.key, "arena", "", "", ""
         return ("arena", r.start), "arena", "malloc arena", "", ""
     if kind == "stack":
-        if detail == "main thread stack":
+        if detail is Detail.MAIN_STACK:
             return ("stack",), "stack", "stack", "", "down"
         # glibc's thread stack: a guard page, then the stack right above it.
         if (
-            not detail.startswith("guard page")
+            detail is not Detail.GUARD_PAGE
             and current is not None
             and current.role == "thread stack"
-            and all(x.detail.startswith("guard page") for x in current.regions)
+            and all(x.detail is Detail.GUARD_PAGE for x in current.regions)
         ):
             return current.key, "thread stack", "", "", ""
         return ("thread", r.start), "thread stack", "thread stack", "", ""
     if kind == "kernel":
-        return ("kernel", r.start), "kernel page", r.path or detail, "", ""
-    if detail in _KERNEL_MADE:
+        return ("kernel", r.start), "kernel page", r.path or r.description, "", ""
+    if detail in KERNEL_MADE_DETAILS:
         return ("vdso",), "vdso", "vdso", "", ""
     if r.path is None:
         return ("anonymous",), "anonymous", "anonymous", "", ""
     return ("file", r.path), "file", _file_label(r), "", ""
-
-
-# The kernel's own mappings in the mapping area: code and data for fast system calls.
-_KERNEL_MADE = ("vdso", "vvar", "vvar_vclock", "uprobes", "sigpage")
 
 
 def _base(path: str) -> str:
@@ -366,24 +384,28 @@ def _base(path: str) -> str:
 def _file_label(r: Region) -> str:
     """A file band's name: the file's; for the kernel's own unlinked files (memfd,
     SysV...), their name without the " (deleted)" maps always gives them."""
-    if r.detail in KERNEL_FILE_DETAILS and r.path.endswith(" (deleted)"):
-        name = r.path[:-10]
+    path = r.path or ""
+    if r.detail in KERNEL_FILE_DETAILS and path.endswith(" (deleted)"):
+        name = path[:-10]
         return name if name == "/dev/zero" else name[1:]
-    return _base(r.path)
+    return _base(path)
 
 
 def _details(role: str, regions: list[Region]) -> str:
     """What the regions are, in a phrase: their details, each once ("read-only data, relro")."""
     if role == "thread stack":
-        stacks = [r for r in regions if not r.detail.startswith("guard page")]
-        words = stacks[0].detail if stacks else regions[0].detail
+        stacks = [r for r in regions if r.detail is not Detail.GUARD_PAGE]
+        words = stacks[0].description if stacks else regions[0].description
         return words + (", above its guard page" if len(stacks) < len(regions) else "")
     if role == "vdso":
-        return " ".join(r.path or r.detail for r in regions) + ": the kernel's code for fast calls"
+        words = " ".join(r.path or r.description for r in regions)
+        return words + ": the kernel's code for fast calls"
     seen: dict[str, None] = {}
     for r in regions:
-        # "bss, in the last file page" then "bss" is one thing to a reader: bss.
-        seen.setdefault(r.detail.split(",")[0] if role == "image" else r.detail, None)
+        # In the program's image, the words before a comma: "bss, in the last file
+        # page" then "bss" is one thing to a reader, bss.
+        words = r.description
+        seen.setdefault(words.split(",")[0] if role == "image" else words, None)
     return ", ".join(seen)
 
 
@@ -433,7 +455,7 @@ def _gap(start: int, end: int, below: Band | None, above: Band | None, heap, sta
 # --- an ELF file's load plan -------------------------------------------------------------
 
 
-def plan_picture(explanation) -> Picture:
+def plan_picture(explanation: Explanation) -> Picture:
     """The picture of an ELF file's load plan (an explain.Explanation).
 
     The file's own bands at the addresses of the plan (offsets from a load base
@@ -484,7 +506,7 @@ def plan_picture(explanation) -> Picture:
         bands.append(_planned("stack", "stack", stack, "down"))
     bands.extend(_upper(space, []))
     notes = [f"the plan of {path}; the kernel's half and the hole as {space.how}"]
-    return Picture(f"{_base(path)}: the load plan", bands, space, notes)
+    return Picture(f"{_base(path)}: the load plan", bands, space, tuple(notes))
 
 
 def _planned(kind: str, label: str, detail: str, arrow: str = "") -> Band:

@@ -1,0 +1,109 @@
+"""`procmap TARGET --watch`: the map, live: a full screen, lines, or JSON Lines."""
+
+from __future__ import annotations
+
+import sys
+
+from .base import make_console
+
+
+def watch_process(
+    pid: int, interval: float, count: int | None, as_json: bool, kinds, rss: bool = False
+) -> None:
+    import signal
+
+    from ..live.sampler import Sampler
+    from ..live.watch import History, ResidentWatch
+
+    # A polite kill ends the watch as Ctrl-C does: with its summary (and end record).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with Sampler(pid) as sampler:
+        resident = ResidentWatch(sampler, interval) if rss else None
+        history = History(sampler, resident=resident)
+        if as_json:
+            _watch_json(sampler, history, interval, count, kinds)
+        elif sys.stdout.isatty():
+            _watch_live(sampler, history, interval, count, kinds)
+        else:
+            _watch_lines(sampler, history, interval, count)
+
+
+def _watch_json(sampler, history, interval, count, kinds) -> None:
+    import json
+
+    from ..live.watch import change_record, end_record, resident_record, run_watch, snapshot_record
+
+    resident = history.resident
+
+    def emit(record: dict) -> None:
+        sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
+        sys.stdout.flush()  # a reader (jq, a log) sees each record as it happens
+
+    emit(snapshot_record(sampler, kinds, resident))
+
+    def on_tick(tick, _sentences) -> None:
+        record = change_record(tick, kinds, resident)
+        if record is not None:
+            emit(record)
+        if resident is not None and resident.read_full:
+            emit(resident_record(resident, kinds))
+
+    end = run_watch(sampler, history, interval, count, on_tick)
+    emit(end_record(end, history))
+
+
+def _watch_lines(sampler, history, interval, count) -> None:
+    from ..live.watch import resident_words, run_watch, summary_lines
+    from ..render.text import human_size, printable
+
+    resident = history.resident
+    every = "flat out" if interval == 0 else f"every {interval:g} s"
+    out = sys.stdout
+    held = f"{human_size(sampler.total)} mapped"
+    if resident is not None:
+        held += f", {human_size(resident.rss)} resident"
+    out.write(
+        f"watching PID {sampler.pid} ({printable(sampler.info.name)}): "
+        f"{len(sampler.mappings)} mappings, {held}; sampling {every}\n"
+    )
+    out.flush()
+    last = resident_words(resident.full_totals) if resident and resident.full_totals else None
+
+    def on_tick(tick, sentences) -> None:
+        nonlocal last
+        lines = [printable(sentence) for sentence in sentences]
+        if resident is not None and resident.read_full:
+            words = resident_words(resident.full_totals)
+            if words != last:  # as shown: a change below the shown precision is no news
+                lines.append(words)
+                last = words
+        for line in lines:
+            out.write(f"{tick.t:9.3f}s  {line}\n")
+        if lines:
+            out.flush()
+
+    end = run_watch(sampler, history, interval, count, on_tick)
+    for line in summary_lines(history, end):
+        out.write(printable(line) + "\n")
+
+
+def _watch_live(sampler, history, interval, count, kinds) -> None:
+    from rich.live import Live
+
+    from ..live.watch import run_watch
+    from ..render.live import LiveView, render_watch_summary
+
+    console = make_console()
+    view = LiveView(sampler, history, interval, kinds)
+    drawn = -1.0
+    with Live(view, console=console, screen=True, auto_refresh=False) as live:
+
+        def on_tick(tick, _sentences) -> None:
+            nonlocal drawn
+            if tick.t - drawn >= 0.1:  # at most 10 redraws a second, however fast it samples
+                live.refresh()
+                drawn = tick.t
+
+        live.refresh()
+        end = run_watch(sampler, history, interval, count, on_tick)
+    console.print(render_watch_summary(history, end))

@@ -1,0 +1,428 @@
+"""One read of a live process: kernel readers + ELF reader + classifier.
+
+`read_map(target)` is the whole one-shot pipeline; `where(target, addresses)`
+adds the ELF section and nearest symbol of each address; `capture(target)`
+keeps what was read, as a Snapshot to show again elsewhere.  The process is
+read through one held /proc/PID descriptor from start to end (see
+kernel/procfs.py), and each mapped file's ELF headers are read once per
+(device, inode).  The sampler (sampler.py) reads the same way, again and again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from ..classify import classify
+from ..classify.locate import locate
+from ..classify.resident import attribute, split_mappings
+from ..elf import ElfLayout, SymbolTable, read_elf_fd, read_symbols_fd
+from ..errors import (
+    AccessDenied,
+    CorruptELF,
+    KernelThread,
+    NotAnELF,
+    ProcessExited,
+    ZombieProcess,
+)
+from ..kernel.maps import parse_maps
+from ..kernel.procfs import ProcessDir, ProcFS, TaskStat, user_name
+from ..kernel.smaps import maps_text_of, page_states, parse_rollup, parse_smaps
+from ..model import (
+    Facts,
+    FileKey,
+    LoadedImage,
+    Location,
+    Mapping,
+    ProcessInfo,
+    ProcessMap,
+    Region,
+    Resident,
+    Snapshot,
+)
+
+# --- reading a live process -----------------------------------------------------------
+
+
+class ElfCache:
+    """ELF layouts by (device, inode): a file's headers never change under one inode.
+
+    Holds a layout, None for a file that is not ELF (or is corrupt), and the
+    source it was read from, for reading its symbols later.
+    """
+
+    def __init__(self):
+        self.layouts: dict[FileKey, ElfLayout | None] = {}
+        self.sources: dict[FileKey, str] = {}
+        self.problems: dict[FileKey, str] = {}
+        self.unreadable: dict[FileKey, str] = {}  # files that could not be opened: why
+
+
+def read_map(
+    target: int | str = "self", procfs: ProcFS | None = None, cache=None, rss: bool = False
+) -> ProcessMap:
+    """The classified map of a live process (a PID, or "self").
+
+    With rss, read from /proc/PID/smaps: each region gets its memory figures.
+    """
+    procfs = procfs or ProcFS()
+    with procfs.open(_pid(target)) as pd:
+        return _read(pd, cache or ElfCache(), rss).pmap
+
+
+def where(target: int | str, addresses: list[int], procfs: ProcFS | None = None) -> list[Location]:
+    """What lives at each address of a live process: region, section, nearest symbol."""
+    procfs = procfs or ProcFS()
+    cache = ElfCache()
+    with procfs.open(_pid(target)) as pd:
+        pmap = _read(pd, cache).pmap
+        tables: dict[FileKey, SymbolTable | None] = {}
+
+        def symbols(image: LoadedImage) -> SymbolTable | None:
+            if image.key not in tables:
+                tables[image.key] = _read_symbols(pd, pmap, image)
+            return tables[image.key]
+
+        return [locate(pmap, a, symbols) for a in addresses]
+
+
+def _pid(target: int | str) -> int:
+    if target == "self":
+        return os.getpid()
+    return int(target)
+
+
+def resolve_target(target: str, procfs: ProcFS | None = None) -> int:
+    """A PID from "self", a number, or a process name that matches exactly one process.
+
+    A name matches a process's name (comm), the file name of its executable, or
+    the file name of its argv[0].  procmap itself is never a candidate.
+    """
+    if target == "self":
+        return os.getpid()
+    if target.isdigit():
+        return int(target)
+    return (procfs or ProcFS()).find(target, exclude=os.getpid())
+
+
+class _Read:
+    """A read of a live process: the map, and what it was made from (for snapshots)."""
+
+    __slots__ = ("pmap", "text", "smaps", "rollup", "states", "facts")
+
+    def __init__(
+        self,
+        pmap: ProcessMap,
+        text: bytes | None,
+        smaps: bytes | None,
+        rollup: bytes | None,
+        states: dict[int, str],
+        facts: Facts,
+    ):
+        self.pmap = pmap
+        self.text = text  # the maps text, when maps was read (not smaps)
+        self.smaps = smaps
+        self.rollup = rollup  # smaps_rollup, read with smaps where the kernel has it
+        self.states = states  # page_states of split mappings, by start
+        self.facts = facts
+
+
+# How many times a read is begun again when the process runs a new program meanwhile.
+_EXEC_RETRIES = 3
+
+
+def _read(pd: ProcessDir, cache: ElfCache, rss: bool = False) -> _Read:
+    """Read the process's map, again from the start if it ran a new program meanwhile.
+
+    The maps text, the ELF files and the threads are read one after another: an
+    exec between two of them would mix two programs into one map.  The addresses
+    the kernel sets at exec (TaskStat.exec_marks) are compared before and after.
+    """
+    execed = False
+    for _ in range(_EXEC_RETRIES):
+        before = check_alive(pd)
+        read = _read_once(pd, cache, before, rss)
+        # Still the same process and program after the last read?  Through the
+        # held descriptor, a process that exited (even if its PID was reused)
+        # raises ProcessExited; one that exited but is not yet reaped is a zombie.
+        after = pd.stat()
+        if after.is_zombie:
+            raise ProcessExited(f"PID {pd.pid} exited while procmap was reading it")
+        if after.exec_marks == before.exec_marks:
+            if execed:
+                read.pmap.warnings.insert(
+                    0,
+                    f"PID {pd.pid} started a new program (exec) while procmap was reading "
+                    "it: this is the new program's map, read again from the start",
+                )
+            return read
+        execed = True
+    raise ProcessExited(
+        f"PID {pd.pid} kept starting new programs (exec) while procmap was reading it "
+        f"({_EXEC_RETRIES} times); run procmap again"
+    )
+
+
+def _read_once(pd: ProcessDir, cache: ElfCache, stat: TaskStat, rss: bool) -> _Read:
+    smaps = pd.smaps() if rss else None
+    data = smaps if smaps is not None else pd.maps()
+    if not data:
+        # Only kernel threads and exited processes have no mappings.
+        raise ProcessExited(f"PID {pd.pid} exited while procmap was reading it")
+    figures: list[Resident] = []
+    if smaps is not None:
+        mappings, figures = parse_smaps(smaps)
+    else:
+        mappings = parse_maps(data)
+    info = process_info(pd, stat)
+    warnings: list[str] = []
+    facts = read_facts(pd, mappings, cache, warnings)
+    tids = pd.task_ids()
+    if len(tids) > 1:  # one thread: its stack is [stack]
+        facts = read_thread_stacks(pd, facts, tids, warnings)
+    result = classify(mappings, cache.layouts, facts, cache.unreadable)
+    states: dict[int, str] = {}
+    resident = resident_from = None
+    rollup_text = rollup = None
+    if smaps is not None:
+        states = read_page_states(pd, mappings, figures, result.regions, facts.page_size)
+        resident, resident_from = attribute(
+            mappings, figures, result.regions, states, facts.page_size
+        )
+        rollup_text = read_rollup(pd)
+        rollup = parse_rollup(rollup_text) if rollup_text else None
+    pmap = ProcessMap(
+        info=info,
+        mappings=mappings,
+        regions=result.regions,
+        images=result.images,
+        warnings=warnings + result.warnings,
+        page_size=facts.page_size,
+        resident=resident,
+        resident_from=resident_from,
+        rollup=rollup,
+    )
+    return _Read(pmap, None if smaps is not None else data, smaps, rollup_text, states, facts)
+
+
+def read_rollup(pd: ProcessDir) -> bytes | None:
+    """/proc/PID/smaps_rollup (Linux 4.14+), or None where the kernel has none."""
+    try:
+        return pd.smaps_rollup() or None
+    except ProcessExited:
+        pd.stat()  # still alive (else this raises): a kernel older than 4.14
+        return None
+
+
+# pagemap of a split mapping larger than this is not read (8 bytes a page):
+# its figures are shared by size.
+_MAX_PAGEMAP_PAGES = 1 << 20
+
+
+def read_page_states(
+    pd: ProcessDir,
+    mappings: list[Mapping],
+    figures: list[Resident],
+    regions: list[Region],
+    page_size: int,
+) -> dict[int, str]:
+    """page_states() of each mapping split into several regions that has pages in RAM or swap."""
+    resident = {m.start: f for m, f in zip(mappings, figures)}
+    states = {}
+    for m in split_mappings(mappings, regions):
+        f = resident[m.start]
+        if not (f.rss or f.swap) or m.size // page_size > _MAX_PAGEMAP_PAGES:
+            continue
+        raw = pd.pagemap(m.start, m.end, page_size)
+        if raw is not None:
+            states[m.start] = page_states(raw)
+    return states
+
+
+# --- snapshots --------------------------------------------------------------------------
+
+
+def capture(target: int | str = "self", procfs: ProcFS | None = None) -> Snapshot:
+    """Everything needed to show a live process's map later, elsewhere: a Snapshot.
+
+    The map is read from smaps (figures included, where readable), with the
+    ELF headers the classification used and the symbols `where` needs.
+    """
+    import platform
+    import time
+
+    from .. import __version__
+
+    procfs = procfs or ProcFS()
+    cache = ElfCache()
+    with procfs.open(_pid(target)) as pd:
+        try:
+            read = _read(pd, cache, rss=True)
+        except AccessDenied:
+            read = _read(pd, cache)  # smaps refused where maps is not: no figures, then
+        pmap = read.pmap
+        symbols: dict[FileKey, SymbolTable] = {}
+        for image in pmap.images:
+            if image.key not in symbols:
+                table = _read_symbols(pd, pmap, image)
+                if table is not None:
+                    symbols[image.key] = table
+    keys = {m.file_key for m in pmap.mappings}
+    uname = platform.uname()
+    return Snapshot(
+        maps=read.text if read.smaps is None else maps_text_of(read.smaps),  # its header lines
+        smaps=read.smaps,
+        page_states=read.states,
+        info=pmap.info,
+        facts=read.facts,
+        layouts={k: v for k, v in cache.layouts.items() if k in keys},
+        symbols=symbols,
+        warnings=pmap.warnings,
+        kernel=uname.release,
+        machine=uname.machine,
+        hostname=uname.node,
+        saved_at=time.time(),
+        procmap_version=__version__,
+        rollup=read.rollup,
+    )
+
+
+def check_alive(pd: ProcessDir) -> TaskStat:
+    """/proc/PID/stat, refusing kernel threads and zombies, which have no map."""
+    stat = pd.stat()
+    if stat.is_kernel_thread:
+        raise KernelThread(
+            f"PID {pd.pid} ({stat.comm}) is a kernel thread: it runs only in the kernel "
+            "and has no user address space to map"
+        )
+    if stat.is_zombie:
+        raise ZombieProcess(
+            f"PID {pd.pid} ({stat.comm}) is a zombie: it has exited and its memory is "
+            f"gone; only its exit status waits for its parent (PID {stat.ppid}) to reap it"
+        )
+    return stat
+
+
+def process_info(pd: ProcessDir, stat: TaskStat) -> ProcessInfo:
+    status = pd.status()
+    uids = status.get("Uid", "0 0").split()
+    uid = int(uids[1] if len(uids) > 1 else uids[0])
+    return ProcessInfo(
+        pid=pd.pid,
+        name=status.get("Name", stat.comm),
+        cmdline=tuple(pd.cmdline()),
+        user=user_name(uid),
+        uid=uid,
+        threads=int(status.get("Threads", "1")),
+        state=stat.state,
+    )
+
+
+def read_facts(
+    pd: ProcessDir, mappings: list[Mapping], cache: ElfCache, warnings: list[str]
+) -> Facts:
+    """The program and interpreter, and the ELF layout of every mapped file (into `cache`)."""
+    exe_key = pd.file_key("exe")
+    read_layouts(pd, mappings, exe_key, cache, warnings)
+    exe_layout = cache.layouts.get(exe_key) if exe_key else None
+    interp_key = None
+    if exe_layout is not None and exe_layout.interpreter:
+        interp_key = pd.root_file_key(exe_layout.interpreter)
+    if exe_layout is not None:
+        pointer_size = exe_layout.elf_class // 8
+    else:
+        pointer_size = 8 if mappings[-1].end > 1 << 32 else 4
+    return Facts(
+        page_size=os.sysconf("SC_PAGE_SIZE"),
+        pointer_size=pointer_size,
+        exe_key=exe_key,
+        interp_key=interp_key,
+    )
+
+
+def read_thread_stacks(
+    pd: ProcessDir, facts: Facts, tids: Iterable[int], warnings: list[str]
+) -> Facts:
+    """`facts` with the stack pointer of each thread in `tids` (or listing it as unknown)."""
+    denied = []
+    sps = dict(facts.thread_sps)
+    unknown = list(facts.unknown_threads)
+    for tid in tids:
+        try:
+            sp = pd.thread_stack_pointer(tid)
+        except PermissionError:
+            denied.append(tid)
+            sp = None
+        if sp is None:
+            if tid not in unknown:
+                unknown.append(tid)
+        else:
+            sps[tid] = sp
+            if tid in unknown:
+                unknown.remove(tid)
+    size = facts.thread_stack_size
+    if size is None:
+        size = pd.stack_limit()
+    if denied:
+        warning = (
+            f"thread stacks found by shape: {pd.path}/task/*/syscall is not readable "
+            "(it needs ptrace attach permission, stricter than reading maps)"
+        )
+        if warning not in warnings:
+            warnings.append(warning)
+    return facts._replace(thread_sps=sps, unknown_threads=tuple(unknown), thread_stack_size=size)
+
+
+def read_layouts(
+    pd: ProcessDir,
+    mappings: Iterable[Mapping],
+    exe_key: FileKey | None,
+    cache: ElfCache,
+    warnings: list[str],
+) -> None:
+    """Read the ELF layout of every mapped regular file not yet in the cache.
+
+    A file that cannot be opened (another user's, deleted, out of reach in
+    another mount namespace, replaced on disk) is left out, with the reason in
+    cache.unreadable: classify() takes it by names and permissions, and says why.
+    """
+    seen: set[FileKey] = set()
+    for m in mappings:
+        key = m.file_key
+        if not m.inode or key in seen or not m.path or m.path[0] != "/":
+            continue
+        seen.add(key)
+        if key in cache.layouts or key in cache.unreadable or m.path.startswith("/dev/"):
+            continue  # never open a device: opening one can have side effects
+        fd, source = pd.open_mapped_file(m, is_exe=key == exe_key)
+        if fd is None:
+            cache.unreadable[key] = source  # why not: said in classify's warning
+            continue
+        try:
+            cache.layouts[key] = read_elf_fd(fd, m.path)
+            cache.sources[key] = source
+        except NotAnELF:
+            cache.layouts[key] = None
+        except CorruptELF as err:
+            cache.layouts[key] = None
+            cache.problems[key] = str(err)
+            warnings.append(f"{err}; its mappings are shown as plain file mappings")
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+
+
+def _read_symbols(pd: ProcessDir, pmap: ProcessMap, image: LoadedImage) -> SymbolTable | None:
+    m = next((m for m in pmap.mappings if m.file_key == image.key), None)
+    if m is None:
+        return None
+    fd, _ = pd.open_mapped_file(m, is_exe=image.role == "program")
+    if fd is None:
+        return None
+    try:
+        return read_symbols_fd(fd, image.path, image.layout)
+    except (NotAnELF, CorruptELF, OSError):
+        return None
+    finally:
+        os.close(fd)

@@ -1,0 +1,587 @@
+"""The records procmap's layers pass to each other: plain data, no I/O, no views.
+
+Everything below the views speaks these: the kernel readers make `Mapping`
+and `Resident`, the classifier turns mappings into `Region`s of one `kind`
+and `Detail`, and a `ProcessMap` holds one process's classified map.
+
+One record style across the package: a record is a `typing.NamedTuple`.
+Immutable, slotted by construction, compared and sorted as a tuple, and the
+cheapest object Python makes (a read of 60,000 mappings makes 120,000 of
+them); `_replace` gives a changed copy.  State that changes as procmap works
+(a sampler, a cache, a watch's history) lives in plain classes, which are not
+records.
+
+Kinds and details are data, not prose: a region's `kind` is one of `KINDS`,
+its `detail` a `Detail` member, whose `value` is a stable key (what JSON
+carries and code compares) and whose `text` is what people read.  Facts code
+needs are fields (`Region.tid`), never parsed back out of the text.
+
+JSON: every `to_dict()` gives the shape procmap prints with --json, where
+addresses and file offsets are strings of hex digits ("0x7ffd1c2a0e3c"), so
+that no JSON reader rounds them (jq 1.6 and JavaScript hold numbers as
+doubles, exact only to 2**53); sizes and counts are numbers.  The records
+themselves hold ints.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Iterable, Sequence
+from enum import Enum
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:  # records of the ELF reader, named in annotations only
+    from .elf import ElfLayout, SymbolTable
+
+# The lesson's regions, from the bottom of the address space to the top.
+KINDS = ("text", "rodata", "data", "bss", "heap", "stack", "mmap", "kernel")
+
+FileKey = tuple[str, int]  # a mapped file's identity: (device as maps prints it, inode)
+JSONDict = dict[str, Any]
+
+
+def hex_address(n: int) -> str:
+    """An address (or file offset) as JSON carries it: "0x" and lower-case hex digits."""
+    return f"0x{n:x}"
+
+
+def hex_or_none(n: int | None) -> str | None:
+    return None if n is None else f"0x{n:x}"
+
+
+class Detail(Enum):
+    """What a region (or a part of an ELF file) is, within its kind.
+
+    Each member's value is its key, stable across releases; `text` is the words
+    shown beside it.  The lesson's sentence on each is in classify.notes.
+    """
+
+    text: str
+
+    def __new__(cls, key: str, text: str) -> Detail:
+        member = object.__new__(cls)
+        member._value_ = key
+        member.text = text
+        return member
+
+    # Parts of a loaded ELF image.
+    CODE = "code", "code"
+    CODE_WITH_DATA = "code-with-data", "code, with ELF headers and read-only data"
+    ELF_HEADERS = "elf-headers", "ELF headers"
+    READ_ONLY_DATA = "read-only-data", "read-only data"
+    EXEC_ELF_HEADERS = "exec-elf-headers", "ELF headers, in an executable segment"
+    EXEC_READ_ONLY_DATA = "exec-read-only-data", "read-only data, in an executable segment"
+    RELRO = "relro", "relro"
+    DATA = "data", "initialised data"
+    DATA_MADE_READ_ONLY = "data-made-read-only", "initialised data, made read-only"
+    BSS = "bss", "bss"
+    BSS_FILE_PAGE = "bss-file-page", "bss, in the last file page"
+    SEGMENT_GAP = "segment-gap", "gap between segments"
+    # Parts of an ELF file that are no region: explain's placement of sections and symbols.
+    THREAD_LOCAL = "thread-local", "thread-local"
+    COMMON = "common", "common symbol"
+    # malloc.
+    BRK_HEAP = "brk-heap", "brk heap"
+    MALLOC_ARENA = "malloc-arena", "malloc arena"
+    MALLOC_ARENA_RESERVE = "malloc-arena-reserve", "malloc arena reserve"
+    # Stacks.
+    MAIN_STACK = "main-stack", "main thread stack"
+    THREAD_STACK = "thread-stack", "thread stack"
+    THREAD_STACK_BY_SHAPE = "thread-stack-by-shape", "thread stack, found by shape"
+    GUARD_PAGE = "guard-page", "guard page"
+    STACK_SHAPED = "stack-shaped", "anonymous, thread-stack shape, no thread in it"
+    # What the kernel maps for itself.
+    VSYSCALL = "vsyscall", "vsyscall page"
+    VDSO = "vdso", "vdso"
+    VVAR = "vvar", "vvar"
+    VVAR_VCLOCK = "vvar-vclock", "vvar_vclock"
+    UPROBES = "uprobes", "uprobes"
+    SIGPAGE = "sigpage", "sigpage"
+    VECTORS = "vectors", "vectors page"
+    KERNEL_NAMED = "kernel-named", "a name the kernel gave"  # text: the [name] itself
+    # Everything else in the mapping area.
+    ANONYMOUS = "anonymous", "anonymous"
+    SHARED_ANONYMOUS = "shared-anonymous", "shared anonymous"
+    NAMED_ANONYMOUS = "named-anonymous", "anonymous, named"
+    NAMED_SHARED_ANONYMOUS = "named-shared-anonymous", "shared anonymous, named"
+    RESERVED = "reserved", "reserved, no access"
+    HUGE_ANONYMOUS = "huge-anonymous", "anonymous, huge pages"
+    HUGE_SHARED_ANONYMOUS = "huge-shared-anonymous", "shared anonymous, huge pages"
+    MEMFD = "memfd", "memfd"
+    SYSV_SHM = "sysv-shm", "SysV shared memory"
+    POSIX_SHM = "posix-shm", "POSIX shared memory"
+    HUGETLBFS_FILE = "hugetlbfs-file", "hugetlbfs file"
+    DEVICE = "device", "device mapping"
+    ELF_AS_DATA = "elf-as-data", "ELF file mapped as data"
+    FILE = "file", "file mapping"
+    SHARED_FILE = "shared-file", "shared file mapping"
+
+
+# Memory the kernel backs with an unlinked file of its own (memfd, SysV, /dev/zero,
+# MAP_HUGETLB): maps always adds " (deleted)" to their names.
+KERNEL_FILE_DETAILS = frozenset(
+    (
+        Detail.MEMFD,
+        Detail.SYSV_SHM,
+        Detail.SHARED_ANONYMOUS,
+        Detail.HUGE_ANONYMOUS,
+        Detail.HUGE_SHARED_ANONYMOUS,
+    )
+)
+# The kernel's own code and data in the mapping area, for fast system calls.
+KERNEL_MADE_DETAILS = frozenset(
+    (Detail.VDSO, Detail.VVAR, Detail.VVAR_VCLOCK, Detail.UPROBES, Detail.SIGPAGE)
+)
+STACK_DETAILS = frozenset((Detail.THREAD_STACK, Detail.THREAD_STACK_BY_SHAPE))
+
+
+def describe_detail(detail: Detail, tid: int | None = None, path: str | None = None) -> str:
+    """The words for a detail, with the facts that complete them (a TID, a name)."""
+    if tid is not None and detail in (Detail.THREAD_STACK, Detail.GUARD_PAGE):
+        return f"{detail.text} (TID {tid})"
+    if path is not None:
+        if detail is Detail.KERNEL_NAMED:
+            return path
+        if detail is Detail.NAMED_ANONYMOUS and path.startswith("[anon:"):
+            return f"{detail.text} {path[6:-1]}"
+        if detail is Detail.NAMED_SHARED_ANONYMOUS and path.startswith("[anon_shmem:"):
+            return f"{detail.text} {path[12:-1]}"
+    return detail.text
+
+
+# --- what the kernel shows ------------------------------------------------------------
+
+
+class Mapping(NamedTuple):
+    """One line of /proc/PID/maps: a virtual memory area."""
+
+    start: int
+    end: int
+    perms: str  # "r-xp": read, write, execute, then p(rivate) or s(hared)
+    offset: int  # file offset of `start`; 0 for anonymous memory
+    dev: str  # "fe:00": major:minor of the file's device, "00:00" if none
+    inode: int  # 0 for anonymous memory
+    path: str | None  # file path, kernel name ("[heap]"), or None
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+    @property
+    def is_file(self) -> bool:
+        """Backed by a file (a path that is not a [kernel name])."""
+        return self.inode != 0 or (self.path is not None and self.path[:1] == "/")
+
+    @property
+    def is_anonymous(self) -> bool:
+        """Anonymous private memory with no name at all."""
+        return self.path is None and self.inode == 0
+
+    @property
+    def file_key(self) -> FileKey:
+        """Identity of the backing file: (device, inode)."""
+        return (self.dev, self.inode)
+
+
+class Resident(NamedTuple):
+    """One mapping's (or region's, or kind's) memory figures from smaps, in bytes."""
+
+    rss: int = 0  # resident in RAM
+    pss: int = 0  # RSS with each page divided by the number of processes mapping it
+    shared_clean: int = 0
+    shared_dirty: int = 0
+    private_clean: int = 0
+    private_dirty: int = 0
+    swap: int = 0
+    anonymous: int = 0  # not backed by a file: heap, stacks, copy-on-write copies
+    referenced: int = 0  # accessed since the flags were last cleared
+    pss_dirty: int = 0  # Linux 6.0+
+    swap_pss: int = 0
+    locked: int = 0  # mlock()ed
+    lazyfree: int = 0  # MADV_FREE'd, reclaimable
+    ksm: int = 0  # merged with identical pages by KSM (Linux 6.5+)
+    anon_huge: int = 0  # of anonymous, in transparent huge pages
+    shmem_pmd: int = 0
+    file_pmd: int = 0
+    shared_hugetlb: int = 0  # hugetlbfs pages are not in RSS: here
+    private_hugetlb: int = 0
+
+    @property
+    def dirty(self) -> int:
+        return self.shared_dirty + self.private_dirty
+
+    @property
+    def private(self) -> int:
+        return self.private_clean + self.private_dirty
+
+    def to_dict(self) -> dict[str, int]:
+        return dict(zip(self._fields, self))
+
+
+FIGURES = Resident._fields
+ZERO = Resident()
+
+
+def total(figures: Iterable[Resident]) -> Resident:
+    """Figures added up, field by field."""
+    out = [0] * len(FIGURES)
+    for f in figures:
+        for i, v in enumerate(f):
+            out[i] += v
+    return Resident(*out)
+
+
+# How a region's figures were found: it is a whole mapping; a share of its
+# mapping's by the pages it holds; a share by its size.
+WHOLE, BY_PAGES, BY_SIZE = "mapping", "pages", "size"
+
+
+# --- what the classifier makes ------------------------------------------------------------
+
+
+class Region(NamedTuple):
+    """A range of addresses of one kind, inside one mapping.
+
+    The first seven fields are the mapping's (a Region is its mapping's tuple
+    and its label's, concatenated: the cheapest way to make one).
+    """
+
+    start: int
+    end: int
+    perms: str
+    offset: int  # file offset of `start`, 0 for anonymous memory
+    dev: str
+    inode: int
+    path: str | None
+    kind: str  # one of KINDS
+    detail: Detail
+    object: str | None = None  # the ELF image this region is part of
+    sections: tuple[str, ...] = ()
+    heuristic: bool = False
+    tid: int | None = None  # the thread whose stack (or guard page) this is
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+    @property
+    def description(self) -> str:
+        """The detail in words: "thread stack (TID 812)", "anonymous, named ring"."""
+        return describe_detail(self.detail, self.tid, self.path)
+
+    def to_dict(self) -> JSONDict:
+        return {
+            "start": hex_address(self.start),
+            "end": hex_address(self.end),
+            "size": self.end - self.start,
+            "perms": self.perms,
+            "offset": hex_address(self.offset),
+            "dev": self.dev,
+            "inode": self.inode,
+            "path": self.path,
+            "kind": self.kind,
+            "detail": self.detail.value,
+            "description": self.description,
+            "tid": self.tid,
+            "object": self.object,
+            "sections": list(self.sections),
+            "heuristic": self.heuristic,
+        }
+
+
+class LoadedImage(NamedTuple):
+    """An ELF file loaded into the process: the program, its interpreter, a library."""
+
+    path: str  # as /proc/PID/maps names it, without " (deleted)"
+    key: FileKey
+    layout: ElfLayout
+    bias: int  # add to a file address (p_vaddr, st_value) for the process address
+    start: int
+    end: int
+    role: str  # "program", "dynamic linker" or "shared library"
+
+    def __repr__(self) -> str:
+        return f"LoadedImage({self.path!r}, {self.role}, bias=0x{self.bias:x})"
+
+    def to_dict(self) -> JSONDict:
+        return {
+            "path": self.path,
+            "role": self.role,
+            "bias": hex_address(self.bias),
+            "start": hex_address(self.start),
+            "end": hex_address(self.end),
+        }
+
+
+class Facts(NamedTuple):
+    """What the classifier knows about the process besides its maps and files."""
+
+    page_size: int = 4096
+    pointer_size: int = 8
+    exe_key: FileKey | None = None  # (dev, inode) of /proc/PID/exe
+    interp_key: FileKey | None = None  # the program's PT_INTERP file
+    thread_sps: dict[int, int] = {}  # TID -> stack pointer; never changed in place
+    unknown_threads: tuple[int, ...] = ()  # TIDs whose stack pointer could not be read
+    thread_stack_size: int | None = None  # glibc's default: the RLIMIT_STACK soft limit
+
+
+class ProcessInfo(NamedTuple):
+    pid: int
+    name: str
+    cmdline: tuple[str, ...]
+    user: str
+    uid: int
+    threads: int
+    state: str
+
+    def to_dict(self) -> JSONDict:
+        return {
+            "pid": self.pid,
+            "name": self.name,
+            "cmdline": list(self.cmdline),
+            "user": self.user,
+            "uid": self.uid,
+            "threads": self.threads,
+        }
+
+
+def _start(r: Region) -> int:
+    return r.start
+
+
+class ProcessMap(NamedTuple):
+    """A process's mappings, split into classified regions that tile them."""
+
+    info: ProcessInfo
+    mappings: list[Mapping]
+    regions: list[Region]
+    images: list[LoadedImage]
+    warnings: list[str] = []
+    page_size: int = 4096
+    # With smaps read: each region's figures, and how each was found (WHOLE,
+    # BY_PAGES or BY_SIZE); the kernel's own totals (smaps_rollup), if read.
+    resident: list[Resident] | None = None
+    resident_from: list[str] | None = None
+    rollup: Resident | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.info.pid
+
+    @property
+    def total_size(self) -> int:
+        return sum(m.end - m.start for m in self.mappings)
+
+    def region_at(self, address: int) -> Region | None:
+        regions = self.regions
+        i = bisect.bisect_right(regions, address, key=_start) - 1
+        if i >= 0 and address < regions[i].end:
+            return regions[i]
+        return None
+
+    def neighbours(self, address: int) -> tuple[Region | None, Region | None]:
+        """The regions just below and just above an unmapped address."""
+        regions = self.regions
+        i = bisect.bisect_right(regions, address, key=_start)
+        below = regions[i - 1] if i > 0 else None
+        above = regions[i] if i < len(regions) else None
+        return below, above
+
+    def image_at(self, address: int) -> LoadedImage | None:
+        for image in self.images:
+            if image.start <= address < image.end:
+                return image
+        return None
+
+    def summary(self) -> JSONDict:
+        return summarize(self.regions, self.images, self.resident, self.rollup)
+
+    def to_dict(self) -> JSONDict:
+        regions = [r.to_dict() for r in self.regions]
+        if self.resident is not None and self.resident_from is not None:
+            for d, figures, how in zip(regions, self.resident, self.resident_from):
+                d.update(zip(FIGURES, figures))
+                d["resident_from"] = how
+        return {
+            "pid": self.pid,
+            "process": self.info.to_dict(),
+            "regions": regions,
+            "images": [im.to_dict() for im in self.images],
+            "summary": self.summary(),
+            "warnings": self.warnings,
+        }
+
+
+def summarize(
+    regions: Sequence[Region],
+    images: Iterable[LoadedImage],
+    resident: Sequence[Resident] | None = None,
+    rollup: Resident | None = None,
+) -> JSONDict:
+    """Regions and virtual size by kind and by ELF object, with totals.
+
+    With `resident` (each region's figures), every entry also has them: by
+    kind and by object they are sums of the regions' (so of smaps' per-mapping
+    figures, each rounded down to a kB by the kernel: PSS loses up to 1 kB a
+    mapping); the total's figures are the kernel's own sum, `rollup`
+    (smaps_rollup), when it was read.  `figures_from` says which.
+    """
+    fields = FIGURES if resident is not None else ()
+    figures: Sequence[Sequence[int]] = resident if resident is not None else [()] * len(regions)
+
+    def entry(**first: Any) -> JSONDict:
+        return {**first, "regions": 0, "size": 0, **dict.fromkeys(fields, 0)}
+
+    by_kind = {k: entry() for k in KINDS}
+    by_object: dict[str, JSONDict] = {}
+    whole = entry()
+    roles = {im.path: im.role for im in images}
+    for r, f in zip(regions, figures):
+        entries = [by_kind.setdefault(r.kind, entry()), whole]
+        if r.object is not None:
+            obj = by_object.get(r.object)
+            if obj is None:
+                obj = by_object[r.object] = entry(object=r.object, role=roles.get(r.object))
+                obj["kinds"] = {}
+            obj["kinds"][r.kind] = obj["kinds"].get(r.kind, 0) + r.size
+            entries.append(obj)
+        for e in entries:
+            e["regions"] += 1
+            e["size"] += r.size
+            for name, v in zip(fields, f):
+                e[name] += v
+    if resident is not None:
+        if rollup is not None:
+            whole.update(rollup.to_dict())
+        whole["figures_from"] = "smaps_rollup" if rollup is not None else "sum"
+    return {
+        "by_kind": {k: v for k, v in by_kind.items() if v["regions"]},
+        "by_object": sorted(by_object.values(), key=lambda o: -o["size"]),
+        "total": whole,
+    }
+
+
+# --- where an address is ----------------------------------------------------------------
+
+# Why nothing is mapped at an address (Location.unmapped).
+UNMAPPED_REASONS = {
+    "kernel": "kernel space, never accessible to the process",
+    "non-canonical": "above the top of user space",
+    "null": "the lowest pages, never mapped, so a NULL pointer access faults",
+    "gap": "no mapping here",
+}
+
+
+class Location(NamedTuple):
+    """What lives at one address."""
+
+    address: int
+    region: Region | None
+    image: LoadedImage | None = None
+    section: str | None = None
+    symbol: str | None = None
+    symbol_offset: int | None = None
+    below: Region | None = None  # for an unmapped address: the regions around it
+    above: Region | None = None
+    unmapped: str | None = None  # for an unmapped address: a key of UNMAPPED_REASONS
+
+    @property
+    def kind(self) -> str | None:
+        return self.region.kind if self.region else None
+
+    @property
+    def detail(self) -> Detail | None:
+        return self.region.detail if self.region else None
+
+    @property
+    def description(self) -> str:
+        """In words: the region's detail, or why nothing is mapped here."""
+        if self.region is not None:
+            return self.region.description
+        return unmapped_note(self.address, self.unmapped or "gap", self.below, self.above)
+
+    def to_dict(self) -> JSONDict:
+        r = self.region
+        return {
+            "address": hex_address(self.address),
+            "kind": self.kind,
+            "detail": r.detail.value if r else None,
+            "description": self.description,
+            "tid": r.tid if r else None,
+            "unmapped": self.unmapped,
+            "region": (
+                {
+                    "start": hex_address(r.start),
+                    "end": hex_address(r.end),
+                    "size": r.end - r.start,
+                    "perms": r.perms,
+                    "path": r.path,
+                }
+                if r
+                else None
+            ),
+            "object": r.object if r else None,
+            "section": self.section,
+            "symbol": self.symbol,
+            "symbol_offset": self.symbol_offset,
+            "between": None if r else [_brief(self.below), _brief(self.above)],
+        }
+
+
+def _brief(r: Region | None) -> JSONDict | None:
+    if r is None:
+        return None
+    return {
+        "start": hex_address(r.start),
+        "end": hex_address(r.end),
+        "kind": r.kind,
+        "path": r.path,
+    }
+
+
+def unmapped_note(address: int, reason: str, below: Region | None, above: Region | None) -> str:
+    """Why nothing is at `address`, and what is around it, in words."""
+    if below is not None and above is not None:
+        between = (
+            f"between {below.kind} ending at {below.end:x} "
+            f"and {above.kind} starting at {above.start:x}"
+        )
+    elif above is not None:
+        between = f"below the first region, {above.kind} starting at {above.start:x}"
+    elif below is not None:
+        between = f"above the last region, {below.kind} ending at {below.end:x}"
+    else:
+        between = ""
+    return f"unmapped: {UNMAPPED_REASONS[reason]}" + (f" ({between})" if between else "")
+
+
+# --- a saved map ----------------------------------------------------------------------------
+
+
+class Snapshot(NamedTuple):
+    """Everything procmap needs to classify a process's map again, without the process."""
+
+    maps: bytes  # /proc/PID/maps, exactly as read
+    smaps: bytes | None
+    page_states: dict[int, str]  # mapping start -> "rs." per page
+    info: ProcessInfo
+    facts: Facts
+    layouts: dict[FileKey, ElfLayout | None]  # None: not ELF
+    symbols: dict[FileKey, SymbolTable]
+    warnings: list[str]
+    kernel: str
+    machine: str
+    hostname: str
+    saved_at: float
+    procmap_version: str
+    source: str = "snapshot"  # "snapshot", or "maps" / "smaps" for a plain text
+    rollup: bytes | None = None  # /proc/PID/smaps_rollup, when it was read
+
+    def __repr__(self) -> str:
+        return (
+            f"Snapshot(pid={self.info.pid}, name={self.info.name!r}, source={self.source!r}, "
+            f"files={len(self.layouts)})"
+        )
+
+
+SymbolsOf = Callable[[LoadedImage], "SymbolTable | None"]
