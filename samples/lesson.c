@@ -30,13 +30,9 @@ static const char *const greetings[] = {"hello", "bonjour", "hola"};
 #define RELRO_KIND "rodata"
 #endif
 
-/* With -z noseparate-code, .rodata shares the executable segment with the code:
- * the bytes are mapped r-x, so they are text, however const they are in C. */
-#ifdef NOSEPARATE_CODE
-#define RODATA_KIND "text"
-#else
+/* With -z noseparate-code (and gold's default layout), .rodata shares the
+ * executable segment with the code: mapped r-x, but still read-only data. */
 #define RODATA_KIND "rodata"
-#endif
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;

@@ -506,6 +506,8 @@ SYMBOL_REASONS: dict[Detail, str] = {
     Detail.CODE_WITH_DATA: ("read-only, in the code segment (-z noseparate-code)"),
     Detail.ELF_HEADERS: "read-only data the dynamic linker reads",
     Detail.READ_ONLY_DATA: "const, or a string literal: read-only",
+    Detail.EXEC_READ_ONLY_DATA: "const, or a string literal: read-only, though mapped r-x",
+    Detail.EXEC_ELF_HEADERS: "read-only data the dynamic linker reads, though mapped r-x",
     Detail.RELRO: "const, but relocated at start-up, then made read-only",
     Detail.DATA: "has a starting value, copied from the file",
     Detail.BSS: "starts at zero: takes no space in the file",

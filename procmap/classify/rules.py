@@ -31,7 +31,7 @@ import bisect
 from typing import NamedTuple
 
 from ..elf import ElfLayout, Segment, align_down, align_up
-from ..elf.layout import ET_EXEC, PF_W, PF_X
+from ..elf.layout import ET_EXEC, PF_W, PF_X, SHF_EXECINSTR
 from ..model import Detail, Facts, FileKey, LoadedImage, Mapping, Region
 
 
@@ -81,6 +81,7 @@ class _Classifier:
         self.claims: dict[int, list[tuple[int, int, _Label]]] = {}
         self.warnings: list[str] = []
         self._load_indexes: dict[int, _LoadIndex] = {}
+        self._code_runs: dict[tuple[int, Segment], list[tuple[int, int, str, Detail]]] = {}
 
     def load_index(self, layout: ElfLayout) -> _LoadIndex:
         index = self._load_indexes.get(id(layout))
@@ -313,7 +314,12 @@ class _Classifier:
             return _Label(kind, detail, obj, names)
 
         if seg.flags & PF_X:
-            yield a, b, label("text", self.code_detail(image, seg, a, b), a, b)
+            # Code, and whatever read-only data shares its segment: cut where the
+            # sections say, byte-exact.  The mapping stays r-x throughout.
+            for lo, hi, kind, detail in self.code_runs(layout, seg):
+                start, end = max(a, bias + lo), min(b, bias + hi)
+                if start < end:
+                    yield start, end, label(kind, detail, start, end)
             return
         if not seg.flags & PF_W:
             detail = (
@@ -350,11 +356,53 @@ class _Classifier:
         header = image.bias + seg.vaddr - seg.offset
         return a <= header < b
 
-    def code_detail(self, image: LoadedImage, seg: Segment, a: int, b: int) -> Detail:
-        if self.holds_headers(image, seg, a, b):
-            # -z noseparate-code: headers, code and read-only data share one r-x segment.
-            return Detail.CODE_WITH_DATA
-        return Detail.CODE
+    def code_runs(self, layout: ElfLayout, seg: Segment) -> list[tuple[int, int, str, Detail]]:
+        """An executable segment's pages, as (start, end, kind, detail) in file addresses.
+
+        With -z noseparate-code, with gold's default layout and in Go binaries,
+        the ELF headers, .rodata, .eh_frame and the dynamic linker's tables share
+        the r-x segment with .text.  The lesson's kind is what the bytes are:
+        sections with SHF_EXECINSTR are text, other allocated ones rodata; a run
+        of one kind reaches from its first section to the next run's first (the
+        padding after a section is its own), and bytes before the first section
+        are the ELF headers when the segment holds file offset 0.  Without
+        section headers, or in a segment also writable, it is all text.
+        """
+        key = (id(layout), seg)
+        runs = self._code_runs.get(key)
+        if runs is not None:
+            return runs
+        page = self.page
+        lo, hi = align_down(seg.vaddr, page), align_up(seg.vaddr + seg.memsz, page)
+        headers = seg.offset < page and lo <= seg.vaddr - seg.offset < hi
+        sections = sorted(
+            layout.sections_between(seg.vaddr, seg.vaddr + seg.memsz), key=lambda s: s.addr
+        )
+        if not sections or seg.flags & PF_W:
+            detail = Detail.CODE_WITH_DATA if headers and not seg.flags & PF_W else Detail.CODE
+            runs = [(lo, hi, "text", detail)]
+        else:
+            runs = []
+            start = lo
+            if headers and sections[0].addr > lo and sections[0].flags & SHF_EXECINSTR:
+                runs.append((lo, sections[0].addr, "rodata", Detail.EXEC_ELF_HEADERS))
+                start = sections[0].addr
+            for section in sections:
+                code = bool(section.flags & SHF_EXECINSTR)
+                if runs and (runs[-1][2] == "text") == code:
+                    continue  # the same run goes on
+                if runs:
+                    start = max(section.addr, start)
+                    runs[-1] = (runs[-1][0], start, runs[-1][2], runs[-1][3])
+                if code:
+                    runs.append((start, hi, "text", Detail.CODE))
+                elif headers and not runs:
+                    runs.append((start, hi, "rodata", Detail.EXEC_ELF_HEADERS))
+                else:
+                    runs.append((start, hi, "rodata", Detail.EXEC_READ_ONLY_DATA))
+            runs = [r for r in runs if r[0] < r[1]]
+        self._code_runs[key] = runs
+        return runs
 
     # --- binaries whose ELF headers could not be read -------------------------------
 
