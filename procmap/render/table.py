@@ -289,7 +289,25 @@ def render_summary(pmap: ProcessMap) -> Group:
             *(human_size(o["kinds"][k]) if k in o["kinds"] else "" for k in present),
             *(figure(o[f]) for f, _ in figures),
         )
-    return Group(kinds, objects) if summary["by_object"] else Group(kinds)
+    parts: list[RenderableType] = [kinds]
+    if resident:
+        whole_from = summary["total"].get("figures_from")
+        parts.append(Text(_TOTALS_NOTES[whole_from], style="dim"))
+    if summary["by_object"]:
+        parts.append(objects)
+    return Group(*parts)
+
+
+_TOTALS_NOTES = {
+    "smaps_rollup": (
+        "by kind and by object: sums of smaps' per-mapping figures, each rounded down to "
+        "a kB by the kernel (so PSS sums fall short); total: the kernel's own, smaps_rollup"
+    ),
+    "sum": (
+        "figures: sums of smaps' per-mapping figures, each rounded down to a kB by the "
+        "kernel (so PSS sums fall short); smaps_rollup was not read"
+    ),
+}
 
 
 class ResidentTable:
