@@ -24,19 +24,19 @@ run: $(STAMP) ## show procmap's own map: `procmap self`
 samples: ## build the lesson's C programs in every link mode (samples/bin/)
 	$(MAKE) -C samples
 
-test: $(STAMP) samples ## build the samples and run the whole test suite
+test: lint samples ## lint, build the samples and run the whole test suite
 	$(BIN)/pytest -q
 
 bench: $(STAMP) samples ## measure procmap against its floors (pmap -x, the kernel's read of maps)
 	$(BIN)/python benchmarks/run.py
 
-lint: $(STAMP) ## ruff check and format check
-	$(BIN)/pip install --quiet ruff
+lint: $(STAMP) ## ruff check, ruff format --check, mypy --strict (all but render/ and cli/)
 	$(BIN)/ruff check procmap tests benchmarks
 	$(BIN)/ruff format --check procmap tests benchmarks
+	$(BIN)/mypy
 
 clean: ## remove the venv, the built samples and caches
-	rm -rf $(VENV) samples/bin .pytest_cache .hypothesis
+	rm -rf $(VENV) samples/bin .pytest_cache .hypothesis .mypy_cache .ruff_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
 .PHONY: help venv run samples test bench lint clean

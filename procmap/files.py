@@ -12,7 +12,7 @@ import stat
 from .errors import BadFile
 
 
-def write_atomic(path, data: bytes) -> None:
+def write_atomic(path: str | bytes | os.PathLike[str], data: bytes) -> None:
     """Write `data` to `path` atomically: all of it or, on failure, nothing.
 
     The bytes go to a new file in the same directory, which then replaces `path`
@@ -117,7 +117,7 @@ def open_regular(path: str | bytes) -> int:
     return fd
 
 
-def _require_regular(path, mode: int) -> None:
+def _require_regular(path: str | bytes, mode: int) -> None:
     if not stat.S_ISREG(mode):
         raise BadFile(f"{shown_path(path)}: {file_type(mode)}, not a regular file")
 

@@ -78,7 +78,9 @@ def attribute(
     return out, how
 
 
-def _page_weights(start: int, group, state: str, page_size: int):
+def _page_weights(
+    start: int, group: list[Region], state: str, page_size: int
+) -> tuple[list[int], list[int]]:
     """Resident and swapped bytes of each region, page by page.
 
     A page that two regions share (data | bss inside one page) counts for

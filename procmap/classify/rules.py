@@ -28,6 +28,7 @@ heuristics, and their regions say so.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterator
 from typing import NamedTuple
 
 from ..elf import ElfLayout, Segment, align_down, align_up
@@ -52,6 +53,9 @@ class _Label(NamedTuple):
     tid: int | None = None
 
 
+_Piece = tuple[int, int, _Label]  # (start, end, label): bytes of a mapping that a rule claims
+
+
 def classify(
     mappings: list[Mapping],
     layouts: dict[FileKey, ElfLayout | None],
@@ -70,7 +74,13 @@ def classify(
 
 
 class _Classifier:
-    def __init__(self, mappings, layouts, facts: Facts, unreadable: dict[FileKey, str]):
+    def __init__(
+        self,
+        mappings: list[Mapping],
+        layouts: dict[FileKey, ElfLayout | None],
+        facts: Facts,
+        unreadable: dict[FileKey, str],
+    ):
         self.maps: list[Mapping] = mappings
         self.layouts = layouts
         self.unreadable = unreadable
@@ -198,7 +208,7 @@ class _Classifier:
             for bias in self.load_biases(layout, indexes):
                 lo = bias + align_down(min(s.vaddr for s in layout.loads), self.page)
                 hi = bias + align_up(max(s.vaddr + s.memsz for s in layout.loads), self.page)
-                path = _strip_deleted(self.maps[indexes[0]].path)
+                path = _strip_deleted(self.maps[indexes[0]].path or "")
                 images.append(LoadedImage(path, key, layout, bias, lo, hi, self.role(key)))
         images.sort(key=lambda im: im.start)
         return images
@@ -271,7 +281,7 @@ class _Classifier:
             for start, end, label in self.image_pieces(image, m):
                 self.claim(i, start, end, label)
 
-    def image_pieces(self, image: LoadedImage, m: Mapping):
+    def image_pieces(self, image: LoadedImage, m: Mapping) -> Iterator[_Piece]:
         """(start, end, label) for the parts of mapping `m` inside `image`.
 
         File mappings of the image take every kind; anonymous memory inside the
@@ -299,13 +309,15 @@ class _Classifier:
         if pos < e:
             yield from self.gap_piece(image, m, pos, e)
 
-    def gap_piece(self, image: LoadedImage, m: Mapping, a: int, b: int):
+    def gap_piece(self, image: LoadedImage, m: Mapping, a: int, b: int) -> Iterator[_Piece]:
         # glibc maps the whole span of a library, then makes holes between
         # segments PROT_NONE (elf/dl-map-segments.h).
         if m.is_file or m.perms[:3] == "---":
             yield a, b, _Label("mmap", Detail.SEGMENT_GAP, image.path)
 
-    def segment_pieces(self, image: LoadedImage, seg: Segment, m: Mapping, a: int, b: int):
+    def segment_pieces(
+        self, image: LoadedImage, seg: Segment, m: Mapping, a: int, b: int
+    ) -> Iterator[_Piece]:
         bias, layout = image.bias, image.layout
         obj = image.path
 
@@ -421,7 +433,7 @@ class _Classifier:
         for indexes in groups.values():
             if not any("x" in self.maps[i].perms for i in indexes):
                 continue
-            path = _strip_deleted(self.maps[indexes[0]].path)
+            path = _strip_deleted(self.maps[indexes[0]].path or "")
             why = self.unreadable.get(self.maps[indexes[0]].file_key)
             unreadable.append(f"{path}: {why}" if why else path)
             for i in indexes:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 from ..errors import BadFile, CorruptELF, NotAnELF
@@ -400,7 +400,9 @@ class Reader:
             segments.append(Segment(p_type, p_flags, p_offset, p_vaddr, p_filesz, p_memsz, p_align))
         return tuple(segments)
 
-    def section_headers(self, shoff, shentsize, shnum, shstrndx):
+    def section_headers(
+        self, shoff: int, shentsize: int, shnum: int, shstrndx: int
+    ) -> tuple[list[tuple[int, ...]], int]:
         if shoff == 0:
             return [], 0
         st = struct.Struct(self.e + self.shdr_fmt)
@@ -416,7 +418,7 @@ class Reader:
         raw = self.read(shoff, shentsize * shnum, f"the section headers ({shnum})")
         return [st.unpack_from(raw, i * shentsize) for i in range(shnum)], shstrndx
 
-    def name_sections(self, raw, shstrndx) -> tuple[Section, ...]:
+    def name_sections(self, raw: list[tuple[int, ...]], shstrndx: int) -> tuple[Section, ...]:
         if not raw:
             return ()
         names = b""
@@ -465,7 +467,7 @@ class Reader:
         return None
 
 
-def string_reader(table: bytes):
+def string_reader(table: bytes) -> Callable[[int], str]:
     """name_at(offset) for a string table: c_string, but decoding the table once when it
     is ASCII (as symbol names nearly always are), which halves the cost a name."""
     if not table.isascii():

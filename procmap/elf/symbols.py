@@ -94,7 +94,9 @@ def read_symbols_fd(fd: int, name: str = "file", layout: ElfLayout | None = None
     return SymbolTable([], None)
 
 
-def _symbol_table_bytes(reader: Reader, layout: ElfLayout, table: Section):
+def _symbol_table_bytes(
+    reader: Reader, layout: ElfLayout, table: Section
+) -> tuple[bytes, bytes, struct.Struct]:
     """(string table, symbol table bytes, entry struct) of one symbol table section."""
     # Section indexes count the null section, which layout.sections leaves out.
     if not (0 < table.link <= len(layout.sections)):
@@ -185,7 +187,7 @@ def read_symbol_entries_fd(
         is64 = layout.elf_class == 64
         name_at = string_reader(strings)
         copies = _needed_versions(reader, layout) if wanted == SHT_DYNSYM else None
-        entries = []
+        entries: list[SymbolEntry] = []
         append = entries.append
         usable = len(data) - len(data) % st.size
         file = None
@@ -230,7 +232,7 @@ _ENTRY_TYPES = frozenset((STT_OBJECT, STT_FUNC, STT_GNU_IFUNC))
 SHT_GNU_VERNEED, SHT_GNU_VERSYM = 0x6FFFFFFE, 0x6FFFFFFF
 
 
-def _needed_versions(reader: Reader, layout: ElfLayout):
+def _needed_versions(reader: Reader, layout: ElfLayout) -> tuple[tuple[int, ...], set[int]] | None:
     """(version index of each .dynsym entry, the indexes that name a needed library's
     versions), or None when the file has no symbol versions."""
     versym = next((s for s in layout.sections if s.type == SHT_GNU_VERSYM), None)

@@ -188,7 +188,7 @@ class ProcessDir:
     def __enter__(self) -> ProcessDir:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # --- reading, with errors mapped ------------------------------------------------

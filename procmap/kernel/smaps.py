@@ -86,7 +86,7 @@ def parse_smaps(data: bytes) -> tuple[list[Mapping], list[Resident]]:
     return mappings, figures
 
 
-def _kept(headers: list[bytes], mappings: list[Mapping], figures: list[Resident]):
+def _kept(headers: list[bytes], mappings: list[Mapping], figures: list[Resident]) -> list[Resident]:
     """The figures of the blocks whose header parse_maps kept.
 
     smaps is read in several read() calls, as maps is, and a block can be printed

@@ -51,7 +51,7 @@ class ElfCache:
     source it was read from, for reading its symbols later.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.layouts: dict[FileKey, ElfLayout | None] = {}
         self.sources: dict[FileKey, str] = {}
         self.problems: dict[FileKey, str] = {}
@@ -59,7 +59,10 @@ class ElfCache:
 
 
 def read_map(
-    target: int | str = "self", procfs: ProcFS | None = None, cache=None, rss: bool = False
+    target: int | str = "self",
+    procfs: ProcFS | None = None,
+    cache: ElfCache | None = None,
+    rss: bool = False,
 ) -> ProcessMap:
     """The classified map of a live process (a PID, or "self").
 
@@ -270,7 +273,7 @@ def capture(target: int | str = "self", procfs: ProcFS | None = None) -> Snapsho
     keys = {m.file_key for m in pmap.mappings}
     uname = platform.uname()
     return Snapshot(
-        maps=read.text if read.smaps is None else maps_text_of(read.smaps),  # its header lines
+        maps=maps_text_of(read.smaps) if read.smaps is not None else read.text or b"",
         smaps=read.smaps,
         page_states=read.states,
         info=pmap.info,

@@ -52,7 +52,7 @@ def diff_maps(old: bytes, new: bytes) -> list[Hunk]:
     return hunks
 
 
-def _trim(old: bytes, new: bytes, o0: int, o1: int, n0: int, n1: int):
+def _trim(old: bytes, new: bytes, o0: int, o1: int, n0: int, n1: int) -> tuple[int, int, int, int]:
     """Shrink the stretch by its common prefix and suffix, to whole lines on both sides."""
     limit = min(o1 - o0, n1 - n0)
     p = _common_prefix(old, new, o0, n0, limit)
@@ -122,7 +122,9 @@ def _common_suffix(old: bytes, new: bytes, o1: int, n1: int, limit: int) -> int:
     return limit
 
 
-def _probe(old: bytes, new: bytes, o0: int, o1: int, n0: int, n1: int):
+def _probe(
+    old: bytes, new: bytes, o0: int, o1: int, n0: int, n1: int
+) -> tuple[int, int, int] | None:
     """An old line that is still in the new text: (its start, its end, where it is now).
 
     Lines are unique (each starts with its own address), so a line found at a

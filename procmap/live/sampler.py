@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import time
 from collections import Counter
+from collections.abc import Iterable
 
 from ..classify import classify
 from ..errors import ProcessExited
@@ -39,6 +40,10 @@ from .capture import (
 )
 from .diff import Hunk, diff_maps
 from .events import Change, Event, diff_events
+
+Group = tuple[Region, ...]  # the regions of one mapping
+# A hunk parsed: (old index lo, old index hi, the new mappings between them).
+_Piece = tuple[int, int, list[Mapping]]
 
 # --- the sampler ------------------------------------------------------------------------
 
@@ -90,7 +95,7 @@ class Sampler:
     def __enter__(self) -> Sampler:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # --- reading ----------------------------------------------------------------------
@@ -178,7 +183,9 @@ class Sampler:
             return Change([], [], [])  # a new one each time: callers may fill it
         return self._update(data, threads_changed, links, tids)
 
-    def _update(self, data: bytes, threads_changed: bool, links: int, tids=None) -> Change:
+    def _update(
+        self, data: bytes, threads_changed: bool, links: int, tids: list[int] | None = None
+    ) -> Change:
         dirty: list[tuple[int, int, tuple[FileKey, ...]]] = []  # to classify again
         started: list[int] = []
         ended: list[int] = []
@@ -243,7 +250,9 @@ class Sampler:
             return self.mappings[i].start
         return self.mappings[-1].end
 
-    def _replace_all(self, data: bytes, started, ended, exec: bool = False) -> Change:
+    def _replace_all(
+        self, data: bytes, started: list[int], ended: list[int], exec: bool = False
+    ) -> Change:
         """Read everything again: after an exec, or when the text cannot be spliced."""
         old_maps, old_groups = self.mappings, self.groups
         if exec:
@@ -282,7 +291,7 @@ class Sampler:
             moved.extend(self.starts)
         return started, ended, moved
 
-    def _parse_hunks(self, data: bytes, hunks: list[Hunk]):
+    def _parse_hunks(self, data: bytes, hunks: list[Hunk]) -> list[_Piece] | None:
         """Each hunk as (old index lo, old index hi, its new mappings).
 
         None if a line was printed twice (the kernel does that when a mapping
@@ -304,7 +313,7 @@ class Sampler:
             pieces.append((i0, i1, fresh))
         return pieces
 
-    def _touches_program(self, pieces) -> bool:
+    def _touches_program(self, pieces: list[_Piece]) -> bool:
         """Whether a change removes or alters a mapping of the program: maybe an exec."""
         starts = self.key_starts.get(self.facts.exe_key) if self.facts.exe_key else None
         if not starts:
@@ -316,7 +325,9 @@ class Sampler:
                     return True
         return False
 
-    def _splice(self, data: bytes, pieces):
+    def _splice(
+        self, data: bytes, pieces: list[_Piece]
+    ) -> list[tuple[list[Mapping], list[Group], int, int]]:
         """Put the changed lines, parsed, in place of the old ones.
 
         Returns [(old mappings, their regions, new index lo, new index hi)], one
@@ -349,7 +360,7 @@ class Sampler:
             return len(self.mappings)
         return bisect.bisect_left(self.starts, int(text[offset : text.index(b"-", offset)], 16))
 
-    def _forget(self, m: Mapping, group) -> None:
+    def _forget(self, m: Mapping, group: Group) -> None:
         self.total -= m.end - m.start
         for r in group:
             self.by_kind[r.kind] -= r.size
@@ -407,7 +418,7 @@ class Sampler:
                     )
                 else:
                     merged.append([w_lo, w_hi, lo, hi, lo_addr, hi_addr])
-            cores = [tuple(w[2:]) for w in merged]
+            cores = [(w[2], w[3], w[4], w[5]) for w in merged]
         for lo, hi, lo_addr, hi_addr in cores:
             self._classify_window(lo, hi, lo_addr, hi_addr)
 
@@ -434,7 +445,9 @@ class Sampler:
                 hi += 1
         return lo, hi
 
-    def _closure(self, lo: int, hi: int, keys=(), a: int = -1, b: int = 0) -> tuple[int, int]:
+    def _closure(
+        self, lo: int, hi: int, keys: Iterable[FileKey] = (), a: int = -1, b: int = 0
+    ) -> tuple[int, int]:
         """Widen [lo, hi) over every mapping of each file and image that has one in it.
 
         [a, b) is an address range to close over too: where mappings went away,
@@ -594,9 +607,9 @@ def _parse_canonical(data: bytes) -> tuple[list[Mapping], bytes]:
     return mappings, b"".join(kept)
 
 
-def _group(mappings: list[Mapping], regions: list[Region]) -> list[tuple[Region, ...]]:
+def _group(mappings: list[Mapping], regions: list[Region]) -> list[Group]:
     """Regions by mapping: regions tile the mappings in order."""
-    groups = []
+    groups: list[Group] = []
     k = 0
     for m in mappings:
         r = regions[k]

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from typing import NamedTuple
 
 from ..classify.resident import attribute
 from ..errors import ProcessExited
 from ..kernel.smaps import parse_rollup, parse_smaps, parse_statm
-from ..model import FIGURES, KINDS, Region, Resident, hex_address, total
+from ..model import FIGURES, KINDS, JSONDict, Mapping, Region, Resident, hex_address, total
 from ..units import human_size
 from .capture import read_page_states
 from .events import Change, describe
@@ -48,9 +49,9 @@ def run_watch(
     history: History,
     interval: float,
     count: int | None = None,
-    on_tick=None,
-    clock=time.monotonic,
-    sleep=time.sleep,
+    on_tick: Callable[[Tick, list[str]], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> End:
     """Sample every `interval` seconds (0: flat out) until the watch ends; returns why.
 
@@ -120,7 +121,9 @@ class ResidentWatch:
     watch began), given to update(); costs are measured with `clock`.
     """
 
-    def __init__(self, sampler: Sampler, interval: float, clock=time.perf_counter):
+    def __init__(
+        self, sampler: Sampler, interval: float, clock: Callable[[], float] = time.perf_counter
+    ):
         self.sampler = sampler
         self.interval = interval
         self.clock = clock
@@ -210,7 +213,9 @@ class ResidentWatch:
             raise ProcessExited(f"PID {s.pid} has no memory left")
         mappings, figures = parse_smaps(data)
         index = {(m.start, m.end, m.perms): f for m, f in zip(mappings, figures)}
-        matched, their, regions = [], [], []
+        matched: list[Mapping] = []
+        their: list[Resident] = []
+        regions: list[Region] = []
         for m, group in zip(s.mappings, s.groups):
             f = index.get((m.start, m.end, m.perms))
             if f is not None and group:
@@ -232,7 +237,7 @@ class ResidentWatch:
         """A region's figures from the last full read, and how they were found; None if unknown."""
         return self.regions.get((region.start, region.end))
 
-    def summary(self) -> dict:
+    def summary(self) -> JSONDict:
         return {
             "rss": self.rss,
             "from": self.rss_from,
@@ -333,7 +338,7 @@ class History:
         now = self.sampler.totals()
         return {k: now[k] - self.start_totals[k] for k in KINDS if now[k] != self.start_totals[k]}
 
-    def summary(self, end: End) -> dict:
+    def summary(self, end: End) -> JSONDict:
         out = {
             "reason": end.reason,
             "samples": self.samples,
@@ -357,7 +362,7 @@ class History:
 
 def snapshot_record(
     sampler: Sampler, kinds: set[str] | None = None, resident: ResidentWatch | None = None
-) -> dict:
+) -> JSONDict:
     """The first JSON Lines record: the whole map, regions as `procmap PID --json` has them.
 
     With `resident`, as `procmap PID --rss --json` has them (figures null where
@@ -386,14 +391,14 @@ def snapshot_record(
 
 def change_record(
     tick: Tick, kinds: set[str] | None = None, resident: ResidentWatch | None = None
-) -> dict | None:
+) -> JSONDict | None:
     """A "change" record for a sample that changed something, else None."""
     change = tick.change
     events = [e.to_dict() for e in change.events if kinds is None or e.kind in kinds]
     threads = change.threads_started or change.threads_ended
     if not (events or threads or change.exec):
         return None
-    record: dict = {"type": "change", "t": round(tick.t, 6), "events": events}
+    record: JSONDict = {"type": "change", "t": round(tick.t, 6), "events": events}
     if threads:
         record["threads"] = {"started": change.threads_started, "ended": change.threads_ended}
     if change.exec:
@@ -403,13 +408,14 @@ def change_record(
     return record
 
 
-def resident_figures(resident: ResidentWatch, now: float) -> dict:
+def resident_figures(resident: ResidentWatch, now: float) -> JSONDict:
     """The totals as of watch time `now`: every figure, how old and where from.
 
     From smaps_rollup, every figure; from statm, the RSS alone (the rest null).
     """
+    out: JSONDict
     if resident.rss_from == ROLLUP and resident.totals is not None:
-        out = resident.totals.to_dict()
+        out = dict(resident.totals.to_dict())
     else:
         out = dict.fromkeys(FIGURES)
         out["rss"] = resident.rss
@@ -418,7 +424,7 @@ def resident_figures(resident: ResidentWatch, now: float) -> dict:
     return out
 
 
-def resident_record(resident: ResidentWatch, kinds: set[str] | None = None) -> dict:
+def resident_record(resident: ResidentWatch, kinds: set[str] | None = None) -> JSONDict:
     """The record of a full read of smaps: the totals it gave, and each region's figures.
 
     The regions are those the read could match to the map as it was sampled.
@@ -445,7 +451,7 @@ def resident_record(resident: ResidentWatch, kinds: set[str] | None = None) -> d
     }
 
 
-def _region_figures(resident: ResidentWatch, r: Region) -> dict:
+def _region_figures(resident: ResidentWatch, r: Region) -> JSONDict:
     known = resident.of(r)
     if known is None:
         return {**dict.fromkeys(FIGURES), "resident_from": None}
@@ -461,7 +467,7 @@ def resident_words(figures: Resident) -> str:
     )
 
 
-def end_record(end: End, history: History) -> dict:
+def end_record(end: End, history: History) -> JSONDict:
     return {
         "type": "end",
         "t": round(end.t, 6),

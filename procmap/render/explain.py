@@ -125,7 +125,7 @@ def render_plan(exp: Explanation) -> RenderableType:
             None,
         )
         if owner is not current and owner is not None:
-            rows.append(_segment_line(owner.index, owner.segment))
+            rows.append(_segment_line(owner.number, owner.segment))
             current = owner
         rows.append(
             (
@@ -322,7 +322,7 @@ def render_run(exp: Explanation, result, *, notes: bool = True) -> RenderableTyp
         parts.append(Text(f"Loaded at 0x{base:x}: {why}."))
         rows = [
             (
-                f"segment {x.index}",
+                f"segment {x.number}",
                 f"{x.plan_start:x}-{x.plan_end:x}",
                 f"{x.start:x}-{x.end:x}",
                 human_size(x.end - x.start),

@@ -13,7 +13,8 @@ Pure over the ELF reader: no /proc, no click, no rich.
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple, TypeVar
 
 from ..classify import classify
 from ..classify.notes import describe_symbol
@@ -45,6 +46,8 @@ from ..elf.symbols import SYMBOL_BINDS, SYMBOL_TYPES, read_symbol_entries_fd
 from ..errors import BadFile, CorruptELF
 from ..files import open_regular
 from ..model import KINDS, Detail, Facts, JSONDict, Mapping, Region, hex_address
+
+T = TypeVar("T")
 
 # What the file is, as the JSON "type" field names it.
 TYPES = {
@@ -205,7 +208,7 @@ def _file_type(layout: ElfLayout, dyn: DynamicInfo) -> str:
 class SegmentPlan(NamedTuple):
     """One program header, with what it becomes at run time."""
 
-    index: int
+    number: int  # its index among the program headers
     segment: Segment
     kinds: tuple[str, ...]  # kinds of the plan's regions over its bytes, in address order
     regions: tuple[Region, ...]  # those regions (PT_LOAD only)
@@ -301,7 +304,7 @@ class Explanation(NamedTuple):
         present = {r.kind for r in self.regions} | {s.kind for s in self.sections if s.kind}
         return [k for k in KINDS if k in present]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> JSONDict:
         return {
             "path": self.path,
             "elf": self.facts.to_dict(),
@@ -317,7 +320,7 @@ class Explanation(NamedTuple):
         }
 
 
-def _symbol_dicts(symbols: list[SymbolPlan]) -> list[dict]:
+def _symbol_dicts(symbols: list[SymbolPlan]) -> list[JSONDict]:
     # SymbolPlan.to_dict() inlined: this loop runs 50,000 times for a big library.
     types, binds = SYMBOL_TYPES, SYMBOL_BINDS
     return [
@@ -390,7 +393,7 @@ def explain_elf(path: str | bytes, page_size: int | None = None) -> Explanation:
     )
 
 
-def _optional(read, warnings: list[str], what: str):
+def _optional(read: Callable[[], T], warnings: list[str], what: str) -> T | None:
     try:
         return read()
     except CorruptELF as err:
@@ -399,7 +402,15 @@ def _optional(read, warnings: list[str], what: str):
 
 
 def build_explanation(
-    path, layout, dynamic, symbol_source, entries, page, dev=0, inode=1, warnings=None
+    path: str,
+    layout: ElfLayout,
+    dynamic: DynamicInfo | None,
+    symbol_source: str | None,
+    entries: list[SymbolEntry],
+    page: int,
+    dev: int = 0,
+    inode: int = 1,
+    warnings: list[str] | None = None,
 ) -> Explanation:
     """The explanation of an already-read file (pure: used by explain_elf and tests)."""
     warnings = list(warnings or [])
@@ -523,7 +534,7 @@ class _Plan:
         self.path, self.dev, self.inode = path, dev, inode
         self.mappings: list[Mapping] = []
 
-    def map(self, start: int, end: int, perms: str, offset: int, anonymous: bool = False):
+    def map(self, start: int, end: int, perms: str, offset: int, anonymous: bool = False) -> None:
         if end <= start:
             return
         self._punch(start, end)
@@ -534,7 +545,7 @@ class _Plan:
         self.mappings.append(m)
         self.mappings.sort()
 
-    def protect(self, start: int, end: int, perms: str):
+    def protect(self, start: int, end: int, perms: str) -> None:
         changed = []
         for m in self._overlapping(start, end):
             a, b = max(m.start, start), min(m.end, end)
@@ -543,10 +554,10 @@ class _Plan:
         self.mappings.extend(changed)
         self.mappings.sort()
 
-    def _overlapping(self, start, end):
+    def _overlapping(self, start: int, end: int) -> list[Mapping]:
         return [m for m in self.mappings if m.start < end and m.end > start]
 
-    def _punch(self, start: int, end: int):
+    def _punch(self, start: int, end: int) -> None:
         kept = []
         for m in self.mappings:
             if m.end <= start or m.start >= end:
@@ -627,16 +638,21 @@ def _place_segment(i: int, seg: Segment, regions: list[Region], layout: ElfLayou
 
 def _place_symbols(
     entries: list[SymbolEntry], layout: ElfLayout, sections: list[SectionPlan], static: bool
-):
+) -> list[SymbolPlan]:
     own = _own_symbols(entries, static)
     # Symbols of one section share its placement: look each section up once.
-    by_index = {
+    Placement = tuple[str | None, str | None, Detail | None]  # section, kind, detail
+    by_index: dict[int, Placement] = {
         i: (plan.section.name, plan.kind, plan.detail) for i, plan in enumerate(sections, 1)
     }
     by_index[SHN_COMMON] = (None, "bss", Detail.COMMON)
-    nowhere = (None, None, None)  # SHN_ABS, or an index past the section table
+    nowhere: Placement = (None, None, None)  # SHN_ABS, or an index past the section table
     get = by_index.get
-    return [SymbolPlan(e, *get(e.shndx, nowhere), id(e) in own) for e in entries]
+    out = []
+    for e in entries:
+        section, kind, detail = get(e.shndx, nowhere)
+        out.append(SymbolPlan(e, section, kind, detail, id(e) in own))
+    return out
 
 
 def _own_symbols(entries: list[SymbolEntry], static: bool) -> set[int]:

@@ -20,7 +20,7 @@ scale; the terminal and the SVG both draw from these, so they show the same.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..model import (
@@ -74,6 +74,19 @@ class Band(NamedTuple):
         if self.start is None or self.end is None:
             return 0
         return self.end - self.start
+
+    @property
+    def low(self) -> int:
+        """Where a band with addresses starts (every band but a placeholder has them)."""
+        if self.start is None:
+            raise ValueError(f"{self.label}: a placeholder has no addresses")
+        return self.start
+
+    @property
+    def high(self) -> int:
+        if self.end is None:
+            raise ValueError(f"{self.label}: a placeholder has no addresses")
+        return self.end
 
     @property
     def span(self) -> int:
@@ -250,10 +263,10 @@ def _upper(space: Space, pages: list[Band]) -> list[Band]:
     if start is None:
         return out
     for page in pages:
-        if page.start > start:
-            out.append(_kernel(start, page.start))
+        if page.low > start:
+            out.append(_kernel(start, page.low))
         out.append(page._replace(role="kernel page"))
-        start = page.end
+        start = page.high
     if start < space.top:
         out.append(_kernel(start, space.top))
     return out
@@ -275,7 +288,9 @@ class _Open:
 
     __slots__ = ("key", "role", "label", "detail", "arrow", "regions", "rss")
 
-    def __init__(self, key, role, label, detail, arrow=""):
+    def __init__(
+        self, key: tuple[object, ...], role: str, label: str, detail: str, arrow: str = ""
+    ):
         self.key = key
         self.role = role
         self.label = label
@@ -307,7 +322,12 @@ class _Open:
         )
 
 
-def _group(regions: Sequence[Region], program: str | None, resident=None, roles=None) -> list[Band]:
+def _group(
+    regions: Sequence[Region],
+    program: str | None,
+    resident: Sequence[Resident] | None = None,
+    roles: dict[str, str] | None = None,
+) -> list[Band]:
     """Consecutive regions that make one box each, as bands in address order.
 
     `roles` gives each ELF object's role ("shared library", "dynamic linker").
@@ -318,7 +338,7 @@ def _group(regions: Sequence[Region], program: str | None, resident=None, roles=
     for i, r in enumerate(regions):
         key, role, label, detail, arrow = _key(r, program, current)
         if role == "library":
-            detail = roles.get(r.object, "ELF object")
+            detail = roles.get(r.object or "", "ELF object")
         # A band is one stretch of addresses: unmapped space between two
         # mappings of one kind (two anonymous mmaps 5 MiB apart) is a gap.
         if current is None or key != current.key or r.start != current.regions[-1].end:
@@ -335,7 +355,9 @@ def _group(regions: Sequence[Region], program: str | None, resident=None, roles=
     return out
 
 
-def _key(r: Region, program: str | None, current: _Open | None):
+def _key(
+    r: Region, program: str | None, current: _Open | None
+) -> tuple[tuple[object, ...], str, str, str, str]:
     """(key, role, label, detail, arrow) of the band a region belongs to.
 
     A region joins the open band when its key is the same.
@@ -416,16 +438,23 @@ def _with_gaps(bands: list[Band], low: int, high: int) -> list[Band]:
     heap = next((b for b in bands if b.role == "heap"), None)
     stack = next((b for b in bands if b.role == "stack"), None)
     for b in bands:
-        if b.start > at:
-            out.append(_gap(at, b.start, out[-1] if out else None, b, heap, stack))
+        if b.low > at:
+            out.append(_gap(at, b.low, out[-1] if out else None, b, heap, stack))
         out.append(b)
-        at = b.end
+        at = b.high
     if at < high:
         out.append(_gap(at, high, out[-1] if out else None, None, heap, stack))
     return out
 
 
-def _gap(start: int, end: int, below: Band | None, above: Band | None, heap, stack) -> Band:
+def _gap(
+    start: int,
+    end: int,
+    below: Band | None,
+    above: Band | None,
+    heap: Band | None,
+    stack: Band | None,
+) -> Band:
     if below is None:
         return Band(
             start,
@@ -469,15 +498,15 @@ def plan_picture(explanation: Explanation) -> Picture:
     relative = exp.facts.type not in ("executable", "static")
     path = exp.path
     own = _group([r._replace(object=path) for r in exp.regions], path)
-    if own and own[-1].end > space.user_end:
+    if own and own[-1].high > space.user_end:
         # A segment above the usual top of user space (a damaged or hand-made file):
         # the space that holds it, or its band would sit in the hole.
-        space = address_space(own[-1].end, bits)
+        space = address_space(own[-1].high, bits)
     if relative:
         own = [b._replace(relative=True) for b in own]
     library = exp.loader == "dynamic linker"
     if own and not relative:
-        bands = _with_gaps(own, 0, own[-1].end)
+        bands = _with_gaps(own, 0, own[-1].high)
     else:
         below = (
             "below: the program that loads it, and its heap"
@@ -487,7 +516,7 @@ def plan_picture(explanation: Explanation) -> Picture:
         bands = [
             Band(None, None, "null", None, "unmapped (NULL)", below + "; NULL is never mapped")
         ]
-        bands.extend(_with_gaps(own, own[0].start, own[-1].end) if own else [])
+        bands.extend(_with_gaps(own, own[0].low, own[-1].high) if own else [])
     if exp.loader and not library:
         if exp.facts.type == "static-pie":
             heap = "at run time: low, where a PIE would be loaded (Linux moves a static PIE's brk)"
@@ -539,7 +568,9 @@ def fold(picture: Picture, limit: int) -> Picture:
     return Picture(picture.title, bands, picture.space, picture.notes, picture.folded + merged)
 
 
-def _fold_run(bands: list[Band], roles: tuple[str, ...], merge) -> None:
+def _fold_run(
+    bands: list[Band], roles: tuple[str, ...], merge: Callable[[list[Band]], Band]
+) -> None:
     """Merge the first run of bands with these roles (and the gaps inside it) into one."""
     at = [i for i, b in enumerate(bands) if b.role in roles]
     if len(at) > 1:
@@ -548,7 +579,7 @@ def _fold_run(bands: list[Band], roles: tuple[str, ...], merge) -> None:
 
 def _whole_kernel(bands: list[Band]) -> Band:
     pages = [b for b in bands if b.role == "kernel page"]
-    whole = _kernel(bands[0].start, bands[-1].end)
+    whole = _kernel(bands[0].low, bands[-1].high)
     named = ", ".join(f"{b.label} at {b.start:x}" for b in pages)
     return whole._replace(
         detail=whole.detail + (f"; {named}" if named else ""),
@@ -636,7 +667,9 @@ def _merge(bands: list[Band]) -> Band:
     )
 
 
-def _sum_parts(pairs) -> tuple[tuple[tuple[str, int], ...], str | None]:
+def _sum_parts(
+    pairs: Iterable[tuple[str, int]],
+) -> tuple[tuple[tuple[str, int], ...], str | None]:
     """(kind, bytes) pairs added up by kind, in KINDS order, and the kind with the most."""
     sizes = dict.fromkeys(KINDS, 0)
     for kind, n in pairs:

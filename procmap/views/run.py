@@ -23,7 +23,7 @@ from .explain import Explanation
 class Landing(NamedTuple):
     """Where one PT_LOAD of the plan landed in the live process."""
 
-    index: int  # program header index
+    number: int  # the program header's index
     plan_start: int
     plan_end: int
     start: int
@@ -33,7 +33,7 @@ class Landing(NamedTuple):
 
     def to_dict(self) -> JSONDict:
         return {
-            "segment": self.index,
+            "segment": self.number,
             "plan_start": hex_address(self.plan_start),
             "plan_end": hex_address(self.plan_end),
             "start": hex_address(self.start),
@@ -103,7 +103,7 @@ def tie_back(exp: Explanation, pmap: ProcessMap) -> tuple[int | None, list[Landi
         seg = plan.segment
         lo, hi = align_down(seg.vaddr, page), align_up(seg.vaddr + seg.memsz, page)
         live_kinds = _kinds(r for r in live if r.start < hi + bias and r.end > lo + bias)
-        landings.append(Landing(plan.index, lo, hi, lo + bias, hi + bias, plan.kinds, live_kinds))
+        landings.append(Landing(plan.number, lo, hi, lo + bias, hi + bias, plan.kinds, live_kinds))
     differences = []
     for r in exp.regions:
         now = [x for x in live if x.start < r.end + bias and x.end > r.start + bias]

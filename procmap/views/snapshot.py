@@ -81,6 +81,7 @@ import math
 import os
 import re
 import time
+from typing import Any, NoReturn
 
 from ..classify import classify
 from ..classify.locate import locate
@@ -91,7 +92,7 @@ from ..errors import BadFile, BadSnapshot, MapsFormatError
 from ..files import open_regular, write_atomic
 from ..kernel.maps import parse_maps
 from ..kernel.smaps import parse_rollup, parse_smaps
-from ..model import Facts, FileKey, Location, Mapping, ProcessInfo, ProcessMap, Snapshot
+from ..model import Facts, FileKey, JSONDict, Location, Mapping, ProcessInfo, ProcessMap, Snapshot
 
 FORMAT = "procmap-snapshot"
 VERSION = 2
@@ -164,7 +165,7 @@ def describe(snapshot: Snapshot) -> str:
 # --- writing --------------------------------------------------------------------------
 
 
-def write(snapshot: Snapshot, path) -> None:
+def write(snapshot: Snapshot, path: str | bytes | os.PathLike[str]) -> None:
     """Write `snapshot` to `path` as JSON, atomically: all of it or, on failure, nothing."""
     write_atomic(path, dumps(snapshot))  # a bug in the snapshot fails before the disk is touched
 
@@ -176,7 +177,7 @@ def dumps(snapshot: Snapshot) -> bytes:
     return text.encode("utf-8") + b"\n"
 
 
-def to_dict(snapshot: Snapshot) -> dict:
+def to_dict(snapshot: Snapshot) -> JSONDict:
     """The JSON shape of `snapshot` (see the module docstring)."""
     s = snapshot
     files = []
@@ -231,11 +232,11 @@ def to_dict(snapshot: Snapshot) -> dict:
     }
 
 
-def _key_list(key: FileKey | None) -> list | None:
+def _key_list(key: FileKey | None) -> list[str | int] | None:
     return None if key is None else [key[0], key[1]]
 
 
-def _layout_dict(layout: ElfLayout) -> dict:
+def _layout_dict(layout: ElfLayout) -> JSONDict:
     return {
         "elf_class": layout.elf_class,
         "endian": layout.endian,
@@ -256,7 +257,7 @@ def _layout_dict(layout: ElfLayout) -> dict:
     }
 
 
-def _symbols_dict(table: SymbolTable) -> dict:
+def _symbols_dict(table: SymbolTable) -> JSONDict:
     return {
         "source": table.source,
         "symbols": [[_text(s.name), f"0x{s.value:x}", s.size, s.type] for s in table.symbols],
@@ -267,7 +268,7 @@ def _hex(n: int) -> str:
     return f"0x{n:x}"
 
 
-def _text(s: str):
+def _text(s: str) -> str | JSONDict:
     """A string as JSON can hold it: itself, or its bytes in base64 (see the docstring)."""
     if s.isascii():
         return s
@@ -285,7 +286,7 @@ def _text(s: str):
     return {"codepoints": [ord(c) for c in s]}
 
 
-def _bytes(data: bytes):
+def _bytes(data: bytes) -> str | JSONDict:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -295,7 +296,7 @@ def _bytes(data: bytes):
 # --- reading --------------------------------------------------------------------------
 
 
-def read(path) -> Snapshot:
+def read(path: str | bytes | os.PathLike[str]) -> Snapshot:
     """A snapshot from a file `write` wrote, or from a plain maps or smaps text.
 
     Raises BadFile for a path that is not a readable regular file (never opening
@@ -323,7 +324,7 @@ _NOT_SPACE = re.compile(rb"\S")
 
 def _read_all(fd: int, path: str) -> bytes:
     # A loop to the end, not st_size: /proc/PID/maps is a regular file of size 0.
-    chunks = []
+    chunks: list[bytes] = []
     total = 0
     while True:
         try:
@@ -358,7 +359,7 @@ class _Damage(Exception):
         super().__init__(f"{where}: {what}" if where else what)
 
 
-def _load_json(data: bytes, path: str):
+def _load_json(data: bytes, path: str) -> Any:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -380,20 +381,20 @@ def _load_json(data: bytes, path: str):
         raise _damaged(path, str(err)) from None
 
 
-def _object_pairs(pairs: list) -> dict:
+def _object_pairs(pairs: list[tuple[str, Any]]) -> JSONDict:
     result = dict(pairs)
     if len(result) != len(pairs):
-        seen = set()
-        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        keys = [k for k, _ in pairs]
+        twice = next(k for i, k in enumerate(keys) if k in keys[:i])
         raise _Damage("", f"an object holds the key {_show(twice)} twice")
     return result
 
 
-def _no_constant(name: str):
+def _no_constant(name: str) -> NoReturn:
     raise _Damage("", f"{name} is not a JSON number")
 
 
-def from_dict(data, name: str) -> Snapshot:
+def from_dict(data: Any, name: str) -> Snapshot:
     """The Snapshot a JSON object describes, checked strictly; `name` names it in errors.
 
     Raises BadSnapshot with one line naming the first thing wrong, and where.
@@ -464,7 +465,7 @@ _SEGMENT_LIMITS = (_U32, _U32, _U64, _U64, _U64, _U64, _U64)  # type, flags, off
 _SECTION_LIMITS = (_U32, _U64, _U64, _U64, _U64, _U32)  # type, flags, addr, offset, size, link
 
 
-def _snapshot(data, name: str) -> Snapshot:
+def _snapshot(data: Any, name: str) -> Snapshot:
     if type(data) is not dict:
         raise _Damage("", f"expected a JSON object, not {_kind(data)}")
     if "format" not in data:
@@ -532,7 +533,7 @@ def _snapshot(data, name: str) -> Snapshot:
     )
 
 
-def _process(value, where: str) -> ProcessInfo:
+def _process(value: Any, where: str) -> ProcessInfo:
     d = _object(value, where, _PROCESS)
     return ProcessInfo(
         pid=_int(d["pid"], f"{where}.pid", 0, _TID),
@@ -548,7 +549,7 @@ def _process(value, where: str) -> ProcessInfo:
     )
 
 
-def _facts(value, where: str, v1: bool) -> Facts:
+def _facts(value: Any, where: str, v1: bool) -> Facts:
     d = _object(value, where, _FACTS)
     page_size = _int(d["page_size"], f"{where}.page_size", 1 << 9, (1 << 24) + 1)
     if page_size & (page_size - 1):
@@ -579,7 +580,7 @@ def _facts(value, where: str, v1: bool) -> Facts:
     )
 
 
-def _optional_key(value, where: str) -> FileKey | None:
+def _optional_key(value: Any, where: str) -> FileKey | None:
     if value is None:
         return None
     if type(value) is not list or len(value) != 2:
@@ -590,7 +591,7 @@ def _optional_key(value, where: str) -> FileKey | None:
 _DEV = re.compile(r"[0-9a-f]+:[0-9a-f]+")  # "%02x:%02x", as maps prints it
 
 
-def _dev(value, where: str) -> str:
+def _dev(value: Any, where: str) -> str:
     if type(value) is not str or not _DEV.fullmatch(value):
         raise _Damage(where, f'expected a device as maps shows one ("fe:01"), not {_show(value)}')
     return value
@@ -600,7 +601,7 @@ _HEX_ADDRESS = re.compile(r"[0-9a-f]{1,16}")
 
 
 def _page_states(
-    value, where: str, mappings: list[Mapping], page_size: int, v1: bool
+    value: Any, where: str, mappings: list[Mapping], page_size: int, v1: bool
 ) -> dict[int, str]:
     if type(value) is not dict:
         raise _Damage(where, f"expected an object, not {_kind(value)}")
@@ -630,7 +631,9 @@ def _page_states(
     return states
 
 
-def _files(value, where: str, v1: bool):
+def _files(
+    value: Any, where: str, v1: bool
+) -> tuple[dict[FileKey, ElfLayout | None], dict[FileKey, SymbolTable]]:
     layouts: dict[FileKey, ElfLayout | None] = {}
     symbols: dict[FileKey, SymbolTable] = {}
     if type(value) is not list:
@@ -650,7 +653,7 @@ def _files(value, where: str, v1: bool):
     return layouts, symbols
 
 
-def _layout(value, where: str, v1: bool) -> ElfLayout:
+def _layout(value: Any, where: str, v1: bool) -> ElfLayout:
     d = _object(value, where, _LAYOUT)
     if d["elf_class"] not in (32, 64) or type(d["elf_class"]) is not int:
         raise _Damage(f"{where}.elf_class", f"expected 32 or 64, not {_show(d['elf_class'])}")
@@ -700,7 +703,7 @@ def _is_hex(text: str) -> bool:
     return len(text) % 2 == 0 and not text.strip("0123456789abcdef")
 
 
-def _symbol_table(value, where: str, v1: bool) -> SymbolTable:
+def _symbol_table(value: Any, where: str, v1: bool) -> SymbolTable:
     d = _object(value, where, _SYMBOLS)
     source = d["source"]
     if source not in (".symtab", ".dynsym", None):
@@ -710,7 +713,7 @@ def _symbol_table(value, where: str, v1: bool) -> SymbolTable:
     raw = _list(d, "symbols", where)
     if source is None and raw:
         raise _Damage(f"{where}.symbols", "symbols without a source table")
-    symbols = []
+    symbols: list[Symbol] = []
     append = symbols.append
     for i, entry in enumerate(raw):
         if (
@@ -748,7 +751,7 @@ def _symbol_table(value, where: str, v1: bool) -> SymbolTable:
 # --- the checks, each naming where it looked ----------------------------------------------
 
 
-def _object(value, where: str, keys: tuple[str, ...]) -> dict:
+def _object(value: Any, where: str, keys: tuple[str, ...]) -> JSONDict:
     if type(value) is not dict:
         raise _Damage(where, f"expected an object, not {_kind(value)}")
     if len(value) != len(keys) or any(k not in value for k in keys):
@@ -760,7 +763,7 @@ def _object(value, where: str, keys: tuple[str, ...]) -> dict:
     return value
 
 
-def _list(d: dict, key: str, where: str = "") -> list:
+def _list(d: JSONDict, key: str, where: str = "") -> list[Any]:
     value = d[key]
     if type(value) is not list:
         raise _Damage(f"{where}.{key}" if where else key, f"expected an array, not {_kind(value)}")
@@ -770,14 +773,14 @@ def _list(d: dict, key: str, where: str = "") -> list:
 _ADDRESS = re.compile(r"0x[0-9a-f]{1,16}")
 
 
-def _address(value, where: str) -> int:
+def _address(value: Any, where: str) -> int:
     """An ADDRESS (see the docstring): "0x" and 1 to 16 lower-case hex digits."""
     if type(value) is not str or not _ADDRESS.fullmatch(value):
         raise _Damage(where, f'expected an address as "0x" and hex digits, not {_show(value)}')
     return int(value, 16)
 
 
-def _unhex(value, where: str, positions: tuple[int, ...]) -> list:
+def _unhex(value: Any, where: str, positions: tuple[int, ...]) -> Any:
     """A list whose items at `positions` are ADDRESSes, with those made integers."""
     if type(value) is not list:
         return value  # _ints says what is wrong
@@ -788,7 +791,7 @@ def _unhex(value, where: str, positions: tuple[int, ...]) -> list:
     return out
 
 
-def _int(value, where: str, low: int = 0, high: int = _U64) -> int:
+def _int(value: Any, where: str, low: int = 0, high: int = _U64) -> int:
     """An integer in [low, high): JSON true and 1.0 are not integers."""
     if type(value) is not int:
         raise _Damage(where, f"expected an integer, not {_kind(value)}")
@@ -797,7 +800,7 @@ def _int(value, where: str, low: int = 0, high: int = _U64) -> int:
     return value
 
 
-def _ints(value, where: str, limits: tuple[int, ...], first: int = 0) -> list[int]:
+def _ints(value: Any, where: str, limits: tuple[int, ...], first: int = 0) -> list[int]:
     """A list of len(limits) integers, each in [0, limit); `first`: the index of value[0]."""
     if (
         type(value) is not list
@@ -812,7 +815,7 @@ def _ints(value, where: str, limits: tuple[int, ...], first: int = 0) -> list[in
     return value
 
 
-def _read_text(value, where: str) -> str:
+def _read_text(value: Any, where: str) -> str:
     """A TEXT (see the docstring): a string, {"base64": ...} or {"codepoints": [...]}."""
     if type(value) is str:
         return value
@@ -827,7 +830,7 @@ def _read_text(value, where: str) -> str:
     raise _Damage(where, f'expected a string or {{"base64": ...}}, not {_kind(value)}')
 
 
-def _read_bytes(value, where: str) -> bytes:
+def _read_bytes(value: Any, where: str) -> bytes:
     """A BYTES (see the docstring): a string of UTF-8 text, or {"base64": ...}."""
     if type(value) is str:
         try:
@@ -839,7 +842,7 @@ def _read_bytes(value, where: str) -> bytes:
     raise _Damage(where, f'expected a string or {{"base64": ...}}, not {_kind(value)}')
 
 
-def _base64(value, where: str) -> bytes:
+def _base64(value: Any, where: str) -> bytes:
     if type(value) is not str:
         raise _Damage(where, f"expected a string, not {_kind(value)}")
     try:
@@ -848,7 +851,7 @@ def _base64(value, where: str) -> bytes:
         raise _Damage(where, f"not base64: {err}") from None
 
 
-def _kind(value) -> str:
+def _kind(value: Any) -> str:
     if value is None:
         return "null"
     if type(value) is bool:
@@ -864,7 +867,7 @@ def _kind(value) -> str:
     return "an object"
 
 
-def _show(value) -> str:
+def _show(value: Any) -> str:
     """A value for an error message: short, and on one line."""
     if type(value) is int and value.bit_length() > 128:
         return f"an integer of {value.bit_length()} bits"

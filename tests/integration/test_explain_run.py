@@ -343,13 +343,13 @@ def test_at_exit_the_live_image_is_the_plan_mapping_for_mapping(mode):
     assert len(result.landings) == len(exp.loads)
     for landing, plan in zip(result.landings, exp.loads):
         seg = plan.segment
-        assert landing.index == plan.index
+        assert landing.number == plan.number
         assert (landing.plan_start, landing.plan_end) == (
             down(seg.vaddr),
             up(seg.vaddr + seg.memsz),
         )
         assert (landing.start, landing.end) == (landing.plan_start + bias, landing.plan_end + bias)
-        assert covered(live, landing.start, landing.end), f"segment {landing.index} not all mapped"
+        assert covered(live, landing.start, landing.end), f"segment {landing.number} not all mapped"
         assert landing.live_kinds == landing.kinds
 
     # The strongest check: what the loader built is, mapping for mapping, the plan moved by

@@ -41,7 +41,7 @@ def test_the_static_view_shows_every_plan_region_and_the_bss_beyond_the_file(mod
         assert f"{region.end:08x}" in row and region.kind in row and region.description in row
     for plan in exp.loads:
         seg = plan.segment
-        header = next(line for line in lines if line.startswith(f"segment {plan.index}  LOAD"))
+        header = next(line for line in lines if line.startswith(f"segment {plan.number}  LOAD"))
         assert f"file 0x{seg.offset:x} +{human_size(seg.filesz)}" in header
         assert f"memory 0x{seg.vaddr:x} +{human_size(seg.memsz)}" in header
         if seg.memsz > seg.filesz:
