@@ -115,16 +115,26 @@ def sample(request):
         yield s
 
 
-def procmap_cli(*args: str, env=None, **kwargs) -> subprocess.CompletedProcess:
-    """Run the real `procmap` command (python -m procmap) and capture its output."""
-    full_env = dict(os.environ, NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1")
-    full_env.pop("PROCMAP_DEBUG", None)
-    full_env.update(env or {})
+def procmap_env(**overrides: str) -> dict[str, str]:
+    """The environment a real `procmap` process runs in here: this one, with NO_COLOR=1,
+    without PROCMAP_DEBUG (as tests.helpers.run_cli has it in-process), and `overrides`."""
+    env = dict(os.environ, NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1")
+    env.pop("PROCMAP_DEBUG", None)
+    env.update(overrides)
+    return env
+
+
+def procmap_process(*args: str, env=None, **kwargs) -> subprocess.CompletedProcess:
+    """Run the real `procmap` command (python -m procmap) and capture its output.
+
+    Only where a process is the point (`python -m procmap` itself, a child program's
+    stdin and stdout passed through); everything else runs in-process: run_cli.
+    """
     return subprocess.run(
         [sys.executable, "-m", "procmap", *args],
         capture_output=True,
         text=True,
-        env=full_env,
+        env=procmap_env(**(env or {})),
         timeout=60,
         **kwargs,
     )

@@ -7,10 +7,12 @@ import json
 import os
 import shutil
 import tempfile
+import traceback
 
 import pytest
 
 from tests.conftest import sample_path
+from tests.helpers import CliResult, run_cli
 
 NOBODY = 65534
 CAP_SYS_PTRACE = 19  # linux/capability.h
@@ -76,31 +78,35 @@ def call_as(uid: int, function, *args, keep_caps: tuple[int, ...] = ()):
     if pid == 0:  # the child: drop to uid, run, report, never return to pytest
         try:
             os.close(read)
-            become(uid, keep_caps)()
-            result = function(*args)
+            try:
+                become(uid, keep_caps)()
+                reply = {"result": function(*args)}
+            except BaseException:
+                reply = {"error": traceback.format_exc()}
             with os.fdopen(write, "w") as out:
-                json.dump(result, out)
+                json.dump(reply, out)
         finally:
             os._exit(0)
     os.close(write)
     with os.fdopen(read) as f:
         data = f.read()
     os.waitpid(pid, 0)
-    return json.loads(data)
+    reply = json.loads(data)
+    if "error" in reply:
+        raise AssertionError(f"as user {uid}:\n{reply['error']}")
+    return reply["result"]
 
 
-def run_cli_as(uid: int, args: list[str], keep_caps: tuple[int, ...] = ()) -> tuple[int, str]:
-    """Run the CLI in a forked child that has become `uid`: its exit code and output."""
-    return tuple(call_as(uid, _run_cli, args, keep_caps=keep_caps))
+def run_cli_as(uid: int, args: list[str], keep_caps: tuple[int, ...] = ()) -> CliResult:
+    """tests.helpers.run_cli(*args) in a forked child that has become `uid` (a process of
+    its own: privileges cannot be dropped for a while and taken back)."""
+    returncode, stdout, stderr = call_as(uid, _run_cli, args, keep_caps=keep_caps)
+    return CliResult(tuple(args), returncode, stdout, stderr)
 
 
 def _run_cli(args: list[str]) -> list:
-    from click.testing import CliRunner
-
-    from procmap.cli import cli
-
-    result = CliRunner().invoke(cli, args)
-    return [result.exit_code, result.output]
+    result = run_cli(*args)
+    return [result.returncode, result.stdout, result.stderr]
 
 
 def world_readable_copy(path: str | os.PathLike, name: str | None = None) -> str:

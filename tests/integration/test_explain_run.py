@@ -27,8 +27,8 @@ from procmap.errors import BadFile, RunFailed
 from procmap.model import Detail
 from procmap.views.explain import explain_elf, plan_mappings
 from procmap.views.run import run_and_stop
-from tests.conftest import MODES, ROOT, procmap_cli, sample_path
-from tests.helpers import procmap_json
+from tests.conftest import MODES, ROOT, procmap_env, procmap_process, sample_path
+from tests.helpers import procmap_json, run_cli
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TIMEOUT = 60
@@ -488,7 +488,10 @@ def _with_missing_interpreter(path) -> bytes:
 
 def test_arguments_stdin_and_stdout_pass_through(progs):
     prog = str(progs["pm_echo"])
-    result = procmap_cli("explain", prog, "--run", "--", "a", "b c", "--flag", "", input="hello\n")
+    # A process: the program's stdin and stdout are procmap's own, passed through.
+    result = procmap_process(
+        "explain", prog, "--run", "--", "a", "b c", "--flag", "", input="hello\n"
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[:6] == [
@@ -506,9 +509,7 @@ def test_arguments_stdin_and_stdout_pass_through(progs):
 
 
 def test_exit_status_in_json(progs):
-    result = procmap_cli(
-        "explain", str(progs["pm_exit3"]), "--run", "--json", stdin=subprocess.DEVNULL
-    )
+    result = run_cli("explain", str(progs["pm_exit3"]), "--run", "--json")
     assert result.returncode == 0, result.stderr
     data = procmap_json(result.stdout)
     assert data["run"]["exit_status"] == 3
@@ -591,7 +592,8 @@ def test_a_program_that_execs_another_is_stopped_at_the_others_exit(progs):
 @pytest.mark.parametrize("stop_at", ["exit", "entry"])
 def test_json_has_the_explanation_and_the_run(stop_at):
     path = str(sample_path("pie"))
-    result = procmap_cli(
+    # A process: the program's stdout is procmap's own (its lines come before the JSON).
+    result = procmap_process(
         "explain", path, "--run", "--stop-at", stop_at, "--json", stdin=subprocess.DEVNULL
     )
     assert result.returncode == 0, result.stderr
@@ -640,15 +642,14 @@ def one_error_line(result, code: int) -> str:
 def test_ptrace_denied_when_procmap_is_itself_traced():
     if shutil.which("strace") is None:
         pytest.skip("strace is not installed")
-    env = dict(os.environ, NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1")
-    env.pop("PROCMAP_DEBUG", None)
-    # strace -f attaches to procmap's forked child, so its PTRACE_TRACEME fails (EPERM).
+    # A process: strace -f attaches to procmap's forked child, so its PTRACE_TRACEME
+    # fails (EPERM).
     result = subprocess.run(
         ["strace", "-f", "-o", "/dev/null", sys.executable, "-m", "procmap"]
         + ["explain", str(sample_path("pie")), "--run"],
         capture_output=True,
         text=True,
-        env=env,
+        env=procmap_env(),
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
         timeout=TIMEOUT,
@@ -691,12 +692,12 @@ def _make(tmp_path: Path, what: str) -> str:
 )
 def test_errors_are_one_line_with_their_exit_code(tmp_path, what, code, words):
     path = _make(tmp_path, what)
-    result = procmap_cli("explain", path, "--run", stdin=subprocess.DEVNULL)
+    result = run_cli("explain", path, "--run")
     assert words in one_error_line(result, code)
 
 
 def test_arguments_without_run_are_a_usage_error():
-    result = procmap_cli("explain", str(sample_path("pie")), "--", "a", stdin=subprocess.DEVNULL)
+    result = run_cli("explain", str(sample_path("pie")), "--", "a")
     assert result.returncode == 2, result.stderr
     assert "Usage:" in result.stderr and "need --run" in result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
@@ -706,14 +707,13 @@ def test_arguments_without_run_are_a_usage_error():
 
 
 def start_procmap(*args: str) -> subprocess.Popen:
-    env = dict(os.environ, NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1")
-    env.pop("PROCMAP_DEBUG", None)
+    # A process: Ctrl-C (a signal to its process group) is the point.
     return subprocess.Popen(
         [sys.executable, "-m", "procmap", *args],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=env,
+        env=procmap_env(),
         cwd=ROOT,
         start_new_session=True,  # its own process group, as a terminal's job is
     )

@@ -1,33 +1,24 @@
 """The text views of `procmap explain`: what the user reads must say what the plan holds.
 
-Rendered the way rich's own tests render: a Console writing to StringIO at a
-fixed width, without colour, so every line can be checked as text.
+Rendered the way rich's own tests render (tests.helpers.render): a Console writing
+to StringIO at a fixed width, without colour, so every line can be checked as text.
 """
 
 from __future__ import annotations
 
-import io
 import shutil
 import subprocess
 
 import pytest
-from rich.console import Console
 
 from procmap.render.explain import OWN_SYMBOLS_SHOWN, render_explanation, render_run
 from procmap.render.text import human_size
 from procmap.views.explain import explain_elf
 from procmap.views.run import run_and_stop
-from tests.conftest import MODES, procmap_cli, sample_path
+from tests.conftest import MODES, sample_path
+from tests.helpers import render, run_cli
 
 LESSON_VARIABLES = ("global_init", "global_uninit", "file_scoped", "big_zeroes", "const_table")
-
-
-def render(renderable, width: int = 200) -> str:
-    out = io.StringIO()
-    Console(file=out, width=width, color_system=None, highlight=False, markup=False).print(
-        renderable
-    )
-    return out.getvalue()
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -130,7 +121,7 @@ def test_the_run_view_ties_each_load_back_to_the_plan(stop_at):
 
 
 def test_the_cli_prints_the_same_view():
-    r = procmap_cli("explain", str(sample_path("static")), "--no-notes")
+    r = run_cli("explain", str(sample_path("static")), "--no-notes")
     assert r.returncode == 0, r.stderr
     assert "static executable" in r.stdout and "PIE no (always at 0x400000)" in r.stdout
     assert "What each kind is" not in r.stdout

@@ -20,10 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 import procmap
-from procmap.cli import cli
 from procmap.elf import read_elf
 from procmap.errors import (
     AccessDenied,
@@ -34,8 +32,8 @@ from procmap.errors import (
 )
 from procmap.model import Detail
 from procmap.render.text import printable
-from tests.conftest import SAMPLE_BIN, Lines, procmap_cli, run_sample, sample_path
-from tests.helpers import procmap_json
+from tests.conftest import SAMPLE_BIN, Lines, procmap_env, run_sample, sample_path
+from tests.helpers import procmap_json, run_cli
 from tests.users import (
     CAP_SYS_PTRACE,
     NOBODY,
@@ -135,7 +133,7 @@ def _no_control_characters(text: str) -> None:
 
 
 def test_hostile_names_in_a_pipe_are_literal_text(hostile):
-    result = procmap_cli(str(hostile.pid), "--no-notes", "--no-diagram")
+    result = run_cli(str(hostile.pid), "--no-notes", "--no-diagram")
     assert result.returncode == 0, result.stderr
     _no_control_characters(result.stdout)
     for path in [*hostile.paths, hostile.library]:
@@ -149,6 +147,7 @@ def test_hostile_names_in_a_pipe_are_literal_text(hostile):
 def test_hostile_names_in_a_terminal_are_literal_text(hostile):
     from tests.integration.test_watch_cli import _run_in_terminal
 
+    # A process: a real terminal is the point.
     output = _run_in_terminal([str(hostile.pid), "--no-notes"], 320, 200)
     # No escape of the names' own reaches the terminal: what is left once rich's
     # colours (SGR) are taken out holds no escape at all, and the names' text is there.
@@ -166,8 +165,9 @@ def test_a_long_path_is_whole_in_a_pipe_and_marked_where_a_terminal_cuts_it():
 
     saved = Path(__file__).parents[1] / "data/fuzz/maps/long-path-in-a-pipe.maps"
     path = next(w for w in saved.read_text().split() if len(w) > 120)
-    piped = procmap_cli("--from", str(saved), "--no-diagram")
+    piped = run_cli("--from", str(saved), "--no-diagram")
     assert path in piped.stdout.split()
+    # A process: a real terminal is the point.
     terminal = _run_in_terminal(["--from", str(saved), "--no-diagram"], 100, 40)
     plain = SGR.sub(b"", terminal).decode()
     (row,) = [line for line in plain.splitlines() if path[:20] in line]
@@ -175,7 +175,7 @@ def test_a_long_path_is_whole_in_a_pipe_and_marked_where_a_terminal_cuts_it():
 
 
 def test_hostile_names_round_trip_through_json(hostile):
-    result = procmap_cli(str(hostile.pid), "--json")
+    result = run_cli(str(hostile.pid), "--json")
     assert result.returncode == 0, result.stderr
     data = procmap_json(result.stdout)
     raw = {os.fsencode(r["path"]) for r in data["regions"] if r["path"]}
@@ -192,13 +192,13 @@ def test_hostile_names_round_trip_through_json(hostile):
 
 
 def test_hostile_names_in_the_picture_and_the_svg(hostile, tmp_path):
-    diagram = procmap_cli(str(hostile.pid), "--diagram")
+    diagram = run_cli(str(hostile.pid), "--diagram")
     assert diagram.returncode == 0, diagram.stderr
     _no_control_characters(diagram.stdout)
     library = shown(os.path.basename(hostile.library))
     assert library[:24] in diagram.stdout  # the band names the library (cut to its box)
     svg = tmp_path / "map.svg"
-    result = procmap_cli(str(hostile.pid), "--svg", str(svg))
+    result = run_cli(str(hostile.pid), "--svg", str(svg))
     assert result.returncode == 0, result.stderr
     text = svg.read_text("utf-8")
     _no_control_characters(text)
@@ -217,35 +217,40 @@ def test_hostile_names_in_where_and_its_json(hostile):
             starts.setdefault(fields[5], int(fields[0].split(b"-")[0], 16))
     wanted = [kernel_text(p) for p in hostile.paths]
     addresses = [f"{starts[p]:x}" for p in wanted]
-    text = procmap_cli("where", str(hostile.pid), *addresses)
+    text = run_cli("where", str(hostile.pid), *addresses)
     assert text.returncode == 0, text.stderr
     _no_control_characters(text.stdout)
     for path in hostile.paths:
         assert shown(path) in text.stdout
-    as_json = procmap_cli("where", str(hostile.pid), *addresses, "--json")
+    as_json = run_cli("where", str(hostile.pid), *addresses, "--json")
     found = [os.fsencode(loc["region"]["path"]) for loc in procmap_json(as_json.stdout)]
     assert found == wanted
 
 
 def test_hostile_names_in_the_watch_log(hostile):
+    # A process: the watch is read line by line while the watched process changes.
     watcher = subprocess.Popen(
         [sys.executable, "-m", "procmap", str(hostile.pid), "--watch", "--interval", "0.05"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=dict(os.environ, NO_COLOR="1"),
+        env=procmap_env(),
     )
+    later = printable(os.fsdecode(os.path.basename(hostile.later)))
     try:
-        assert watcher.stdout.readline().startswith(b"watching PID")
+        out = Lines(watcher.stdout, "procmap --watch")
+        lines = [out.next(20)]
+        assert lines[0].startswith("watching PID")
         hostile.stdin.write(b"later\n")
         hostile.stdin.flush()
         assert hostile.stdout.readline() == b"held\n"
-        time.sleep(0.5)  # ten samples
+        while later not in lines[-1]:  # the event that names it
+            lines.append(out.next())
     finally:
         watcher.send_signal(signal.SIGINT)
-        out, err = watcher.communicate(timeout=10)
-    text = out.decode("utf-8")
+        rest, err = watcher.communicate(timeout=10)
+    text = "\n".join(lines) + "\n" + (out.buffer + rest).decode("utf-8")
     _no_control_characters(text)
-    assert printable(os.fsdecode(os.path.basename(hostile.later))) in text
+    assert "watch of PID" in text  # and the summary, after Ctrl-C
     assert b"Traceback" not in err
 
 
@@ -254,15 +259,15 @@ def test_a_hostile_file_name_in_explain(tmp_path):
     with open(path, "wb") as f:
         f.write(sample_path("pie").read_bytes())
     name = os.fsdecode(path)
-    text = procmap_cli("explain", name)
+    text = run_cli("explain", name)
     assert text.returncode == 0, text.stderr
     _no_control_characters(text.stdout)
     assert text.stdout.startswith(printable(name) + "\n")
     assert printable(name).endswith("\\x0a\\x20")
-    as_json = procmap_json(procmap_cli("explain", name, "--json").stdout)
+    as_json = procmap_json(run_cli("explain", name, "--json").stdout)
     assert os.fsencode(as_json["path"]) == path  # a file's own name: no kernel escaping
     svg = tmp_path / "plan.svg"
-    assert procmap_cli("explain", name, "--svg", str(svg)).returncode == 0
+    assert run_cli("explain", name, "--svg", str(svg)).returncode == 0
     text = svg.read_text("utf-8")
     _no_control_characters(text)
     ET.fromstring(text)
@@ -277,7 +282,7 @@ def test_hostile_names_in_warnings_and_errors(tmp_path):
     ).encode("utf-8", "surrogateescape")
     saved = tmp_path / "evil.maps"
     saved.write_bytes(text)
-    result = procmap_cli("--from", str(saved), "--no-diagram")
+    result = run_cli("--from", str(saved), "--no-diagram")
     assert result.returncode == 0, result.stderr
     _no_control_characters(result.stdout + result.stderr)
     assert printable(evil) in result.stdout + result.stderr
@@ -286,7 +291,7 @@ def test_hostile_names_in_warnings_and_errors(tmp_path):
     child = subprocess.Popen([sys.executable, "-c", code])
     try:
         os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # a zombie, not reaped
-        result = procmap_cli(str(child.pid))
+        result = run_cli(str(child.pid))
     finally:
         child.wait()
     assert result.returncode == ZombieProcess.exit_code
@@ -308,10 +313,11 @@ def test_another_users_process_is_one_line_and_exit_code_4(args):
             args = ["where", str(s.pid), f"{s.variables['main'][0]:x}"]
         else:
             args = [str(s.pid), *args]
-        code, output = run_cli_as(NOBODY, args)
-    assert code == AccessDenied.exit_code, output
-    assert output.count("\n") == 1 and output.startswith("procmap: permission denied")
-    assert "belongs to user root" in output and "sudo" in output
+        result = run_cli_as(NOBODY, args)
+    assert result.returncode == AccessDenied.exit_code, result
+    assert result.stdout == "" and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("procmap: permission denied")
+    assert "belongs to user root" in result.stderr and "sudo" in result.stderr
 
 
 @needs_root
@@ -327,12 +333,12 @@ def test_thread_stacks_by_shape_when_syscall_is_not_readable():
         thread_stack = s.variables["thread_local"][0]
         tid = s.thread_tid
         as_root = procmap.read_map(s.pid)
-        code, output = run_cli_as(NOBODY, [str(s.pid), "--json"], keep_caps=(CAP_SYS_PTRACE,))
-        where_code, where_output = run_cli_as(
+        result = run_cli_as(NOBODY, [str(s.pid), "--json"], keep_caps=(CAP_SYS_PTRACE,))
+        where = run_cli_as(
             NOBODY, ["where", str(s.pid), f"{thread_stack:x}"], keep_caps=(CAP_SYS_PTRACE,)
         )
-    assert code == 0, output
-    data = procmap_json(output)
+    assert result.returncode == 0, result.stderr
+    data = procmap_json(result.stdout)
     assert any("thread stacks found by shape" in w and "syscall" in w for w in data["warnings"])
     (region,) = [r for r in data["regions"] if r["start"] <= thread_stack < r["end"]]
     assert (region["kind"], region["detail"]) == ("stack", "thread-stack-by-shape")
@@ -341,7 +347,7 @@ def test_thread_stacks_by_shape_when_syscall_is_not_readable():
     assert known.kind == "stack" and known.detail is Detail.THREAD_STACK
     assert (known.start, known.end) == (region["start"], region["end"])
     assert known.tid == tid and known.description == f"thread stack (TID {tid})"
-    assert where_code == 0 and "thread stack, found by shape" in where_output
+    assert where.returncode == 0 and "thread stack, found by shape" in where.stdout
 
 
 # --- containers and namespaces -----------------------------------------------------------
@@ -434,9 +440,9 @@ def test_a_binary_in_a_private_mount_namespace(world_readable_dir):
 
         # As nobody, the process's own user: map_files is root's, so the program
         # comes through /proc/PID/exe and the library through /proc/PID/root/...
-        code, output = run_cli_as(NOBODY, [str(pid), "--json"])
-        assert code == 0, output
-        seen = procmap_json(output)
+        result = run_cli_as(NOBODY, [str(pid), "--json"])
+        assert result.returncode == 0, result.stderr
+        seen = procmap_json(result.stdout)
         assert not seen["warnings"]
         assert {path: regions_of(seen, path) for path in exact} == exact
 
@@ -454,9 +460,9 @@ def test_a_binary_in_a_private_mount_namespace(world_readable_dir):
             mapped.inode,
             os.stat(f"/proc/{pid}/root/{directory}").st_dev,
         ), "tmpfs gave the decoy another inode number: the device check would go untested"
-        code, output = run_cli_as(NOBODY, [str(pid), "--json"])
-        assert code == 0, output
-        seen = procmap_json(output)
+        result = run_cli_as(NOBODY, [str(pid), "--json"])
+        assert result.returncode == 0, result.stderr
+        seen = procmap_json(result.stdout)
         # The program still comes through exe; the library is not read from the
         # decoy: it is classified by names and permissions, and one warning says why.
         assert regions_of(seen, program) == exact[program]
@@ -474,14 +480,14 @@ def test_a_binary_in_a_private_mount_namespace(world_readable_dir):
         # Both tmpfs unmounted (lazily: the mapped files live on).  The kernel now
         # names them from the root of their detached mount: "/watch".
         in_namespace(pid, f"umount -l {directory} && umount -l {directory}")
-        code, output = run_cli_as(NOBODY, [str(pid), "--json", "--no-notes"])
-        text_code, text = run_cli_as(NOBODY, [str(pid), "--no-notes", "--no-diagram"])
-    assert code == 0 and text_code == 0, output
-    seen = procmap_json(output)
+        result = run_cli_as(NOBODY, [str(pid), "--json", "--no-notes"])
+        text = run_cli_as(NOBODY, [str(pid), "--no-notes", "--no-diagram"])
+    assert result.returncode == 0 and text.returncode == 0, (result.stderr, text.stderr)
+    seen = procmap_json(result.stdout)
     assert [im["path"] for im in seen["images"]][0] == "/watch"
     (warning,) = [w for w in seen["warnings"] if "ELF headers" in w]
     assert "/libaligned.so: not found at its path, as the process sees it" in warning
-    assert f"note: {warning}" in text.splitlines()  # one line
+    assert f"note: {warning}" in text.stdout.splitlines()  # one line
 
 
 # --- deleted and replaced binaries -------------------------------------------------------
@@ -516,7 +522,7 @@ def test_deleted_or_replaced_files_are_read_from_what_is_mapped(world_readable_d
             if change == "replaced":  # another program at the same path
                 Path(path).write_bytes(sample_path("static").read_bytes())
         as_root = procmap.read_map(process.pid)
-        code, output = run_cli_as(NOBODY, [str(process.pid), "--json"])
+        result = run_cli_as(NOBODY, [str(process.pid), "--json"])
     # maps now says "(deleted)" after both: the inodes mapped have no name left.
     gone = {path: f"{path} (deleted)" for path in (program, library)}
 
@@ -536,8 +542,8 @@ def test_deleted_or_replaced_files_are_read_from_what_is_mapped(world_readable_d
     assert identity(images[library].layout) == identity(read_elf(str(LIBRARY)))
     # nobody: the program through /proc/PID/exe, still exact; the deleted library
     # by names and permissions, and the warning says why.
-    assert code == 0, output
-    seen = procmap_json(output)
+    assert result.returncode == 0, result.stderr
+    seen = procmap_json(result.stdout)
     assert regions_of(seen, program) == [
         (s, e, k, d, False) for s, e, k, d, _ in kinds(before.regions, program)
     ]
@@ -599,12 +605,12 @@ def test_an_exec_while_reading_is_read_again(monkeypatch, read):
     _after_reading(monkeypatch, read, exec_sleep)
     try:
         args = [str(process.pid), "--json"] + (["--rss"] if read == "smaps" else [])
-        result = CliRunner().invoke(cli, args)
+        result = run_cli(*args)
     finally:
         process.kill()
         process.wait()
-    assert execed and result.exit_code == 0, result.output
-    data = procmap_json(result.output)
+    assert execed and result.returncode == 0, result.stderr
+    data = procmap_json(result.stdout)
     # The maps text read first was sh's: none of it is left, all is sleep's.
     (program,) = [im for im in data["images"] if im["role"] == "program"]
     assert program["path"].endswith("/sleep")
@@ -633,13 +639,13 @@ def test_a_process_that_keeps_execing_is_one_line(monkeypatch, tmp_path):
 
     _after_reading(monkeypatch, "maps", exec_again)
     try:
-        result = CliRunner().invoke(cli, [str(process.pid)])
+        result = run_cli(str(process.pid))
     finally:
         process.kill()
         process.wait()
-    assert result.exit_code == ProcessExited.exit_code, result.output
-    assert result.output.count("\n") == 1
-    assert "kept starting new programs (exec) while procmap was reading it" in result.output
+    assert result.returncode == ProcessExited.exit_code, result
+    assert result.stdout == "" and result.stderr.count("\n") == 1
+    assert "kept starting new programs (exec) while procmap was reading it" in result.stderr
 
 
 @pytest.mark.parametrize("command", [[], ["--rss"], ["where"]])
@@ -655,10 +661,11 @@ def test_a_process_that_exits_while_read_but_is_not_reaped(monkeypatch, command)
             args = ["where", str(s.pid), f"{s.variables['main'][0]:x}"]
         else:
             args = [str(s.pid), *command]
-        result = CliRunner().invoke(cli, args)
+        result = run_cli(*args)
     # Its maps text was read whole, but the rest is gone: not a map to show.
-    assert result.exit_code == ProcessExited.exit_code, result.output
-    assert result.output == f"procmap: PID {s.pid} exited while procmap was reading it\n"
+    assert result.returncode == ProcessExited.exit_code, result
+    assert result.stdout == ""
+    assert result.stderr == f"procmap: PID {s.pid} exited while procmap was reading it\n"
 
 
 @needs_root
@@ -681,15 +688,16 @@ def test_a_pid_given_to_another_process_while_reading(monkeypatch):
 
     _after_reading(monkeypatch, "maps", replace)
     try:
-        result = CliRunner().invoke(cli, [str(victim.pid), "--json"])
+        result = run_cli(str(victim.pid), "--json")
     finally:
         for other in others:
             other.kill()
             other.wait()
     assert others[-1].pid == victim.pid
     # Read through the directory held open for the first process: never the new one's.
-    assert result.exit_code == ProcessExited.exit_code, result.output
-    assert result.output == f"procmap: PID {victim.pid} exited while procmap was reading it\n"
+    assert result.returncode == ProcessExited.exit_code, result
+    assert result.stdout == ""
+    assert result.stderr == f"procmap: PID {victim.pid} exited while procmap was reading it\n"
 
 
 # --- every process on the machine --------------------------------------------------------
@@ -712,42 +720,34 @@ def walk_every_process() -> dict:
     """
     import psutil
 
-    def timeout(*_):
-        raise TimeoutError("procmap hung")
-
     problems, codes = [], {}
-    old = signal.signal(signal.SIGALRM, timeout)
-    try:
-        for process in psutil.process_iter(["pid"]):
-            pid = str(process.info["pid"])
-            try:
-                with open(f"/proc/{pid}/maps", "rb") as f:
-                    address = f.readline().split(b"-")[0].decode() or "1000"
-            except OSError:
-                address = "1000"
-            for args in (
-                [pid, "--no-notes", "--no-diagram"],
-                [pid, "--rss", "--json"],
-                ["where", pid, address, "0"],
+    for process in psutil.process_iter(["pid"]):
+        pid = str(process.info["pid"])
+        try:
+            with open(f"/proc/{pid}/maps", "rb") as f:
+                address = f.readline().split(b"-")[0].decode() or "1000"
+        except OSError:
+            address = "1000"
+        for args in (
+            [pid, "--no-notes", "--no-diagram"],
+            [pid, "--rss", "--json"],
+            ["where", pid, address, "0"],
+        ):
+            # A crash, or a hang (TimeoutError), is kept with its traceback, as a problem.
+            result = run_cli(*args, crash_ok=True, timeout=30)
+            codes.setdefault(pid, []).append(result.returncode)
+            output = result.stdout + result.stderr
+            refused = (
+                result.returncode in REFUSALS
+                and result.stdout == ""
+                and result.stderr.count("\n") == 1
+            )
+            if (
+                result.exception is not None
+                or "Traceback" in output
+                or not (result.returncode == 0 or refused)
             ):
-                signal.alarm(30)
-                try:
-                    result = CliRunner().invoke(cli, args)
-                finally:
-                    signal.alarm(0)
-                codes.setdefault(pid, []).append(result.exit_code)
-                crashed = result.exception is not None and not isinstance(
-                    result.exception, SystemExit
-                )
-                refused = result.exit_code in REFUSALS and result.output.count("\n") == 1
-                if (
-                    crashed
-                    or "Traceback" in result.output
-                    or not (result.exit_code == 0 or refused)
-                ):
-                    problems.append([args, result.exit_code, repr(result.exception), result.output])
-    finally:
-        signal.signal(signal.SIGALRM, old)
+                problems.append([args, result.returncode, repr(result.exception), output])
     return {"problems": problems, "codes": codes}
 
 

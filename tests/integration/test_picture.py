@@ -8,13 +8,11 @@ carry the same bands.
 
 from __future__ import annotations
 
-import io
 import platform
 import re
 import xml.etree.ElementTree as ET
 
 import pytest
-from rich.console import Console
 
 from procmap.live.capture import read_map
 from procmap.live.sampler import Sampler
@@ -24,8 +22,8 @@ from procmap.render.live import LiveView
 from procmap.units import human_size
 from procmap.views.explain import explain_elf
 from procmap.views.picture import MEMBERS, fold, map_picture, plan_picture, rows
-from tests.conftest import MODES, SAMPLE_BIN, procmap_cli, run_sample, sample_path
-from tests.helpers import procmap_json
+from tests.conftest import MODES, SAMPLE_BIN, run_sample, sample_path
+from tests.helpers import procmap_json, render, run_cli
 from tests.integration.test_watch_cli import WatchSample, _run_in_terminal
 
 X86_64 = platform.machine() == "x86_64"
@@ -162,14 +160,8 @@ def test_heights_grow_with_size_and_fit_the_room():
 # --- the terminal --------------------------------------------------------------------
 
 
-class AsciiFile(io.StringIO):
-    encoding = "ascii"  # what rich reads to choose its characters
-
-
-def draw(picture, width: int, height: int | None = None, file=None) -> list[str]:
-    console = Console(file=file or io.StringIO(), width=width, color_system=None)
-    console.print(Diagram(picture, height=height))
-    return console.file.getvalue().splitlines()
+def draw(picture, width: int, height: int | None = None, ascii_only: bool = False) -> list[str]:
+    return render(Diagram(picture, height=height), width, ascii_only=ascii_only).splitlines()
 
 
 def test_the_terminal_picture_fits_any_width_and_height():
@@ -207,7 +199,7 @@ def test_the_terminal_picture_reads_top_down_by_address_and_tells_kinds_by_chara
     for band in picture.bands:  # every band says its size; breaks too, with what they are
         assert f"{human_size(band.size):>9}  {band.detail[:20]}" in body, band
     assert "0000000000400000 │ rodata" in body  # the non-PIE program at its link address
-    ascii_lines = draw(picture, 120, file=AsciiFile())
+    ascii_lines = draw(picture, 120, ascii_only=True)
     assert all(line.isascii() for line in ascii_lines)
     assert "heap ^" in "\n".join(ascii_lines) and "stack v" in "\n".join(ascii_lines)
 
@@ -215,9 +207,7 @@ def test_the_terminal_picture_reads_top_down_by_address_and_tells_kinds_by_chara
 def test_the_picture_has_the_tables_colours():
     with run_sample("pie") as s:
         picture = map_picture(read_map(s.pid))
-    console = Console(file=io.StringIO(), width=120, force_terminal=True, color_system="standard")
-    console.print(Diagram(picture))
-    out = console.file.getvalue()
+    out = render(Diagram(picture), 120, color_system="standard")
     # theme.py: text red (31), rodata magenta (35), data green (32), bss cyan (36),
     # heap yellow (33), stack bright blue (94), as in the region table.
     for code, kind in ((31, "text"), (35, "rodata"), (32, "data"), (36, "bss"), (33, "heap")):
@@ -226,7 +216,7 @@ def test_the_picture_has_the_tables_colours():
 
 
 def test_diagram_command_in_every_link_mode(sample):
-    result = procmap_cli(str(sample.pid), "--diagram", env={"COLUMNS": "100"})
+    result = run_cli(str(sample.pid), "--diagram", columns=100)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert out.startswith(f"PID {sample.pid}")
@@ -234,7 +224,7 @@ def test_diagram_command_in_every_link_mode(sample):
     assert all(len(line) <= 100 for line in out.splitlines())
     for words in ("kernel space", "non-canonical hole", "heap ↑", "stack ↓", "bss", "text"):
         assert words in out, words
-    as_json = procmap_json(procmap_cli(str(sample.pid), "--diagram", "--json").stdout)
+    as_json = procmap_json(run_cli(str(sample.pid), "--diagram", "--json").stdout)
     picture = map_picture(read_map(sample.pid))
     assert [b["label"] for b in as_json["bands"]] == [b.label for b in picture.bands]
     assert [b["start"] for b in as_json["bands"]] == [b.start for b in picture.bands]
@@ -242,6 +232,7 @@ def test_diagram_command_in_every_link_mode(sample):
 
 def test_on_a_terminal_the_picture_fits_the_screen_above_the_table():
     with run_sample("pie") as s:
+        # A process: a real terminal is the point.
         output = _run_in_terminal([str(s.pid), "--no-notes"], 100, 40)
     text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", output.decode("utf-8", "replace"))
     lines = text.replace("\r", "").split("\n")
@@ -253,10 +244,10 @@ def test_on_a_terminal_the_picture_fits_the_screen_above_the_table():
 
 def test_the_full_view_carries_the_picture_first_and_no_diagram_leaves_it_out():
     with run_sample("pie") as s:
-        full = procmap_cli(str(s.pid), "--no-notes").stdout
-        without = procmap_cli(str(s.pid), "--no-notes", "--no-diagram").stdout
-        only_heap = procmap_cli(str(s.pid), "--no-notes", "--kind", "heap").stdout
-        wrong = procmap_cli(str(s.pid), "--diagram", "--kind", "heap")
+        full = run_cli(str(s.pid), "--no-notes").stdout
+        without = run_cli(str(s.pid), "--no-notes", "--no-diagram").stdout
+        only_heap = run_cli(str(s.pid), "--no-notes", "--kind", "heap").stdout
+        wrong = run_cli(str(s.pid), "--diagram", "--kind", "heap")
     assert full.index("non-canonical hole") < full.index("   start  ") < full.index("by kind")
     assert "non-canonical hole" not in without and "   start  " in without
     assert "non-canonical hole" not in only_heap
@@ -270,7 +261,7 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 def test_svg_and_html_in_every_link_mode(sample, tmp_path):
     svg, html = tmp_path / "map.svg", tmp_path / "map.html"
-    result = procmap_cli(str(sample.pid), "--svg", str(svg), "--html", str(html))
+    result = run_cli(str(sample.pid), "--svg", str(svg), "--html", str(html))
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""  # only the files were asked for
     assert result.stderr.count("picture written to") == 2
@@ -297,8 +288,8 @@ def test_svg_and_html_in_every_link_mode(sample, tmp_path):
 
 def test_the_picture_file_is_never_written_over_a_device_or_into_nowhere(tmp_path):
     with run_sample("pie") as s:
-        device = procmap_cli(str(s.pid), "--svg", "/dev/null")
-        nowhere = procmap_cli(str(s.pid), "--html", str(tmp_path / "no" / "such" / "x.html"))
+        device = run_cli(str(s.pid), "--svg", "/dev/null")
+        nowhere = run_cli(str(s.pid), "--html", str(tmp_path / "no" / "such" / "x.html"))
     assert device.returncode == 10 and device.stderr.count("\n") == 1
     assert "a device, not a regular file" in device.stderr
     assert nowhere.returncode == 10 and "no such directory" in nowhere.stderr
@@ -319,13 +310,13 @@ def test_explain_draws_the_load_plan(mode):
     assert planned == ["heap", "memory-mapped area", "stack"]  # bottom up
     pie = mode not in ("nopie", "static")  # loaded at a base chosen at run time
     assert all(b.relative == pie for b in image)
-    out = procmap_cli("explain", str(path), "--diagram", env={"COLUMNS": "100"}).stdout
+    out = run_cli("explain", str(path), "--diagram", columns=100).stdout
     assert "heap ↑" in out and "at run time" in out and "kernel space" in out
     if not pie:
         assert f"{image[0].start:016x} │" in out
     else:
         assert "+0x0 │" in out
-    data = procmap_json(procmap_cli("explain", str(path), "--diagram", "--json").stdout)
+    data = procmap_json(run_cli("explain", str(path), "--diagram", "--json").stdout)
     assert [b["role"] for b in data["bands"]] == [b.role for b in picture.bands]
 
 
@@ -347,7 +338,7 @@ def test_a_shared_librarys_plan_sits_in_the_mapping_area():
 
 def test_explain_run_draws_the_stopped_process(tmp_path):
     svg = tmp_path / "run.svg"
-    result = procmap_cli(
+    result = run_cli(
         "explain",
         str(sample_path("nopie")),
         "--run",
@@ -356,7 +347,7 @@ def test_explain_run_draws_the_stopped_process(tmp_path):
         "--diagram",
         "--svg",
         str(svg),
-        env={"COLUMNS": "100"},
+        columns=100,
     )
     assert result.returncode == 0, result.stderr
     # Stopped at exec: the kernel has mapped the program, the dynamic linker and a stack.
@@ -371,14 +362,14 @@ def test_explain_run_draws_the_stopped_process(tmp_path):
 def test_a_saved_map_draws_the_same_picture(tmp_path):
     saved = tmp_path / "snap.json"
     with run_sample("pie") as s:
-        live = procmap_cli(str(s.pid), "--diagram", "--save", str(saved), env={"COLUMNS": "120"})
-    replayed = procmap_cli("--from", str(saved), "--diagram", env={"COLUMNS": "120"})
+        live = run_cli(str(s.pid), "--diagram", "--save", str(saved), columns=120)
+    replayed = run_cli("--from", str(saved), "--diagram", columns=120)
     assert replayed.returncode == 0, replayed.stderr
     assert replayed.stdout == live.stdout
     maps = tmp_path / "maps.txt"
     with run_sample("pie") as s:
         maps.write_bytes(open(f"/proc/{s.pid}/maps", "rb").read())
-    plain = procmap_cli("--from", str(maps), "--diagram", "--json")
+    plain = run_cli("--from", str(maps), "--diagram", "--json")
     assert plain.returncode == 0, plain.stderr
     bands = procmap_json(plain.stdout)["bands"]
     assert [b["role"] for b in bands].count("heap") == 1 and bands[0]["role"] == "null"
@@ -400,19 +391,16 @@ def test_the_live_pictures_bands_resize_as_the_heap_grows():
     heap_after = next(b for b in after.bands if b.role == "heap")
     assert heap_after.size >= heap_before.size + (64 << 20)
     assert rows([heap_after])[0] > rows([heap_before])[0]
-    screen = Console(file=io.StringIO(), width=100, height=40, color_system=None)
-    screen.print(view)
-    assert "heap ↑" in screen.file.getvalue()
-    assert human_size(heap_after.size) in screen.file.getvalue()
+    screen = render(view, 100, 40)
+    assert "heap ↑" in screen
+    assert human_size(heap_after.size) in screen
 
 
 def test_live_view_in_a_wide_terminal_has_the_picture_beside_the_rows():
     with run_sample("pie") as s:
         with Sampler(s.pid) as sampler:
             view = LiveView(sampler, History(sampler), 0.5)
-            screen = Console(file=io.StringIO(), width=200, height=50, color_system=None)
-            screen.print(view)
-    lines = screen.file.getvalue().splitlines()
+            lines = render(view, 200, 50).splitlines()
     beside = [ln for ln in lines if "│" in ln and re.search(r"[0-9a-f]{16} [0-9a-f]{16}", ln)]
     assert beside, "no line has both the picture and a region row"
     assert all(len(ln) <= 200 for ln in lines)

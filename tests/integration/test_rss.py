@@ -15,8 +15,8 @@ import pytest
 import procmap
 from procmap.kernel.smaps import parse_rollup
 from procmap.model import BY_PAGES, FIGURES, WHOLE, total
-from tests.conftest import MODES, procmap_cli, run_sample
-from tests.helpers import procmap_json
+from tests.conftest import MODES, run_sample
+from tests.helpers import procmap_json, run_cli
 
 # The figures smaps_rollup sums exactly as smaps prints them, page for page.
 EXACT = (
@@ -139,7 +139,7 @@ def test_data_and_bss_in_one_page_share_it_by_bytes(sample):
 
 def test_json_regions_and_summary_carry_the_figures():
     with run_sample("pie") as s:
-        out = procmap_cli(str(s.pid), "--rss", "--json")
+        out = run_cli(str(s.pid), "--rss", "--json")
     assert out.returncode == 0, out.stderr
     data = procmap_json(out.stdout)
     wanted = {
@@ -175,8 +175,8 @@ def test_json_regions_and_summary_carry_the_figures():
 
 def test_sort_rss_orders_largest_first_in_text_and_json():
     with run_sample("pie") as s:
-        text = procmap_cli(str(s.pid), "--sort", "rss", "--no-notes", env={"COLUMNS": "250"})
-        js = procmap_cli(str(s.pid), "--sort", "rss", "--json")
+        text = run_cli(str(s.pid), "--sort", "rss", "--no-notes", columns=250)
+        js = run_cli(str(s.pid), "--sort", "rss", "--json")
     assert text.returncode == 0 and js.returncode == 0, text.stderr + js.stderr
     regions = procmap_json(js.stdout)["regions"]
     values = [r["rss"] for r in regions]
@@ -189,7 +189,7 @@ def test_sort_rss_orders_largest_first_in_text_and_json():
 
 def test_rss_text_view_marks_shared_figures_and_says_how():
     with run_sample("pie") as s:
-        out = procmap_cli(str(s.pid), "--rss", "--no-notes", env={"COLUMNS": "250"})
+        out = run_cli(str(s.pid), "--rss", "--no-notes", columns=250)
     assert out.returncode == 0, out.stderr
     assert "\u2021" in out.stdout
     assert "from /proc/PID/pagemap; totals are exact" in out.stdout
@@ -198,7 +198,7 @@ def test_rss_text_view_marks_shared_figures_and_says_how():
 
 
 def test_sections_do_not_go_with_rss():
-    out = procmap_cli("self", "--rss", "--sections")
+    out = run_cli("self", "--rss", "--sections")
     assert out.returncode == 2 and "--sections does not go with --rss" in out.stderr
 
 
@@ -221,8 +221,8 @@ def test_locked_memory_is_a_figure_and_a_summary_column():
     )
     try:
         address = int(process.stdout.readline(), 16)
-        js = procmap_cli(str(process.pid), "--rss", "--json")
-        text = procmap_cli(str(process.pid), "--rss", "--no-notes", env={"COLUMNS": "300"})
+        js = run_cli(str(process.pid), "--rss", "--json")
+        text = run_cli(str(process.pid), "--rss", "--no-notes", columns=300)
     finally:
         process.stdin.close()
         process.wait()

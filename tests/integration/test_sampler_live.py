@@ -665,26 +665,32 @@ class Watch:
             out[key] = int(value, 0) if value[:1].isdigit() else value
         return out
 
-    def thread_settled(self, tid: int, alive: bool) -> None:
-        """Wait until thread `tid` is blocked (its stack pointer readable), or gone.
+    def thread_settled(self, tid: int, alive: bool, timeout: float = 10) -> None:
+        """Wait until thread `tid` is there (or gone), and every thread is blocked.
 
-        pthread_join returns once the kernel clears the thread's TID, a moment
-        before its task leaves /proc; a new thread reports itself just before
-        it blocks.  The sampler would see those states, correctly, a sample later.
+        Every thread, not only `tid`: the sample's threads wait on one condition
+        variable, and a thread-start or thread-stop wakes them all; a new thread
+        reports itself just before it blocks; pthread_join returns once the
+        kernel clears the thread's TID, a moment before its task leaves /proc.
+        A thread on a CPU has no stack pointer to read, and the sampler would
+        see those states, correctly, a sample later.
         """
-        path = f"/proc/{self.pid}/task/{tid}"
-        for _ in range(1000):
-            try:
-                with open(f"{path}/syscall", "rb") as f:
-                    blocked = not f.read().startswith(b"running")
-            except (FileNotFoundError, ProcessLookupError):
-                if not alive:
-                    return
-                raise
-            if alive and blocked:
+        task = f"/proc/{self.pid}/task"
+        deadline = time.monotonic() + timeout
+        while True:
+            tids = {int(t) for t in os.listdir(task)}
+            if (tid in tids) == alive and all(self._blocked(t) for t in tids):
                 return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"thread {tid} did not settle: {sorted(tids)}")
             time.sleep(0.005)
-        raise TimeoutError(f"thread {tid} did not settle")
+
+    def _blocked(self, tid: int) -> bool:
+        try:
+            with open(f"/proc/{self.pid}/task/{tid}/syscall", "rb") as f:
+                return not f.read().startswith(b"running")
+        except (FileNotFoundError, ProcessLookupError):
+            return True  # gone meanwhile: the listing will say so
 
 
 @contextmanager

@@ -10,8 +10,7 @@ import pytest
 
 import procmap
 from procmap.model import KINDS, Detail
-from tests.conftest import procmap_cli
-from tests.helpers import procmap_json
+from tests.helpers import procmap_json, run_cli
 
 
 def readelf_loads(path) -> list[dict]:
@@ -57,7 +56,7 @@ def test_every_variable_has_the_kind_the_lesson_gives(sample):
 def test_where_command_agrees(sample):
     names = list(sample.variables)
     addresses = [hex(sample.variables[n][0]) for n in names]
-    result = procmap_cli("where", str(sample.pid), *addresses, "--json")
+    result = run_cli("where", str(sample.pid), *addresses, "--json")
     assert result.returncode == 0, result.stderr
     found = procmap_json(result.stdout)
     assert [f["address"] for f in found] == [sample.variables[n][0] for n in names]
@@ -188,7 +187,7 @@ def test_show_json_contract():
     from tests.conftest import run_sample
 
     with run_sample("pie") as s:
-        result = procmap_cli(str(s.pid), "--json")
+        result = run_cli(str(s.pid), "--json")
     assert result.returncode == 0, result.stderr
     data = procmap_json(result.stdout)
     assert data["pid"] == s.pid
@@ -220,7 +219,7 @@ def test_kind_filter(mode):
     from tests.conftest import run_sample
 
     with run_sample(mode) as s:
-        result = procmap_cli(str(s.pid), "--json", "--kind", "heap,stack")
+        result = run_cli(str(s.pid), "--json", "--kind", "heap,stack")
     kinds = {r["kind"] for r in procmap_json(result.stdout)["regions"]}
     assert kinds == {"heap", "stack"}
 

@@ -9,8 +9,8 @@ import subprocess
 
 import pytest
 
-from tests.conftest import MODES, lines_until_ready, procmap_cli, run_sample, sample_path
-from tests.helpers import procmap_json
+from tests.conftest import MODES, lines_until_ready, run_sample, sample_path
+from tests.helpers import procmap_json, run_cli
 
 WIDE = {"COLUMNS": "250"}
 
@@ -19,12 +19,12 @@ def save_and_replay(tmp_path, mode: str, *view: str) -> tuple[str, str]:
     """(live output of `PID --save FILE VIEW`, output of `--from FILE VIEW` after exit)."""
     path = tmp_path / f"{mode}.json"
     with run_sample(mode) as s:
-        live = procmap_cli(str(s.pid), "--save", str(path), *view, env=WIDE)
+        live = run_cli(str(s.pid), "--save", str(path), *view, env=WIDE)
         pid = s.pid
     assert live.returncode == 0, live.stderr
     assert live.stderr.strip() == f"procmap: saved to {path}"
     assert not os.path.exists(f"/proc/{pid}"), "the sample has exited and been reaped"
-    replayed = procmap_cli("--from", str(path), *view, env=WIDE)
+    replayed = run_cli("--from", str(path), *view, env=WIDE)
     assert replayed.returncode == 0, replayed.stderr
     [provenance] = replayed.stderr.splitlines()
     name = f"lesson-{mode}"[:15]  # the kernel's comm: 15 bytes at most
@@ -55,10 +55,10 @@ def test_where_in_a_snapshot_names_what_live_where_names(tmp_path):
     with run_sample("pie") as s:
         names = sorted(s.variables)
         addresses = [hex(s.variables[n][0]) for n in names]
-        saved = procmap_cli(str(s.pid), "--save", str(path), "--json")
-        live = procmap_cli("where", str(s.pid), *addresses, "--json")
+        saved = run_cli(str(s.pid), "--save", str(path), "--json")
+        live = run_cli("where", str(s.pid), *addresses, "--json")
     assert saved.returncode == 0 and live.returncode == 0, saved.stderr + live.stderr
-    replayed = procmap_cli("where", "--from", str(path), *addresses, "--json")
+    replayed = run_cli("where", "--from", str(path), *addresses, "--json")
     assert replayed.returncode == 0, replayed.stderr
     assert procmap_json(replayed.stdout) == procmap_json(live.stdout)
     found = {n: loc for n, loc in zip(names, procmap_json(replayed.stdout))}
@@ -78,16 +78,16 @@ def test_a_snapshot_is_self_contained(tmp_path):
         for line in lines_until_ready(process, "a copy of lesson-pie"):
             words = line.split()
             variables[words[0]] = words[1]
-        live = procmap_cli(str(process.pid), "--save", str(path), "--no-notes", env=WIDE)
+        live = run_cli(str(process.pid), "--save", str(path), "--no-notes", env=WIDE)
     finally:
         process.stdin.close()
         process.wait()
     binary.unlink()
-    replayed = procmap_cli("--from", str(path), "--no-notes", env=WIDE)
+    replayed = run_cli("--from", str(path), "--no-notes", env=WIDE)
     assert replayed.returncode == 0, replayed.stderr
     assert replayed.stdout == live.stdout
     assert " bss " in replayed.stdout and "lesson-copy" in replayed.stdout
-    where = procmap_cli("where", "--from", str(path), variables["main"])
+    where = run_cli("where", "--from", str(path), variables["main"])
     assert "main" in where.stdout and ".text" in where.stdout
 
 
@@ -97,7 +97,7 @@ def test_a_plain_maps_text_is_classified_by_names_and_permissions(tmp_path):
         assert text
         smaps = tmp_path / "smaps.txt"
         smaps.write_bytes(open(f"/proc/{s.pid}/smaps", "rb").read())
-    out = procmap_cli("--from", str(tmp_path / "maps.txt"), "--json")
+    out = run_cli("--from", str(tmp_path / "maps.txt"), "--json")
     assert out.returncode == 0, out.stderr
     data = procmap_json(out.stdout)
     assert any("classified by names and permissions alone" in w for w in data["warnings"])
@@ -105,17 +105,17 @@ def test_a_plain_maps_text_is_classified_by_names_and_permissions(tmp_path):
     assert {"heap", "stack", "mmap"} <= kinds
     # Without the headers nothing is placed by ELF facts: no image was found.
     assert data["images"] == []
-    figures = procmap_cli("--from", str(smaps), "--rss", "--json")
+    figures = run_cli("--from", str(smaps), "--rss", "--json")
     assert figures.returncode == 0, figures.stderr
     assert sum(r["rss"] for r in procmap_json(figures.stdout)["regions"]) > 0
-    no_figures = procmap_cli("--from", str(tmp_path / "maps.txt"), "--rss")
+    no_figures = run_cli("--from", str(tmp_path / "maps.txt"), "--rss")
     assert no_figures.returncode == 16
     assert "no memory figures" in no_figures.stderr
 
 
 def test_damaged_and_newer_snapshots_are_refused_with_one_line(tmp_path):
     with run_sample("pie") as s:
-        saved = procmap_cli(str(s.pid), "--save", str(tmp_path / "good.json"), "--json")
+        saved = run_cli(str(s.pid), "--save", str(tmp_path / "good.json"), "--json")
     assert saved.returncode == 0
     data = json.loads((tmp_path / "good.json").read_text())
     newer = tmp_path / "newer.json"
@@ -123,19 +123,19 @@ def test_damaged_and_newer_snapshots_are_refused_with_one_line(tmp_path):
     cut = tmp_path / "cut.json"
     cut.write_bytes((tmp_path / "good.json").read_bytes()[:5000])
     for path, words in ((newer, "newer than this procmap reads"), (cut, "damaged snapshot")):
-        out = procmap_cli("--from", str(path))
+        out = run_cli("--from", str(path))
         assert out.returncode == 16, out.stderr
         assert out.stdout == "" and len(out.stderr.splitlines()) == 1
         assert words in out.stderr
     for bad, code in ((tmp_path, 10), (tmp_path / "missing.json", 10)):
-        out = procmap_cli("--from", str(bad))
+        out = run_cli("--from", str(bad))
         assert out.returncode == code and len(out.stderr.splitlines()) == 1, out.stderr
 
 
 def test_target_and_from_are_one_or_the_other():
-    both = procmap_cli("self", "--from", "x.json")
-    neither = procmap_cli("--rss")
+    both = run_cli("self", "--from", "x.json")
+    neither = run_cli("--rss")
     assert both.returncode == neither.returncode == 2
     assert "give a TARGET" in both.stderr and "give a TARGET" in neither.stderr
-    watch = procmap_cli("--from", "x.json", "--watch")
+    watch = run_cli("--from", "x.json", "--watch")
     assert watch.returncode == 2 and "do not go with --watch" in watch.stderr

@@ -25,8 +25,8 @@ import pytest
 
 import procmap
 from procmap.units import human_size
-from tests.conftest import SAMPLE_BIN, SAMPLES, lines_until_ready, procmap_cli, stop
-from tests.helpers import procmap_json
+from tests.conftest import SAMPLE_BIN, SAMPLES, lines_until_ready, stop
+from tests.helpers import procmap_json, run_cli
 
 SPECIAL = SAMPLE_BIN / "special"
 PAGES = SAMPLES / "pages.py"
@@ -188,7 +188,7 @@ class Views:
 
 
 def run_ok(*args: str) -> str:
-    result = procmap_cli(*args)
+    result = run_cli(*args)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     return result.stdout

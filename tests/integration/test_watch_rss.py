@@ -20,8 +20,8 @@ from procmap.kernel.smaps import parse_rollup
 from procmap.live.sampler import Sampler
 from procmap.live.watch import STATM, ResidentWatch, resident_figures
 from procmap.model import FIGURES
-from tests.conftest import procmap_cli, run_sample
-from tests.helpers import procmap_json
+from tests.conftest import run_sample
+from tests.helpers import procmap_json, run_cli
 from tests.integration.test_watch_cli import (
     ENV,
     Lines,
@@ -78,7 +78,7 @@ def test_the_records_carry_the_figures(watched):
     assert set(snap["resident"]) == TOTALS_KEYS
     assert snap["resident"]["from"] == "smaps_rollup" and snap["resident"]["age"] == 0.0
     # Regions as `procmap PID --rss --json` has them; read at the start, all known.
-    shown = procmap_json(procmap_cli(str(sample.pid), "--rss", "--json").stdout)
+    shown = procmap_json(run_cli(str(sample.pid), "--rss", "--json").stdout)
     assert [set(r) for r in snap["regions"]] == [set(r) for r in shown["regions"]]
     assert all(r["rss"] is not None for r in snap["regions"])
     assert {r["resident_from"] for r in snap["regions"]} <= {"mapping", "pages", "size"}
@@ -123,7 +123,7 @@ def test_touched_heap_growth_shows_in_the_totals_then_in_the_heap_region(watched
 
 def test_smaps_is_read_in_full_at_most_once_a_second():
     with run_sample("pie") as s:
-        result = procmap_cli(
+        result = run_cli(
             str(s.pid), "--watch", "--json", "--rss", "--interval", "0.05", "--count", "60"
         )
     assert result.returncode == 0, result.stderr
@@ -141,6 +141,7 @@ def test_smaps_is_read_in_full_at_most_once_a_second():
 
 def test_not_a_terminal_prints_the_resident_line_after_a_full_read():
     sample = WatchSample()
+    # A process: its lines are read while the test acts on the watched process.
     watcher = subprocess.Popen(
         [sys.executable, "-m", "procmap", str(sample.pid), "--watch", "--rss"]
         + ["--interval", "0.05"],
@@ -266,7 +267,7 @@ def test_a_read_after_the_process_exited_is_process_exited():
 
 def test_totals_agree_with_smaps_rollup_on_a_steady_process():
     with run_sample("pie") as s:
-        result = procmap_cli(str(s.pid), "--watch", "--json", "--rss", "--count", "3")
+        result = run_cli(str(s.pid), "--watch", "--json", "--rss", "--count", "3")
         kernel = rollup(s.pid)
     assert result.returncode == 0, result.stderr
     records = [procmap_json(line) for line in result.stdout.splitlines()]
@@ -309,6 +310,7 @@ def test_regions_not_matched_or_changed_since_have_no_figures_until_the_next_ful
 
 def test_the_live_view_shows_the_figures_and_fits_the_terminal():
     with run_sample("pie") as s:
+        # A process: a real terminal is the point.
         output = _run_in_terminal(
             [str(s.pid), "--watch", "--rss", "--interval", "0.05", "--count", "30"], 100, 30
         )

@@ -32,7 +32,6 @@ as many examples.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import re
@@ -44,15 +43,12 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
-from rich.console import Console
 
 from procmap import errors
 from procmap.classify.locate import locate
-from procmap.cli import cli
 from procmap.elf import read_elf
 from procmap.errors import MapsFormatError, ProcmapError
 from procmap.kernel.maps import parse_maps
@@ -68,7 +64,7 @@ from procmap.views.explain import explain_elf
 from procmap.views.picture import fold, map_picture, plan_picture
 from procmap.views.snapshot import replay, where_saved
 from tests.conftest import run_sample, sample_path
-from tests.helpers import procmap_json
+from tests.helpers import CliResult, procmap_json, render, run_cli
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "fuzz"
 KINDS = ("maps", "smaps", "snapshot", "elf")
@@ -120,24 +116,10 @@ def seen(what: str) -> None:
         event(what)
 
 
-class AsciiFile(io.StringIO):
-    encoding = "ascii"  # what rich reads to choose its characters
-
-
 def drawn(renderable, width: int = 1000, ascii_only: bool = False) -> str:
     """What a terminal without colour would show: no escape sequence of rich's own."""
-    file = AsciiFile() if ascii_only else io.StringIO()
-    console = Console(
-        file=file,
-        width=width,
-        color_system=None,
-        force_terminal=False,
-        highlight=False,
-        markup=False,
-        emoji=False,
-    )
-    console.print(renderable, crop=False)  # the renderer's lines, not the console's cut
-    out = file.getvalue()
+    # crop=False: the renderer's lines, not the console's cut.
+    out = render(renderable, width, ascii_only=ascii_only, crop=False)
     assert_no_control(out)
     return out
 
@@ -153,7 +135,7 @@ def assert_json_round_trips(data) -> None:
 
 def assert_procmap_error(err: ProcmapError) -> None:
     """A known exit code and a message, which the command layer prints through printable():
-    one line, whatever name it quotes (run_cli checks what it prints)."""
+    one line, whatever name it quotes (cli_checked checks what it prints)."""
     assert err.exit_code in ERROR_CODES, repr(err)
     assert str(err), repr(err)
     assert_no_control(printable(str(err)))
@@ -281,22 +263,20 @@ def check_elf_file(path: Path) -> None:
     check_picture(plan_picture(exp), whole=False)
 
 
-def run_cli(args: list[str], columns: int | None = None):
-    """`procmap ARGS` in-process: a procmap exit code, one line per message, no traceback.
+def cli_checked(*args: str, columns: int | None = None) -> CliResult:
+    """`procmap ARGS` in-process (run_cli: a bug raises with its traceback): a procmap
+    exit code, one line per message, no control character.
 
-    The output is a pipe, as CliRunner's is, `columns` wide if given (else procmap's own).
+    The output is a pipe, `columns` wide if given (else procmap's own).
     """
-    env = {"PROCMAP_DEBUG": None, "COLUMNS": None if columns is None else str(columns)}
-    result = CliRunner().invoke(cli, args, env=env)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception  # a bug: its own traceback says where
-    assert result.exit_code == 0 or result.exit_code in ERROR_CODES, (args, result.stderr)
+    result = run_cli(*args, columns=columns)
+    assert result.returncode == 0 or result.returncode in ERROR_CODES, (args, result.stderr)
     for stream in (result.stdout, result.stderr):
         assert "Traceback" not in stream
         assert_no_control(stream)
     lines = result.stderr.splitlines()
     assert all(line.startswith("procmap: ") for line in lines), lines
-    if result.exit_code:
+    if result.returncode:
         assert lines and not result.stdout, (args, result.stdout, lines)
     return result
 
@@ -494,13 +474,13 @@ def test_procmap_from_a_maps_file_ends_cleanly(scratch, text, options):
     with kept_if_failing("maps", text, "test_procmap_from_a_maps_file_ends_cleanly"):
         path = write(scratch, "cli.maps", text)
         args = [str(scratch / o) if o in ("SVG", "HTML") else o for o in options]
-        result = run_cli(["--from", str(path), *args])
-        if result.exit_code == 0 and "--json" in args:
+        result = cli_checked("--from", str(path), *args)
+        if result.returncode == 0 and "--json" in args:
             procmap_json(result.stdout)
-        if result.exit_code == 0 and "--svg" in args:
+        if result.returncode == 0 and "--svg" in args:
             ET.parse(scratch / "SVG")
-        where = run_cli(["where", "--from", str(path), "0x1000", "7fff00000000"])
-        if where.exit_code == 0:
+        where = cli_checked("where", "--from", str(path), "0x1000", "7fff00000000")
+        if where.returncode == 0:
             assert where.stdout
 
 
@@ -811,21 +791,21 @@ def check_cli_from(path: Path, scratch: Path) -> None:
     """`procmap --from FILE` as a user runs it, piped: each region's name in the table,
     whole; the JSON, the picture, the SVG and `where` end cleanly."""
     for options in ([], ["--rss"]):
-        result = run_cli(["--from", str(path), "--no-diagram", *options])
-        if result.exit_code == 0:
+        result = cli_checked("--from", str(path), "--no-diagram", *options)
+        if result.returncode == 0:
             pmap = replay(snapshots.read(str(path)), rss=bool(options))
             for r in pmap.regions:
                 assert printable(shown_name(r)) in result.stdout, shown_name(r)
-    result = run_cli(["--from", str(path), "--json", "--rss"])
-    if result.exit_code == 0:
+    result = cli_checked("--from", str(path), "--json", "--rss")
+    if result.returncode == 0:
         data = procmap_json(result.stdout)
         again = replay(snapshots.read(str(path)), rss=True).to_dict()
         assert data["regions"] == procmap_json(json.dumps(again))["regions"]
-    run_cli(["--from", str(path), "--diagram"], columns=80)
-    result = run_cli(["--from", str(path), "--svg", str(scratch / "picture.svg")])
-    if result.exit_code == 0:
+    cli_checked("--from", str(path), "--diagram", columns=80)
+    result = cli_checked("--from", str(path), "--svg", str(scratch / "picture.svg"))
+    if result.returncode == 0:
         ET.parse(scratch / "picture.svg")
-    run_cli(["where", "--from", str(path), "0x1000", "7ffffffde000"])
+    cli_checked("where", "--from", str(path), "0x1000", "7ffffffde000")
 
 
 @pytest.mark.parametrize("path", list(_corpus()))
@@ -833,9 +813,9 @@ def test_corpus(path, tmp_path):
     kind = path.parent.name
     if kind == "elf":
         check_elf_file(path)
-        run_cli(["explain", str(path)])
-        run_cli(["explain", "--json", str(path)])
-        run_cli(["explain", "--diagram", str(path)], columns=80)
+        cli_checked("explain", str(path))
+        cli_checked("explain", "--json", str(path))
+        cli_checked("explain", "--diagram", str(path), columns=80)
         return
     if kind == "smaps":
         check_smaps_bytes(path.read_bytes())
