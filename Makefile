@@ -24,8 +24,9 @@ run: $(STAMP) ## show procmap's own map: `procmap self`
 samples: ## build the lesson's C programs in every link mode (samples/bin/)
 	$(MAKE) -C samples
 
+# One worker per core, at most four: the live tests wait on real processes and clocks.
 test: lint samples ## lint, build the samples and run the whole test suite
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --maxprocesses 4
 
 bench: $(STAMP) samples ## measure procmap against its floors (pmap -x, the kernel's read of maps)
 	$(BIN)/python benchmarks/run.py

@@ -47,10 +47,11 @@ class Sample:
 
 
 @contextmanager
-def run_sample(mode: str = "pie", *args: str, preexec_fn=None, timeout: float = 10):
-    """Start a sample, read what it prints up to "ready", and always reap it."""
+def run_sample(mode: str = "pie", *args: str, preexec_fn=None, timeout: float = 10, path=None):
+    """Start a sample (or `path`, a copy of it), read what it prints up to "ready",
+    and always reap it."""
     process = subprocess.Popen(
-        [str(sample_path(mode)), *args],
+        [str(path or sample_path(mode)), *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         preexec_fn=preexec_fn,
@@ -63,9 +64,37 @@ def run_sample(mode: str = "pie", *args: str, preexec_fn=None, timeout: float = 
                 sample.thread_tid = int(words[1])
             else:
                 sample.variables[words[0]] = (int(words[1], 16), words[2])
+        wait_until_blocked(process.pid)
         yield sample
     finally:
         stop(process)
+
+
+def wait_until_blocked(pid: int, timeout: float = 10) -> None:
+    """Wait until every thread of `pid` is blocked, with a deadline.
+
+    A sample prints "ready" a moment before its threads block: one still
+    runnable has no stack pointer in /proc/PID/task/TID/syscall ("running", even
+    off a CPU), and procmap then finds its stack by shape, as it should.  Tests
+    that want a known stack pointer wait for the sample to settle; on a loaded
+    machine (tests side by side) that can take a few milliseconds.
+    """
+    task = f"/proc/{pid}/task"
+    deadline = time.monotonic() + timeout
+    while True:
+        running = []
+        for tid in os.listdir(task):
+            try:
+                with open(f"{task}/{tid}/syscall", "rb") as f:
+                    if f.read().startswith(b"running"):
+                        running.append(tid)
+            except (FileNotFoundError, ProcessLookupError):
+                pass  # gone meanwhile
+        if not running:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"PID {pid}: threads {running} still running after {timeout} s")
+        time.sleep(0.002)
 
 
 def stop(process: subprocess.Popen) -> None:

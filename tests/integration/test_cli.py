@@ -23,7 +23,7 @@ from procmap.errors import (
     ProcessExited,
     ZombieProcess,
 )
-from tests.conftest import procmap_process, run_sample
+from tests.conftest import procmap_process, run_sample, sample_path
 from tests.helpers import procmap_json, run_cli
 from tests.users import NOBODY, become, needs_root, run_cli_as, world_readable_sample
 
@@ -91,13 +91,17 @@ def test_colour_only_on_a_terminal_and_never_with_no_color():
     assert plain.returncode == 0 and not colours(plain.stdout)
 
 
-def test_by_name_unique_and_ambiguous():
-    with run_sample("static-pie") as s:
-        result = run_cli("lesson-static-pie", "--json")
+def test_by_name_unique_and_ambiguous(tmp_path):
+    # A name no other test's process has, even when tests run side by side.
+    name = f"lsn-{os.getpid()}"
+    copy = tmp_path / name
+    shutil.copy(sample_path("static-pie"), copy)
+    with run_sample("static-pie", path=copy) as s:
+        result = run_cli(name, "--json")
         assert result.returncode == 0, result.stderr
         assert procmap_json(result.stdout)["pid"] == s.pid
-    with run_sample("nopie") as a, run_sample("nopie") as b:
-        result = run_cli("lesson-nopie")
+    with run_sample("static-pie", path=copy) as a, run_sample("static-pie", path=copy) as b:
+        result = run_cli(name)
     line = one_error_line(result, AmbiguousProcess.exit_code)
     assert "2 processes" in line
     assert str(a.pid) in result.stderr and str(b.pid) in result.stderr

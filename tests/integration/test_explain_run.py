@@ -490,7 +490,16 @@ def test_arguments_stdin_and_stdout_pass_through(progs):
     prog = str(progs["pm_echo"])
     # A process: the program's stdin and stdout are procmap's own, passed through.
     result = procmap_process(
-        "explain", prog, "--run", "--", "a", "b c", "--flag", "", input="hello\n"
+        "explain",
+        prog,
+        "--run",
+        "--",
+        "a",
+        "b c",
+        "--flag",
+        "",
+        input="hello\n",
+        env={"COLUMNS": "400"},  # the "Ran ..." line whole, however long the path
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
