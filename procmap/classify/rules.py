@@ -96,7 +96,7 @@ class _Classifier:
     def load_index(self, layout: ElfLayout) -> _LoadIndex:
         index = self._load_indexes.get(id(layout))
         if index is None:
-            index = self._load_indexes[id(layout)] = _LoadIndex(layout, self.page)
+            index = self._load_indexes[id(layout)] = _LoadIndex.build(layout, self.page)
         return index
 
     def run(self) -> Classification:
@@ -629,20 +629,23 @@ def _loads_by_offset(layout: ElfLayout, page: int) -> list[tuple[int, Segment]]:
     )
 
 
-class _LoadIndex:
+class _LoadIndex(NamedTuple):
     """A file's PT_LOADs, ordered by address, for finding those that meet a range."""
 
-    __slots__ = ("ordered", "starts", "reach")
+    ordered: list[Segment]
+    starts: list[int]  # each one's first page
+    # reach[k]: the highest page end among the first k+1 segments.  Monotonic even
+    # when segments overlap, so a bisect skips every segment that ends before lo.
+    reach: list[int]
 
-    def __init__(self, layout: ElfLayout, page: int):
-        self.ordered = sorted(layout.loads, key=lambda seg: seg.vaddr)
-        self.starts = [align_down(seg.vaddr, page) for seg in self.ordered]
-        # reach[k]: the highest page end among the first k+1 segments.  Monotonic even
-        # when segments overlap, so a bisect skips every segment that ends before lo.
-        self.reach, top = [], 0
-        for seg in self.ordered:
+    @classmethod
+    def build(cls, layout: ElfLayout, page: int) -> _LoadIndex:
+        ordered = sorted(layout.loads, key=lambda seg: seg.vaddr)
+        reach, top = [], 0
+        for seg in ordered:
             top = max(top, align_up(seg.vaddr + seg.memsz, page))
-            self.reach.append(top)
+            reach.append(top)
+        return cls(ordered, [align_down(seg.vaddr, page) for seg in ordered], reach)
 
     def near(self, lo: int, hi: int) -> list[Segment]:
         """The PT_LOADs whose pages meet file addresses [lo, hi), in address order."""

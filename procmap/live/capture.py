@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from ..classify import classify
 from ..classify.locate import locate
@@ -108,26 +109,15 @@ def resolve_target(target: str, procfs: ProcFS | None = None) -> int:
     return (procfs or ProcFS()).find(target, exclude=os.getpid())
 
 
-class _Read:
+class _Read(NamedTuple):
     """A read of a live process: the map, and what it was made from (for snapshots)."""
 
-    __slots__ = ("pmap", "text", "smaps", "rollup", "states", "facts")
-
-    def __init__(
-        self,
-        pmap: ProcessMap,
-        text: bytes | None,
-        smaps: bytes | None,
-        rollup: bytes | None,
-        states: dict[int, str],
-        facts: Facts,
-    ):
-        self.pmap = pmap
-        self.text = text  # the maps text, when maps was read (not smaps)
-        self.smaps = smaps
-        self.rollup = rollup  # smaps_rollup, read with smaps where the kernel has it
-        self.states = states  # page_states of split mappings, by start
-        self.facts = facts
+    pmap: ProcessMap
+    text: bytes | None  # the maps text, when maps was read (not smaps)
+    smaps: bytes | None
+    rollup: bytes | None  # smaps_rollup, read with smaps where the kernel has it
+    states: dict[int, str]  # page_states of split mappings, by start
+    facts: Facts
 
 
 # How many times a read is begun again when the process runs a new program meanwhile.
