@@ -135,7 +135,7 @@ KERNEL_MADE_DETAILS = frozenset(
 STACK_DETAILS = frozenset((Detail.THREAD_STACK, Detail.THREAD_STACK_BY_SHAPE))
 
 
-def describe_detail(detail: Detail, tid: int | None = None, path: str | None = None) -> str:
+def detail_words(detail: Detail, tid: int | None = None, path: str | None = None) -> str:
     """The words for a detail, with the facts that complete them (a TID, a name)."""
     if tid is not None and detail in (Detail.THREAD_STACK, Detail.GUARD_PAGE):
         return f"{detail.text} (TID {tid})"
@@ -267,7 +267,7 @@ class Region(NamedTuple):
     @property
     def description(self) -> str:
         """The detail in words: "thread stack (TID 812)", "anonymous, named ring"."""
-        return describe_detail(self.detail, self.tid, self.path)
+        return detail_words(self.detail, self.tid, self.path)
 
     def to_dict(self) -> JSONDict:
         return {

@@ -123,7 +123,8 @@ class ProcFS:
                 continue
             try:
                 with self.open(pid) as pd:
-                    names = {pd.stat().comm}
+                    comm = pd.stat().comm
+                    names = {comm}
                     exe = pd.exe_path()
                     if exe:
                         names.add(os.path.basename(exe))
@@ -134,7 +135,7 @@ class ProcFS:
                         continue
                     uids = pd.status().get("Uid", "").split()
                     user = user_name(int(uids[1])) if len(uids) > 1 else "?"
-                    matches.append((pid, user, " ".join(argv) or pd.stat().comm))
+                    matches.append((pid, user, " ".join(argv) or comm))
             except (NoSuchProcess, AccessDenied, ProcessExited):
                 continue
         if not matches:
@@ -322,8 +323,16 @@ class ProcessDir:
     def smaps(self) -> bytes:
         return self.read("smaps")
 
-    def smaps_rollup(self) -> bytes:
-        return self.read("smaps_rollup")
+    def smaps_rollup(self) -> bytes | None:
+        """/proc/PID/smaps_rollup (Linux 4.14+); None on an older kernel, which has none.
+
+        Empty while the process exits, as smaps is.
+        """
+        try:
+            return self.read("smaps_rollup")
+        except ProcessExited:
+            self.stat()  # still alive (else this raises): the file is missing, not the process
+            return None
 
     def pagemap(self, start: int, end: int, page_size: int) -> bytes | None:
         """The pagemap entries (8 bytes a page) of [start, end); None if not readable."""

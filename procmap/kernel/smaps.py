@@ -13,10 +13,8 @@ from __future__ import annotations
 import re
 
 from ..errors import MapsFormatError
-from ..model import ZERO, Mapping, Resident
+from ..model import FIGURES, ZERO, Mapping, Resident
 from .maps import parse_maps
-
-FIGURES = Resident._fields
 
 # smaps' names for Resident's fields (proc(5), Documentation/filesystems/proc.rst).
 _INDEX = {

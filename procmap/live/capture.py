@@ -182,7 +182,7 @@ def _read_once(pd: ProcessDir, cache: ElfCache, stat: TaskStat, rss: bool) -> _R
         resident, resident_from = attribute(
             mappings, figures, result.regions, states, facts.page_size
         )
-        rollup_text = read_rollup(pd)
+        rollup_text = pd.smaps_rollup() or None  # empty: exiting, which the caller sees
         rollup = parse_rollup(rollup_text) if rollup_text else None
     pmap = ProcessMap(
         info=info,
@@ -196,15 +196,6 @@ def _read_once(pd: ProcessDir, cache: ElfCache, stat: TaskStat, rss: bool) -> _R
         rollup=rollup,
     )
     return _Read(pmap, None if smaps is not None else data, smaps, rollup_text, states, facts)
-
-
-def read_rollup(pd: ProcessDir) -> bytes | None:
-    """/proc/PID/smaps_rollup (Linux 4.14+), or None where the kernel has none."""
-    try:
-        return pd.smaps_rollup() or None
-    except ProcessExited:
-        pd.stat()  # still alive (else this raises): a kernel older than 4.14
-        return None
 
 
 # pagemap of a split mapping larger than this is not read (8 bytes a page):

@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from ..model import Detail, JSONDict, Mapping, Region, describe_detail, hex_address
+from ..model import Detail, JSONDict, Mapping, Region, detail_words, hex_address
 from ..units import human_size
 
 EVENTS = ("grow", "shrink", "map", "unmap", "protect", "split", "merge")
@@ -37,7 +37,7 @@ class Event(NamedTuple):
 
     @property
     def description(self) -> str:
-        return describe_detail(self.detail, self.tid, self.path)
+        return detail_words(self.detail, self.tid, self.path)
 
     def to_dict(self) -> JSONDict:
         out: JSONDict = {
@@ -347,19 +347,15 @@ def _mprotects(events: list[Event], used: set[int]) -> list[str]:
 def _sentence(e: Event) -> str:
     what = _what(e)
     size = human_size(e.bytes)
-    brk = e.detail is Detail.BRK_HEAP and e.before is not None
+    brk = ""
+    if e.detail is Detail.BRK_HEAP and e.before is not None:
+        brk = f"brk moved from {e.before[1]:#x} to {e.end:#x}"
     if e.event == "grow":
         way = "upward" if e.direction == "up" else "downward"
-        line = f"{what} grew {size} {way}"
-        if brk and e.before is not None:
-            line += f" (brk moved from {e.before[1]:#x} to {e.end:#x})"
-        return line
+        return f"{what} grew {size} {way}" + (f" ({brk})" if brk else "")
     if e.event == "shrink":
         end = "top" if e.direction == "down" else "bottom"
-        line = f"{what} shrank {size} (its {end} moved {e.direction})"
-        if brk and e.before is not None:
-            line += f": brk moved from {e.before[1]:#x} to {e.end:#x}"
-        return line
+        return f"{what} shrank {size} (its {end} moved {e.direction})" + (f": {brk}" if brk else "")
     if e.event == "map":
         return f"{size} {what} appeared at {e.start:#x}"
     if e.event == "unmap":

@@ -177,12 +177,8 @@ class ResidentWatch:
             self.rollup_cost <= self.interval * _ROLLUP_SHARE or now >= self._next_rollup
         ):
             before = self.clock()
-            try:
-                data = pd.smaps_rollup()
-            except ProcessExited:
-                if self.totals is not None:
-                    raise
-                pd.stat()  # still alive (else this raises): no smaps_rollup before Linux 4.14
+            data = pd.smaps_rollup()
+            if data is None:  # no smaps_rollup before Linux 4.14: statm alone, then
                 self.has_rollup = False
                 return self._read_totals(now)
             cost = self.clock() - before

@@ -92,7 +92,17 @@ from ..errors import BadFile, BadSnapshot, MapsFormatError
 from ..files import open_regular, write_atomic
 from ..kernel.maps import parse_maps
 from ..kernel.smaps import parse_rollup, parse_smaps
-from ..model import Facts, FileKey, JSONDict, Location, Mapping, ProcessInfo, ProcessMap, Snapshot
+from ..model import (
+    Facts,
+    FileKey,
+    JSONDict,
+    Location,
+    Mapping,
+    ProcessInfo,
+    ProcessMap,
+    Snapshot,
+    hex_address,
+)
 
 FORMAT = "procmap-snapshot"
 VERSION = 2
@@ -219,14 +229,16 @@ def to_dict(snapshot: Snapshot) -> JSONDict:
             "pointer_size": facts.pointer_size,
             "exe_key": _key_list(facts.exe_key),
             "interp_key": _key_list(facts.interp_key),
-            "thread_sps": [[tid, _hex(sp)] for tid, sp in facts.thread_sps.items()],
+            "thread_sps": [[tid, hex_address(sp)] for tid, sp in facts.thread_sps.items()],
             "unknown_threads": list(facts.unknown_threads),
             "thread_stack_size": facts.thread_stack_size,
         },
         "maps": _bytes(s.maps),
         "smaps": None if s.smaps is None else _bytes(s.smaps),
         "smaps_rollup": None if s.rollup is None else _bytes(s.rollup),
-        "page_states": {_hex(start): states for start, states in sorted(s.page_states.items())},
+        "page_states": {
+            hex_address(start): states for start, states in sorted(s.page_states.items())
+        },
         "files": files,
         "warnings": [_text(w) for w in s.warnings],
     }
@@ -242,13 +254,13 @@ def _layout_dict(layout: ElfLayout) -> JSONDict:
         "endian": layout.endian,
         "machine": layout.machine,
         "type": layout.type,
-        "entry": _hex(layout.entry),
+        "entry": hex_address(layout.entry),
         "segments": [
-            [t, f, _hex(offset), _hex(vaddr), filesz, memsz, align]
+            [t, f, hex_address(offset), hex_address(vaddr), filesz, memsz, align]
             for t, f, offset, vaddr, filesz, memsz, align in layout.segments
         ],
         "sections": [
-            [_text(name), t, f, _hex(addr), _hex(offset), size, link]
+            [_text(name), t, f, hex_address(addr), hex_address(offset), size, link]
             for name, t, f, addr, offset, size, link in layout.sections
         ],
         "interpreter": None if layout.interpreter is None else _text(layout.interpreter),
@@ -260,12 +272,9 @@ def _layout_dict(layout: ElfLayout) -> JSONDict:
 def _symbols_dict(table: SymbolTable) -> JSONDict:
     return {
         "source": table.source,
+        # hex_address inlined: a library has 100,000 symbols.
         "symbols": [[_text(s.name), f"0x{s.value:x}", s.size, s.type] for s in table.symbols],
     }
-
-
-def _hex(n: int) -> str:
-    return f"0x{n:x}"
 
 
 def _text(s: str) -> str | JSONDict:
@@ -681,7 +690,7 @@ def _layout(value: Any, where: str, v1: bool) -> ElfLayout:
         )
     interpreter = d["interpreter"]
     build_id = d["build_id"]
-    if build_id is not None and (type(build_id) is not str or not _is_hex(build_id)):
+    if build_id is not None and (type(build_id) is not str or not _ishex_address(build_id)):
         raise _Damage(f"{where}.build_id", f"expected hex digits or null, not {_show(build_id)}")
     return ElfLayout.build(
         elf_class=d["elf_class"],
@@ -699,7 +708,7 @@ def _layout(value: Any, where: str, v1: bool) -> ElfLayout:
     )
 
 
-def _is_hex(text: str) -> bool:
+def _ishex_address(text: str) -> bool:
     return len(text) % 2 == 0 and not text.strip("0123456789abcdef")
 
 

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from procmap.classify.notes import DETAILS, NOTES, KindNote, describe_detail, describe_kind
-from procmap.model import KINDS, Detail
-from procmap.model import describe_detail as detail_words
+from procmap.model import KINDS, Detail, detail_words
 
 LESSON = Path(__file__).resolve().parents[1] / "data" / "lesson"
 PACKAGE = Path(__file__).resolve().parents[2] / "procmap"
