@@ -28,7 +28,11 @@ samples: ## build the lesson's C programs in every link mode (samples/bin/)
 test: lint samples ## lint, build the samples and run the whole test suite
 	$(BIN)/pytest -q -n auto --maxprocesses 4
 
-bench: $(STAMP) samples ## measure procmap against its floors (pmap -x, the kernel's read of maps)
+$(VENV)/.bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,bench]' --config-settings editable_mode=compat
+	touch $@
+
+bench: $(VENV)/.bench samples ## measure procmap against its floors (pmap -x, the kernel's read of maps)
 	$(BIN)/python benchmarks/run.py
 
 lint: $(STAMP) ## ruff check, ruff format --check, mypy --strict (all but render/ and cli/)
