@@ -93,3 +93,9 @@ class BadSnapshot(ProcmapError):
     """A file given to --from that is not a snapshot procmap can read: damaged or newer."""
 
     exit_code = 16
+
+
+class OutputFailed(ProcmapError):
+    """Standard output cannot be written: closed, a full disk, an I/O error (not a broken pipe)."""
+
+    exit_code = 17

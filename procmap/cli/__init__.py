@@ -8,10 +8,11 @@ classifier and rich are imported inside the commands, so `--help` and
 from __future__ import annotations
 
 from . import explain, show, where  # noqa: F401  (each registers its command)
-from .base import cli
+from .base import cli, guard_standard_streams
 
 
 def main() -> None:
+    guard_standard_streams()
     cli(prog_name="procmap")
 
 

@@ -5,12 +5,14 @@ The one place a ProcmapError becomes a line on stderr and an exit code.
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import sys
 
 import click
 
-from ..errors import AmbiguousProcess, BadAddress, ProcmapError
+from ..errors import AmbiguousProcess, BadAddress, OutputFailed, ProcmapError
 
 
 class ProcmapGroup(click.Group):
@@ -23,8 +25,15 @@ class ProcmapGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            if sys.stdout is not None:
+                sys.stdout.flush()  # a write that fails fails here, not at exit
+            return result
         except ProcmapError as err:
+            if isinstance(err, OutputFailed):
+                # What is still buffered cannot be written either: drop it, so
+                # that Python's flush at exit does not fail a second time.
+                sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (lives to the exit)
             if ctx.meta.get("procmap.debug") or os.environ.get("PROCMAP_DEBUG"):
                 raise
             from ..render.text import printable
@@ -34,6 +43,72 @@ class ProcmapGroup(click.Group):
                 for line in err.candidates:
                     click.echo("  " + printable(line), err=True)
             ctx.exit(err.exit_code)
+
+
+class _Stdout(io.RawIOBase):
+    """File descriptor 1, whose write errors are procmap's to report.
+
+    A full disk or an I/O error becomes OutputFailed, one line on stderr; a
+    closed standard output (`procmap 1 >&-`) fails on the first write (a command
+    that writes only files succeeds); a broken pipe stays a BrokenPipeError,
+    which click ends quietly, as `procmap 1 | head` should.
+    """
+
+    def __init__(self, closed: bool):
+        super().__init__()
+        self._closed_at_start = closed
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return 1
+
+    def isatty(self) -> bool:
+        return not self._closed_at_start and os.isatty(1)
+
+    def write(self, data) -> int:  # type: ignore[override]
+        if self._closed_at_start:
+            raise OutputFailed("cannot write the output: standard output is closed")
+        try:
+            return os.write(1, data)
+        except BrokenPipeError:
+            raise
+        except OSError as err:
+            reason = (err.strerror or str(err)).lower()
+            raise OutputFailed(f"cannot write the output: {reason}") from None
+
+
+def guard_standard_streams() -> None:
+    """Make standard output report its failures, and keep fds 0-2 from being reused.
+
+    A descriptor among 0, 1 and 2 that the caller closed is opened on /dev/null,
+    so that no file procmap opens later takes its number (a write meant for
+    standard output would land in it); output to a closed standard output is
+    then an error, not silence.
+    """
+    closed = set()
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError as err:
+            if err.errno != errno.EBADF:
+                continue
+            closed.add(fd)
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    if 2 in closed:
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+    old = sys.stdout
+    terminal = 1 not in closed and os.isatty(1)
+    sys.stdout = io.TextIOWrapper(
+        io.BufferedWriter(_Stdout(closed=1 in closed)),
+        encoding=getattr(old, "encoding", None) or "utf-8",
+        errors=getattr(old, "errors", None) or "strict",
+        line_buffering=terminal,
+    )
 
 
 def debug_option(f):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from .base import (
@@ -37,13 +39,20 @@ from .watch import watch_process
     "--save",
     "save_to",
     metavar="FILE",
-    help="Also write a snapshot (JSON) that `--from FILE` shows anywhere, as now.",
+    help="Also write a snapshot (JSON) that `--from FILE` shows anywhere, as now "
+    "(readable by its owner only); `--save -` writes it to standard output instead of the map.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --save: replace FILE even when it is not a procmap snapshot.",
 )
 @click.option(
     "--from",
     "from_file",
     metavar="FILE",
-    help="Show a map saved with --save, or a saved /proc/PID/maps or smaps text.",
+    help="Show a map saved with --save, or a saved /proc/PID/maps or smaps text "
+    "(- reads standard input).",
 )
 @click.option("--sections", is_flag=True, help="List the ELF sections inside each region.")
 @click.option(
@@ -85,6 +94,7 @@ def show(
     rss: bool,
     sort: str,
     save_to: str | None,
+    force: bool,
     from_file: str | None,
     sections: bool,
     diagram: bool,
@@ -133,6 +143,7 @@ def show(
       procmap 1234 --rss --sort rss
       procmap 1234 --save web-1234.json
       procmap --from web-1234.json --rss
+      procmap 1234 --save - | ssh elsewhere procmap --from -
       procmap 1234 --watch
       procmap 1234 --watch --interval 0.05 --count 200
       procmap 1234 --watch --json > events.jsonl
@@ -151,6 +162,13 @@ def show(
         raise click.UsageError(
             "--diagram draws the whole space: not with --kind, --sections, --sort or --no-diagram"
         )
+    if force and save_to is None:
+        raise click.UsageError("--force goes with --save")
+    if save_to == "-" and (as_json or diagram or sections or svg_to or html_to or watch):
+        raise click.UsageError(
+            "--save - writes the snapshot to standard output: not with --json, --diagram, "
+            "--sections, --svg, --html or --watch"
+        )
     if watch:
         if sections or from_file or save_to or svg_to or html_to:
             raise click.UsageError(
@@ -163,15 +181,22 @@ def show(
         from ..views import snapshot as snapshots
         from ..views.snapshot import replay
 
-        if from_file is not None:
+        if from_file == "-":
+            saved = snapshots.read_stream(sys.stdin.buffer)
+        elif from_file is not None:
             saved = snapshots.read(from_file)
-            # The map is shown exactly as it was live; where it came from goes aside.
-            click.echo(f"procmap: {shown(snapshots.describe(saved))}", err=True)
         else:
             saved = capture(resolve_target(target))
+        if from_file is not None:
+            # The map is shown exactly as it was live; where it came from goes aside.
+            click.echo(f"procmap: {shown(snapshots.describe(saved))}", err=True)
+        if save_to == "-":
+            sys.stdout.buffer.write(snapshots.dumps(saved))
+            return
         if save_to is not None:
-            snapshots.write(saved, save_to)
-            click.echo(f"procmap: saved to {shown(save_to)}", err=True)
+            written = snapshots.write(saved, save_to, force=force)
+            where = save_to if written == save_to else f"{save_to} (a link to {written})"
+            click.echo(f"procmap: saved to {shown(where)}", err=True)
         pmap = replay(saved, rss=rss)
     else:
         pmap = read_map(resolve_target(target), rss=rss)

@@ -81,7 +81,7 @@ import math
 import os
 import re
 import time
-from typing import Any, NoReturn
+from typing import Any, BinaryIO, NoReturn
 
 from ..classify import classify
 from ..classify.locate import locate
@@ -175,9 +175,25 @@ def describe(snapshot: Snapshot) -> str:
 # --- writing --------------------------------------------------------------------------
 
 
-def write(snapshot: Snapshot, path: str | bytes | os.PathLike[str]) -> None:
-    """Write `snapshot` to `path` as JSON, atomically: all of it or, on failure, nothing."""
-    write_atomic(path, dumps(snapshot))  # a bug in the snapshot fails before the disk is touched
+def write(snapshot: Snapshot, path: str | bytes | os.PathLike[str], force: bool = False) -> str:
+    """Write `snapshot` to `path` as JSON, atomically: all of it or, on failure, nothing.
+
+    A snapshot holds command lines and paths, so a new file is readable by its
+    owner only and a replaced one keeps its owner and mode; a file that is not
+    a snapshot is replaced only with `force` (files.write_atomic).  Returns the
+    path written: a symbolic link's target.
+    """
+    data = dumps(snapshot)  # a bug in the snapshot fails before the disk is touched
+    return write_atomic(path, data, private=True, ours=is_snapshot, what=_WHAT, force=force)
+
+
+_WHAT = "procmap snapshot"
+_HEAD = re.compile(rb'\s*\{\s*"format"\s*:\s*"procmap-snapshot"')
+
+
+def is_snapshot(head: bytes) -> bool:
+    """Whether a file's first bytes are those of a snapshot (compact or re-indented)."""
+    return _HEAD.match(head) is not None
 
 
 def dumps(snapshot: Snapshot) -> bytes:
@@ -320,12 +336,29 @@ def read(path: str | bytes | os.PathLike[str]) -> Snapshot:
         data = _read_all(fd, path)
     finally:
         os.close(fd)
+    return loads(data, path, st.st_mtime)
+
+
+def read_stream(stream: BinaryIO, name: str = "standard input") -> Snapshot:
+    """A snapshot, or a maps or smaps text, read from a binary stream (`--from -`)."""
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := stream.read(1 << 20):
+        total += len(chunk)
+        if total > MAX_SIZE:
+            raise _too_big(name)
+        chunks.append(chunk)
+    return loads(b"".join(chunks), name, time.time())
+
+
+def loads(data: bytes, path: str, mtime: float) -> Snapshot:
+    """A snapshot from the bytes of a file named `path` (for messages), modified at `mtime`."""
     first = _NOT_SPACE.search(data)
     if first is None:
         raise _error(f"{path}: an empty file, neither a procmap snapshot nor a maps text")
     if data[first.start()] == ord("{"):
         return from_dict(_load_json(data, path), path)
-    return _from_text(data, path, st.st_mtime)
+    return _from_text(data, path, mtime)
 
 
 _NOT_SPACE = re.compile(rb"\S")

@@ -790,21 +790,22 @@ def test_an_elf_file_is_neither(tmp_path):
 # --- writing ------------------------------------------------------------------------------
 
 
-def test_write_replaces_a_file_atomically_with_the_umask_mode(tmp_path):
+def test_write_replaces_a_file_atomically_and_a_new_one_is_private(tmp_path):
     path = tmp_path / "s.json"
-    path.write_text("old")
+    path.write_text("")
     snap.write(small(), str(path))
     assert os.listdir(tmp_path) == ["s.json"]  # no temporary file left
     umask = os.umask(0)
     os.umask(umask)
     new = tmp_path / "new.json"
     snap.write(small(), str(new))
-    assert os.stat(new).st_mode & 0o777 == 0o666 & ~umask
+    assert os.stat(new).st_mode & 0o777 == 0o600 & ~umask
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
     path = tmp_path / "s.json"
-    path.write_text("old")
+    snap.write(small(), str(path))
+    old = path.read_bytes()
 
     def full(fd):
         raise OSError(28, "No space left on device")
@@ -813,15 +814,15 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
     with pytest.raises(BadFile) as info:
         snap.write(small(), str(path))
     assert str(info.value) == f"{path}: cannot write: No space left on device"
-    assert os.listdir(tmp_path) == ["s.json"] and path.read_text() == "old"
+    assert os.listdir(tmp_path) == ["s.json"] and path.read_bytes() == old
 
 
 def test_write_through_a_symlink_replaces_its_target(tmp_path):
     target = tmp_path / "target.json"
-    target.write_text("old")
+    snap.write(small()._replace(info=small().info._replace(name="old")), str(target))
     link = tmp_path / "link.json"
     link.symlink_to(target)
-    snap.write(small(), str(link))
+    assert snap.write(small(), str(link)) == str(target)
     assert link.is_symlink() and snap.read(str(target)).info.name == "cat"
 
 
