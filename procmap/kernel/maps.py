@@ -27,12 +27,14 @@ _HEX = b"0123456789abcdef"
 _PERMS: dict[bytes, str] = {}  # valid permission fields seen: at most 16 of them
 
 
-def parse_maps(data: bytes) -> list[Mapping]:
+def parse_maps(data: bytes, every_line: bool = False) -> list[Mapping]:
     """Parse the bytes of a /proc/PID/maps file into mappings, in address order.
 
     Reading /proc/PID/maps takes several read() calls, and a VMA that changes
     between two of them can be printed twice; a line that does not start above
-    the previous one's end is such a repeat and is dropped.
+    the previous one's end is such a repeat and is dropped (`dropped_lines`
+    counts them).  With `every_line`, for a text that did not come from a live
+    read, every line is kept, in the text's order, for the caller to check.
 
     Raises MapsFormatError, naming the line, for text that is not maps format.
     """
@@ -72,12 +74,20 @@ def parse_maps(data: bytes) -> list[Mapping]:
             or not fields[4].isdigit()
         ):
             raise MapsFormatError(_bad_line(number, line))
-        if start < last_end:
+        if start < last_end and not every_line:
             continue  # repeated across two read() calls
         last_end = end
         path = fields[5].decode("utf-8", "surrogateescape") if len(fields) == 6 else None
         append(Mapping(start, end, perms, offset, dev, inode, path))
     return mappings
+
+
+def dropped_lines(data: bytes, mappings: list[Mapping]) -> int:
+    """How many of the lines of `data` parse_maps dropped as repeats."""
+    lines = data.count(b"\n") + (not data.endswith(b"\n") and bool(data))
+    if lines == len(mappings):
+        return 0  # the usual case, without splitting the text
+    return sum(1 for line in data.split(b"\n") if line.strip()) - len(mappings)
 
 
 def _parse_perms(raw: bytes) -> str:

@@ -959,6 +959,47 @@ def smaps_maps_text(data: bytes) -> bytes:
     return text
 
 
+def _line_numbers(lines: list[bytes]) -> list[int]:
+    """The line number of each mapping line (a maps line, or an smaps block's header)."""
+    return [n for n, line in enumerate(lines, 1) if line.strip() and not _SMAPS_FIELD.match(line)]
+
+
+def _blocks(lines: list[bytes]) -> list[bytes]:
+    """Each mapping's text: its line, and for smaps the "Name: value" lines after it."""
+    blocks: list[list[bytes]] = []
+    for line in lines:
+        if not line.strip():
+            continue
+        if _SMAPS_FIELD.match(line):
+            blocks[-1].append(line)  # smaps_maps_text saw a mapping line before it
+        else:
+            blocks.append([line])
+    return [b"".join(part + b"\n" for part in block) for block in blocks]
+
+
+def _address_order(mappings: list[Mapping], lines: list[bytes]) -> list[int] | None:
+    """None for mappings in address order; else the order that sorts them.
+
+    A saved text is checked, not trusted: lines out of order are all kept (and
+    sorted, with a warning), and lines that overlap, which no kernel prints for
+    one moment, are refused, naming both.
+    """
+    ordered = all(a.end <= b.start for a, b in zip(mappings, mappings[1:]))
+    if ordered:
+        return None
+    order = sorted(range(len(mappings)), key=lambda i: mappings[i].start)
+    for i, j in zip(order, order[1:]):
+        a, b = mappings[i], mappings[j]
+        if b.start < a.end:
+            numbers = _line_numbers(lines)
+            first, second = sorted((numbers[i], numbers[j]))
+            raise MapsFormatError(
+                f"lines {first} and {second} overlap ({a.start:x}-{a.end:x} and "
+                f"{b.start:x}-{b.end:x}): no kernel maps one address twice"
+            )
+    return order
+
+
 def _shown_line(line: bytes) -> str:
     return repr(line[:80].decode("ascii", "backslashreplace"))
 
@@ -966,14 +1007,26 @@ def _shown_line(line: bytes) -> str:
 def _from_text(data: bytes, path: str, mtime: float) -> Snapshot:
     lines = data.split(b"\n")
     kind = "smaps" if any(_SMAPS_FIELD.match(line) for line in lines) else "maps"
+    name = os.path.basename(path)
+    warnings = []
     try:
         maps = smaps_maps_text(data) if kind == "smaps" else data
-        mappings = parse_maps(maps)
+        mappings = parse_maps(maps, every_line=True)
+        order = _address_order(mappings, lines)
+        if order is not None:
+            blocks = _blocks(lines)
+            data = b"".join(blocks[i] for i in order)
+            maps = smaps_maps_text(data) if kind == "smaps" else data
+            mappings = [mappings[i] for i in order]
+            first = _line_numbers(lines)[next(i for i, j in enumerate(order) if i != j)]
+            warnings.append(
+                f"{name}: its lines are not in address order (the first out of place is "
+                f"line {first}): all {len(mappings)} were read, and sorted"
+            )
         if kind == "smaps":
             parse_smaps(data)  # its figures too: replay reads them
     except MapsFormatError as err:
         raise _error(f"{path}: neither a procmap snapshot nor a maps text: {err}") from None
-    name = os.path.basename(path)
     facts = Facts(
         page_size=os.sysconf("SC_PAGE_SIZE"),
         pointer_size=8 if mappings[-1].end > 1 << 32 else 4,
@@ -988,7 +1041,8 @@ def _from_text(data: bytes, path: str, mtime: float) -> Snapshot:
         symbols={},
         warnings=[
             f"{name}: a plain {kind} text, without ELF headers or thread stack pointers: "
-            "regions are classified by names and permissions alone"
+            "regions are classified by names and permissions alone",
+            *warnings,
         ],
         kernel="",
         machine="",

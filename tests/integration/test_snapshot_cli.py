@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -139,3 +141,56 @@ def test_target_and_from_are_one_or_the_other():
     assert "give a TARGET" in both.stderr and "give a TARGET" in neither.stderr
     watch = run_cli("--from", "x.json", "--watch")
     assert watch.returncode == 2 and "do not go with --watch" in watch.stderr
+
+
+# --- saved texts that lie: lines out of order, lines that overlap (issue 17, 4) -------
+
+
+def _shuffled(lines: list[bytes]) -> list[bytes]:
+    """The lines in an order that is not the address order: each pair swapped."""
+    out = list(lines)
+    for i in range(0, len(out) - 1, 2):
+        out[i], out[i + 1] = out[i + 1], out[i]
+    return out
+
+
+@pytest.mark.parametrize("kind", ["maps", "smaps"])
+def test_a_saved_text_out_of_order_is_read_whole_and_sorted(tmp_path, kind):
+    with run_sample("pie") as sample:
+        text = Path(f"/proc/{sample.pid}/{kind}").read_bytes()
+    if kind == "maps":
+        units = text.splitlines(keepends=True)
+    else:  # one block per mapping: its header and the "Name: value" lines after it
+        units = re.findall(rb"^[0-9a-f]+-[^\n]*\n(?:[A-Z][^\n]*\n)*", text, re.M)
+        assert b"".join(units) == text
+    in_order, shuffled = tmp_path / f"in-order.{kind}", tmp_path / f"shuffled.{kind}"
+    in_order.write_bytes(text)
+    shuffled.write_bytes(b"".join(_shuffled(units)))
+    args = ["--json", "--rss"] if kind == "smaps" else ["--json"]
+    expected = procmap_json(run_cli("--from", str(in_order), *args).stdout)
+    result = run_cli("--from", str(shuffled), *args)
+    assert result.returncode == 0, result.stderr
+    got = procmap_json(result.stdout)
+    assert got["regions"] == expected["regions"]
+    warning = [w for w in got["warnings"] if "not in address order" in w]
+    assert warning == [
+        f"shuffled.{kind}: its lines are not in address order (the first out of place is "
+        f"line 1): all {len(units)} were read, and sorted"
+    ]
+
+
+def test_a_saved_text_whose_lines_overlap_is_refused_naming_them(tmp_path):
+    with run_sample("pie") as sample:
+        lines = Path(f"/proc/{sample.pid}/maps").read_bytes().splitlines(keepends=True)
+    start = int(lines[3].split(b"-")[0], 16)
+    overlapping = f"{start:x}-{start + 0x1000:x} rw-p 00000000 00:00 0 \n".encode()
+    path = tmp_path / "overlap.maps"
+    path.write_bytes(b"".join([*lines[:7], overlapping, *lines[7:]]))
+    result = run_cli("--from", str(path))
+    assert result.returncode == 16
+    first_end = int(lines[3].split(b" ")[0].split(b"-")[1], 16)
+    assert result.stderr == (
+        f"procmap: {path}: neither a procmap snapshot nor a maps text: lines 4 and 8 overlap "
+        f"({start:x}-{first_end:x} and {start:x}-{start + 0x1000:x}): "
+        "no kernel maps one address twice\n"
+    )
