@@ -461,12 +461,88 @@ def summarize(
     }
 
 
+# --- the address space: the process's half, the hole, the kernel's half -----------------
+
+
+class Space(NamedTuple):
+    """How the address space splits between the process and the kernel."""
+
+    bits: int  # 32 or 64: the whole space is [0, 2**bits)
+    user_end: int  # the process's addresses are below this
+    kernel_start: int | None  # the kernel's half starts here; None: outside this space
+    how: str  # how the split was found, in words
+
+    @property
+    def top(self) -> int:
+        return 1 << self.bits
+
+
+# Virtual address bits of user space when no process shows them (a load plan):
+# x86-64 with 4-level paging, arm64 with 48-bit VAs.  Others are given 47, said so.
+_USER_BITS = {"x86-64": 47, "AArch64": 48}
+_I386_SPLIT = 0xC000_0000  # the default 3G/1G split of a 32-bit kernel (CONFIG_VMSPLIT_3G)
+_NO_SPLIT = "no kernel's half: mappings lie where it would be"
+
+
+def address_space(highest: int | None, bits: int, machine: str | None = None) -> Space:
+    """The split of a `bits`-wide space whose highest user address ends at `highest`.
+
+    On 64-bit Linux the user half is [0, 2**n) and the kernel's half the top
+    2**n, with the non-canonical hole between, for n = 47 on x86-64 with
+    4-level paging (128 TiB each), 56 with 5-level paging, 48 on arm64, 38
+    or 47 on riscv64.  The main stack sits just below the top of user space,
+    so n is the bit length of the highest user address.  A 32-bit process runs
+    on a 32-bit kernel that takes the top GiB (3G/1G), or on a 64-bit kernel
+    that leaves it all 4 GiB; a stack above 3 GiB says which.
+    """
+    if bits == 64:
+        if highest:
+            n = max((highest - 1).bit_length(), 32)
+            if n == 64:  # a mapping in the top half: no room left for the kernel's
+                return Space(64, 1 << 64, None, _NO_SPLIT)
+            how = f"{n}-bit user space, from the highest mapping"
+        else:
+            n = _USER_BITS.get(machine or "", 47)
+            how = f"{n}-bit user space, as {machine or 'a 64-bit machine'} usually has"
+        return Space(64, 1 << n, (1 << 64) - (1 << n), how)
+    if highest is not None and highest > _I386_SPLIT:
+        return Space(32, 1 << 32, None, "all 4 GiB for the process: a 64-bit kernel")
+    return Space(32, _I386_SPLIT, _I386_SPLIT, "3 GiB for the process, 1 GiB for the kernel")
+
+
+def space_of(
+    regions: Sequence[Region], images: Iterable[LoadedImage] = (), bits: int | None = None
+) -> Space:
+    """The split of a process's address space, from its classified regions.
+
+    `bits`: 32 or 64 when known; else 64 for a 64-bit program or a mapping
+    above 4 GiB.  A region in the hole or across the split (a text written by
+    hand: no kernel maps one there) leaves no kernel's half.
+    """
+    if bits is None:
+        wide = any(im.layout.elf_class == 64 for im in images if im.role == "program")
+        bits = 64 if wide or any(r.end > 1 << 32 for r in regions) else 32
+    top = 1 << bits
+    highest = max((r.end for r in regions if r.kind != "kernel" and r.end <= top >> 1), default=0)
+    if bits == 32:
+        highest = max((r.end for r in regions if r.kind != "kernel"), default=0)
+    space = address_space(highest or None, bits)
+    split = space.kernel_start
+    if split is not None and any(r.start < split and r.end > space.user_end for r in regions):
+        space = Space(bits, top, None, _NO_SPLIT)
+    return space
+
+
 # --- where an address is ----------------------------------------------------------------
 
 # Why nothing is mapped at an address (Location.unmapped).
 UNMAPPED_REASONS = {
-    "kernel": "kernel space, never accessible to the process",
-    "non-canonical": "above the top of user space",
+    "kernel": "the kernel's half of the address space, never accessible to the process",
+    "non-canonical": (
+        "a non-canonical address, in the hole between the process's half and the kernel's: "
+        "nothing can ever be mapped there, and any access faults"
+    ),
+    "beyond-32-bit": "beyond 4 GiB: no 32-bit address can be there",
     "null": "the lowest pages, never mapped, so a NULL pointer access faults",
     "gap": "no mapping here",
 }
@@ -484,6 +560,10 @@ class Location(NamedTuple):
     below: Region | None = None  # for an unmapped address: the regions around it
     above: Region | None = None
     unmapped: str | None = None  # for an unmapped address: a key of UNMAPPED_REASONS
+    # For an unmapped address: the unmapped stretch around it, [start, end): the
+    # gap between its neighbours (clipped to user space), or the hole, or the
+    # kernel's half.
+    bounds: tuple[int, int] | None = None
 
     @property
     def kind(self) -> str | None:
@@ -498,7 +578,9 @@ class Location(NamedTuple):
         """In words: the region's detail, or why nothing is mapped here."""
         if self.region is not None:
             return self.region.description
-        return unmapped_note(self.address, self.unmapped or "gap", self.below, self.above)
+        return unmapped_note(
+            self.address, self.unmapped or "gap", self.below, self.above, self.bounds
+        )
 
     def to_dict(self) -> JSONDict:
         r = self.region
@@ -509,6 +591,11 @@ class Location(NamedTuple):
             "description": self.description,
             "tid": r.tid if r else None,
             "unmapped": self.unmapped,
+            "unmapped_range": (
+                None
+                if self.bounds is None
+                else {"start": hex_address(self.bounds[0]), "end": hex_address(self.bounds[1])}
+            ),
             "region": (
                 {
                     "start": hex_address(r.start),
@@ -539,20 +626,33 @@ def _brief(r: Region | None) -> JSONDict | None:
     }
 
 
-def unmapped_note(address: int, reason: str, below: Region | None, above: Region | None) -> str:
+def unmapped_note(
+    address: int,
+    reason: str,
+    below: Region | None,
+    above: Region | None,
+    bounds: tuple[int, int] | None = None,
+) -> str:
     """Why nothing is at `address`, and what is around it, in words."""
-    if below is not None and above is not None:
-        between = (
-            f"between {below.kind} ending at {below.end:x} "
-            f"and {above.kind} starting at {above.start:x}"
-        )
-    elif above is not None:
-        between = f"below the first region, {above.kind} starting at {above.start:x}"
-    elif below is not None:
-        between = f"above the last region, {below.kind} ending at {below.end:x}"
+    if reason in ("kernel", "non-canonical", "beyond-32-bit") and bounds is not None:
+        where = f"from {bounds[0]:x} to {bounds[1] - 1:x}"
     else:
-        between = ""
-    return f"unmapped: {UNMAPPED_REASONS[reason]}" + (f" ({between})" if between else "")
+        left = f"{below.kind} ending at {below.end:x}" if below is not None else None
+        if above is not None and (bounds is None or bounds[1] == above.start):
+            right = f"{above.kind} starting at {above.start:x}"
+        elif bounds is not None and bounds[1] < 1 << 64:
+            right = f"the top of user space at {bounds[1]:x}"
+        else:
+            right = None
+        if left and right:
+            where = f"between {left} and {right}"
+        elif right:
+            where = f"below the first region, {right}" if above else f"below {right}"
+        elif left:
+            where = f"above the last region, {left}"
+        else:
+            where = ""
+    return f"unmapped: {UNMAPPED_REASONS[reason]}" + (f" ({where})" if where else "")
 
 
 # --- a saved map ----------------------------------------------------------------------------

@@ -33,7 +33,10 @@ from ..model import (
     ProcessMap,
     Region,
     Resident,
+    Space,
+    address_space,
     hex_or_none,
+    space_of,
 )
 
 if TYPE_CHECKING:
@@ -117,19 +120,6 @@ class Band(NamedTuple):
         }
 
 
-class Space(NamedTuple):
-    """How the address space splits between the process and the kernel."""
-
-    bits: int  # 32 or 64: the whole space is [0, 2**bits)
-    user_end: int  # the process's addresses are below this
-    kernel_start: int | None  # the kernel's half starts here; None: outside this space
-    how: str  # how the split was found, in words
-
-    @property
-    def top(self) -> int:
-        return 1 << self.bits
-
-
 class Picture(NamedTuple):
     """The bands, in address order (lowest first), and what they stand in."""
 
@@ -155,39 +145,6 @@ class Picture(NamedTuple):
 
 # --- the address space -----------------------------------------------------------------
 
-# Virtual address bits of user space when no process shows them (a load plan):
-# x86-64 with 4-level paging, arm64 with 48-bit VAs.  Others are given 47, said so.
-_USER_BITS = {"x86-64": 47, "AArch64": 48}
-_I386_SPLIT = 0xC000_0000  # the default 3G/1G split of a 32-bit kernel (CONFIG_VMSPLIT_3G)
-_NO_SPLIT = "no kernel's half: mappings lie where it would be"
-
-
-def address_space(highest: int | None, bits: int, machine: str | None = None) -> Space:
-    """The split of a `bits`-wide space whose highest user address ends at `highest`.
-
-    On 64-bit Linux the user half is [0, 2**n) and the kernel's half the top
-    2**n, with the non-canonical hole between, for n = 47 on x86-64 with
-    4-level paging (128 TiB each), 56 with 5-level paging, 48 on arm64, 38
-    or 47 on riscv64.  The main stack sits just below the top of user space,
-    so n is the bit length of the highest user address.  A 32-bit process runs
-    on a 32-bit kernel that takes the top GiB (3G/1G), or on a 64-bit kernel
-    that leaves it all 4 GiB; a stack above 3 GiB says which.
-    """
-    if bits == 64:
-        if highest:
-            n = max((highest - 1).bit_length(), 32)
-            if n == 64:  # a mapping in the top half: no room left for the kernel's
-                return Space(64, 1 << 64, None, _NO_SPLIT)
-            how = f"{n}-bit user space, from the highest mapping"
-        else:
-            n = _USER_BITS.get(machine or "", 47)
-            how = f"{n}-bit user space, as {machine or 'a 64-bit machine'} usually has"
-        return Space(64, 1 << n, (1 << 64) - (1 << n), how)
-    if highest is not None and highest > _I386_SPLIT:
-        return Space(32, 1 << 32, None, "all 4 GiB for the process: a 64-bit kernel")
-    return Space(32, _I386_SPLIT, _I386_SPLIT, "3 GiB for the process, 1 GiB for the kernel")
-
-
 # --- a process ---------------------------------------------------------------------------
 
 
@@ -212,19 +169,8 @@ def picture_of(
     `resident`, when given, is each region's smaps figures (with .rss).
     """
     images = list(images)
-    if bits is None:
-        wide = any(im.layout.elf_class == 64 for im in images if im.role == "program")
-        bits = 64 if wide or any(r.end > 1 << 32 for r in regions) else 32
-    top = 1 << bits
-    highest = max((r.end for r in regions if r.kind != "kernel" and r.end <= top >> 1), default=0)
-    if bits == 32:
-        highest = max((r.end for r in regions if r.kind != "kernel"), default=0)
-    space = address_space(highest or None, bits)
-    split = space.kernel_start
-    if split is not None and any(r.start < split and r.end > space.user_end for r in regions):
-        # A region in the hole or across the split: no kernel maps one there (a text
-        # written by hand), and drawn as a kernel page it would overlap the bands below.
-        space = Space(bits, top, None, _NO_SPLIT)
+    space = space_of(regions, images, bits)
+    bits = space.bits
     program = next((im.path for im in images if im.role == "program"), None)
     if program is None:  # a plain maps text: the lowest ELF object is the program
         program = next((r.object for r in regions if r.object), None)

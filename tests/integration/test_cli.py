@@ -267,3 +267,51 @@ def test_own_process_works_and_non_dumpable_is_explained():
                 assert ("thread stacks found by shape" in output) == (scope >= 1), output
     finally:
         shutil.rmtree(os.path.dirname(path))
+
+
+# --- where in impossible places (issue 17, 8) -------------------------------------------
+
+
+def _where(*args: str) -> dict:
+    result = run_cli("where", *args, "--json")
+    assert result.returncode == 0, result.stderr
+    (location,) = procmap_json(result.stdout)
+    return location
+
+
+def test_where_in_the_hole_says_non_canonical_not_between_the_stack_and_vsyscall():
+    with run_sample("pie") as sample:
+        hole = _where(str(sample.pid), hex(0x0000_9000_0000_0000))
+        kernel = _where(str(sample.pid), "0xffff800000001000")
+        above_stack = _where(str(sample.pid), hex((1 << 47) - 1))
+    assert hole["unmapped"] == "non-canonical"
+    assert hole["unmapped_range"] == {"start": 1 << 47, "end": 0xFFFF_8000_0000_0000}
+    assert "ffffffffff600000" not in hole["description"]
+    assert "non-canonical" in hole["description"]
+    assert kernel["unmapped"] == "kernel"
+    assert kernel["unmapped_range"] == {"start": 0xFFFF_8000_0000_0000, "end": 1 << 64}
+    assert above_stack["unmapped"] == "gap"
+    assert above_stack["unmapped_range"]["end"] == 1 << 47  # the top of user space, not vsyscall
+    assert "the top of user space at 800000000000" in above_stack["description"]
+
+
+# A 32-bit process on a 64-bit kernel: all 4 GiB are the process's (no such
+# process can be started here without a 32-bit libc, so its maps text is written out).
+MAPS_32 = b"""\
+08048000-08049000 r-xp 00000000 08:01 12 /bin/a
+0804a000-0804b000 rw-p 00001000 08:01 12 /bin/a
+f7d00000-f7ed0000 r-xp 00000000 08:01 13 /lib/libc.so.6
+ffd00000-ffd21000 rw-p 00000000 00:00 0 [stack]
+"""
+
+
+def test_where_beyond_4_gib_in_a_32_bit_process(tmp_path):
+    path = tmp_path / "maps32"
+    path.write_bytes(MAPS_32)
+    beyond = _where("--from", str(path), "0x123456789")
+    inside = _where("--from", str(path), "0x10000000")
+    assert beyond["unmapped"] == "beyond-32-bit"
+    assert beyond["unmapped_range"] == {"start": 1 << 32, "end": 1 << 64}
+    assert "no 32-bit address can be there" in beyond["description"]
+    assert inside["unmapped"] == "gap"
+    assert inside["unmapped_range"] == {"start": 0x0804B000, "end": 0xF7D00000}
