@@ -299,6 +299,7 @@ class LoadedImage(NamedTuple):
     start: int
     end: int
     role: str  # "program", "dynamic linker" or "shared library"
+    deleted: bool = False  # maps names it "... (deleted)": the file is gone or replaced
 
     def __repr__(self) -> str:
         return f"LoadedImage({self.path!r}, {self.role}, bias=0x{self.bias:x})"
@@ -306,6 +307,7 @@ class LoadedImage(NamedTuple):
     def to_dict(self) -> JSONDict:
         return {
             "path": self.path,
+            "deleted": self.deleted,
             "role": self.role,
             "bias": hex_address(self.bias),
             "start": hex_address(self.start),

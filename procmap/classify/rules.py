@@ -208,8 +208,10 @@ class _Classifier:
             for bias in self.load_biases(layout, indexes):
                 lo = bias + align_down(min(s.vaddr for s in layout.loads), self.page)
                 hi = bias + align_up(max(s.vaddr + s.memsz for s in layout.loads), self.page)
-                path = _strip_deleted(self.maps[indexes[0]].path or "")
-                images.append(LoadedImage(path, key, layout, bias, lo, hi, self.role(key)))
+                named = self.maps[indexes[0]].path or ""
+                path = _strip_deleted(named)
+                image = LoadedImage(path, key, layout, bias, lo, hi, self.role(key), path != named)
+                images.append(image)
         images.sort(key=lambda im: im.start)
         return images
 

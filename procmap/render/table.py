@@ -115,6 +115,7 @@ class RegionTable:
     def rows(self):
         """(start, end, size, perms, kind, detail, where, dim) for each line."""
         width = address_width(max((r.end for r in self.pmap.regions), default=1))
+        deleted = _deleted_objects(self.pmap)
         for r in self.regions:
             detail = r.description + (" *" if r.heuristic else "")
             yield (
@@ -124,7 +125,7 @@ class RegionTable:
                 r.perms,
                 r.kind,
                 printable(detail),
-                printable(_short(r)),
+                printable(_short(r, deleted)),
                 False,
             )
             if self.sections and r.object:
@@ -195,11 +196,24 @@ def _fit(where: str, room: int | None) -> str:
     return set_cell_size(where, room - 1) + "…"
 
 
-def _short(r: Region) -> str:
-    """An ELF object by its file name (the summary gives its full path); other paths whole."""
+def _short(r: Region, deleted: set[str]) -> str:
+    """An ELF object by its file name (the summary gives its full path); other paths whole.
+
+    A file deleted since it was mapped keeps the kernel's " (deleted)", on all
+    its regions, its bss too: the binary on disk is not the one running.
+    """
     if r.object:
-        return r.object.rsplit("/", 1)[-1]
+        name = r.object.rsplit("/", 1)[-1]
+        return name + _DELETED if r.object in deleted else name
     return r.path or ""
+
+
+_DELETED = " (deleted)"
+
+
+def _deleted_objects(pmap: ProcessMap) -> set[str]:
+    """The ELF objects loaded from a file the kernel names "... (deleted)"."""
+    return {im.path for im in pmap.images if im.deleted}
 
 
 # The memory figures of a row, with their column headings: pmap -X's and
@@ -281,9 +295,10 @@ def render_summary(pmap: ProcessMap) -> Group:
         present = [k for k in KINDS if any(k in o["kinds"] for o in summary["by_object"])]
         for kind in present:
             objects.add_column(Text(kind, style=kind_style(kind)), justify="right")
+    deleted = _deleted_objects(pmap)
     for o in summary["by_object"]:
         objects.add_row(
-            Text(printable(o["object"])),
+            Text(printable(o["object"]) + (_DELETED if o["object"] in deleted else "")),
             o["role"] or "",
             human_size(o["size"]),
             *(human_size(o["kinds"][k]) if k in o["kinds"] else "" for k in present),
@@ -334,6 +349,7 @@ class ResidentTable:
             head.insert(2 + len(fields), "hugetlb")
         lines = []
         methods = set()
+        deleted = _deleted_objects(pmap)
         for i in self.rows:
             r, f, how = pmap.regions[i], pmap.resident[i], pmap.resident_from[i]
             mark = "" if how == WHOLE else " ‡"  # double dagger: a share of a mapping's
@@ -349,7 +365,7 @@ class ResidentTable:
                     r.perms,
                     r.kind,
                     printable(detail),
-                    printable(_short(r)),
+                    printable(_short(r, deleted)),
                 )
             )
         widths = [len(h) for h in head]
@@ -422,6 +438,16 @@ def render_notes(kinds: Iterable[str]) -> Group:
     return Group(*blocks)
 
 
+def _where_object(loc: Location) -> str:
+    """The object's full path (with " (deleted)" when its file is), or the region's path."""
+    r = loc.region
+    if r is None:
+        return ""
+    if r.object is None or loc.image is None:
+        return r.path or r.object or ""
+    return r.object + (_DELETED if loc.image.deleted else "")
+
+
 def render_where(locations: list[Location]) -> Table:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     table.add_column("address", no_wrap=True)
@@ -431,7 +457,6 @@ def render_where(locations: list[Location]) -> Table:
     table.add_column("section", no_wrap=True)
     table.add_column("symbol", overflow="fold")
     for loc in locations:
-        r = loc.region
         symbol = ""
         if loc.symbol is not None:
             symbol = loc.symbol + (f"+0x{loc.symbol_offset:x}" if loc.symbol_offset else "")
@@ -439,7 +464,7 @@ def render_where(locations: list[Location]) -> Table:
             Text(f"0x{loc.address:x}"),
             Text(loc.kind or "unmapped", style=kind_style(loc.kind)),
             Text(printable(loc.description)),
-            Text(printable((r.object or r.path or "") if r else "")),
+            Text(printable(_where_object(loc))),
             Text(printable(loc.section or "")),
             Text(printable(symbol)),
         )

@@ -315,3 +315,26 @@ def test_where_beyond_4_gib_in_a_32_bit_process(tmp_path):
     assert "no 32-bit address can be there" in beyond["description"]
     assert inside["unmapped"] == "gap"
     assert inside["unmapped_range"] == {"start": 0x0804B000, "end": 0xF7D00000}
+
+
+# --- a deleted binary keeps the kernel's "(deleted)" (issue 17, 9) ------------------------
+
+
+def test_a_deleted_program_is_marked_deleted_in_every_view(tmp_path):
+    copy = tmp_path / "doomed"
+    shutil.copy(sample_path("pie"), copy)
+    with run_sample("pie", path=copy) as sample:
+        copy.unlink()
+        table = run_cli(str(sample.pid), "--no-notes", "--no-diagram")
+        rss = run_cli(str(sample.pid), "--rss", "--no-notes", "--no-diagram")
+        data = procmap_json(run_cli(str(sample.pid), "--json").stdout)
+        where = run_cli("where", str(sample.pid), hex(sample.variables["global_uninit"][0]))
+    rows = [line for line in table.stdout.splitlines() if line.endswith("doomed (deleted)")]
+    kinds = {line.split()[5] for line in rows}  # start end size unit perms kind
+    assert {"text", "data", "bss"} <= kinds  # the bss, anonymous, too
+    assert not [line for line in table.stdout.splitlines() if line.endswith(" doomed")]
+    assert f"{copy} (deleted)" in table.stdout  # the summary by object
+    assert f"{copy} (deleted)" in rss.stdout and " doomed (deleted)" in rss.stdout
+    (program,) = [im for im in data["images"] if im["role"] == "program"]
+    assert program["path"] == str(copy) and program["deleted"] is True
+    assert f"{copy} (deleted)" in where.stdout
