@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections import Counter
 from contextlib import contextmanager
 
 import pytest
@@ -365,6 +366,68 @@ def test_ctrl_c_or_a_kill_ends_the_watch_with_its_summary(sig):
         assert end["reason"] == "interrupted" and end["samples"] >= 2
         assert watcher.process.wait(timeout=10) == 0
         assert watcher.process.stderr.read() == b""
+
+
+@contextmanager
+def churning(pages: int = 1024):
+    """samples/bin/churn: `pages` pages split into `pages` mappings and merged back,
+    about a thousand times a second; yields it and its mapping's (start, end)."""
+    process = subprocess.Popen(
+        [str(SAMPLE_BIN / "churn"), str(pages)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        out = Lines(process.stdout, "samples/bin/churn")
+        facts = dict(word.split("=") for word in out.next().split())
+        assert out.next() == "ready"
+        yield process, (int(facts["base"], 16), int(facts["end"], 16))
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_mprotect_churn_is_a_few_events_a_sample_each_with_its_regions():
+    with churning() as (process, (base, end)):
+        watcher = Watcher(process.pid, "--interval", "0.05")
+        try:
+            counted = []
+            while len(counted) < 3:  # three samples that caught the churn half done
+                record = watcher.record()
+                # A split or merge, and at most one protect each way, whatever the state.
+                assert len(record["events"]) <= 3, [e["event"] for e in record["events"]]
+                for e in record["events"]:
+                    assert e["kind"] == "mmap" and e["regions"] >= 1
+                    assert base <= e["start"] < e["end"] <= end
+                counted += [e for e in record["events"] if e["regions"] > 1]
+        finally:
+            watcher.close()
+    for e in counted:
+        assert e["event"] == "protect" and e["bytes"] == e["regions"] * 4096
+        assert {e["perms"], e["before"]["perms"]} == {"r--p", "rw-p"}
+
+
+def test_mprotect_churn_is_a_few_lines_a_sample():
+    with churning() as (process, _):
+        # A process: the line view of a long watch is the point.
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "procmap", str(process.pid), "--watch", "--interval", "0.05"],
+            stdout=subprocess.PIPE,
+            env=ENV,
+        )
+        try:
+            out = Lines(watch.stdout, "procmap --watch")
+            assert out.next().startswith(f"watching PID {process.pid}")
+            per_sample: Counter[str] = Counter()
+            told = 0
+            while told < 3:  # three samples that caught the churn half done
+                line = out.next()
+                t, sentence = line.split("s  ", 1)
+                per_sample[t] += 1
+                assert per_sample[t] <= 3, line
+                told += " places between " in sentence
+        finally:
+            watch.kill()
+            watch.wait()
+            watch.stdout.close()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="taking a PID back needs root (ns_last_pid)")
