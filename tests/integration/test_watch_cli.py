@@ -527,6 +527,49 @@ def test_the_live_view_fits_the_terminal_and_redraws_at_most_ten_times_a_second(
     assert f"watch of PID {s.pid} (lesson-pie) ended: the count of samples was reached" in after
 
 
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT])
+def test_the_terminal_is_given_back_on_a_hangup_a_quit_or_a_kill(sig):
+    """Whatever ends the live view, the terminal leaves the full screen and shows
+    its cursor again, and the watch's summary follows."""
+    with run_sample("pie") as s:
+        # A process: a real terminal, and a signal to the watch, are the point.
+        pid, fd = pty.fork()
+        if pid == 0:
+            env = dict(ENV, COLUMNS="100", LINES="30", TERM="xterm-256color")
+            env.pop("NO_COLOR")
+            args = [sys.executable, "-m", "procmap", str(s.pid), "--watch", "--interval", "0.05"]
+            os.execve(sys.executable, args, env)
+        output = b""
+        try:
+
+            def read_until(done) -> None:
+                nonlocal output
+                deadline = time.monotonic() + 30
+                while not done() and time.monotonic() < deadline:
+                    if select.select([fd], [], [], 0.5)[0]:
+                        try:
+                            chunk = os.read(fd, 65536)
+                        except OSError:  # EIO: the watch closed the terminal
+                            return
+                        if not chunk:
+                            return
+                        output += chunk
+
+            # The full screen is up, the cursor hidden, and a frame drawn.
+            read_until(lambda: b"\x1b[?25l" in output and f"PID {s.pid}".encode() in output)
+            assert b"\x1b[?1049h" in output, output[-500:]
+            os.kill(pid, sig)
+            read_until(lambda: False)
+            _, status = os.waitpid(pid, 0)
+        finally:
+            os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, output[-2000:]
+    after = output.rpartition(b"\x1b[?1049l")[2]  # what follows the full screen
+    assert b"\x1b[?1049l" in output and b"\x1b[?25h" in output.rpartition(b"\x1b[?25l")[2]
+    assert b"\x1b[?1049h" not in after
+    assert f"watch of PID {s.pid} (lesson-pie) ended".encode() in after
+
+
 def test_memory_stays_bounded_over_ten_times_more_samples():
     """Past the ring buffers' size, nothing a watch keeps grows with its length.
 
