@@ -24,6 +24,12 @@ readelf printing the same headers, sections and symbols) on the largest
 library present (libLLVM, with ~46,000 dynamic symbols, where installed), on
 libc and on a sample; the goal is at most 3x readelf.
 
+Huge maps: `procmap --from FILE` on maps texts of 30,000 and 300,000 separate
+mappings (benchmarks/huge_maps.py writes them; no process may hold 300,000),
+piped and on a 120x50 terminal (a pseudo-terminal), against `--from FILE
+--json` on the same text: the goal is the full view (picture, table, totals,
+notes) at most 5x the JSON view.  `--only huge` measures these alone.
+
 Nothing here is asserted: the numbers are printed, and written as JSON to
 benchmarks/results/latest.json.
 """
@@ -31,11 +37,16 @@ benchmarks/results/latest.json.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import statistics
+import struct
 import subprocess
 import sys
+import tempfile
+import termios
+import threading
 import time
 from pathlib import Path
 
@@ -46,6 +57,7 @@ PROCMAP = [PYTHON, "-m", "procmap"]
 PAGES = str(ROOT / "samples/pages.py")  # N pages that never merge
 # The mapping counts measured; the largest is cut to fit under vm.max_map_count.
 SIZES = (2000, 20000, 60000)
+HUGE = (30_000, 300_000)  # separate mappings in a maps text, shown with --from
 # Room left under vm.max_map_count for the interpreter's own mappings (~60).
 OWN_MAPPINGS = 500
 
@@ -90,6 +102,72 @@ def time_command(cmd: list[str], runs: int) -> float:
         )
         times.append((time.perf_counter() - t) * 1000)
     return statistics.median(times)
+
+
+def time_on_terminal(cmd: list[str], runs: int, rows: int = 50, cols: int = 120) -> float:
+    """Median wall time of a command whose output is a terminal `cols` x `rows`, in ms."""
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
+    env["TERM"] = "xterm-256color"
+    times = []
+    for _ in range(runs):
+        master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+        def drain(fd: int = master) -> None:
+            try:
+                while os.read(fd, 1 << 16):
+                    pass
+            except OSError:  # EIO: the last writer closed the terminal
+                pass
+
+        reader = threading.Thread(target=drain)
+        reader.start()
+        t = time.perf_counter()
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.DEVNULL, env=env
+        )
+        os.close(slave)
+        proc.wait()
+        times.append((time.perf_counter() - t) * 1000)
+        reader.join()
+        os.close(master)
+        assert proc.returncode == 0, cmd
+    return statistics.median(times)
+
+
+def bench_huge(runs: int) -> list[dict]:
+    """The full view against the JSON view of the same huge maps text."""
+    from huge_maps import huge_maps  # benchmarks/huge_maps.py
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in HUGE:
+            path = Path(tmp) / f"huge-{n}.maps"
+            path.write_text(huge_maps(n, apart=True))
+            n_runs = max(1, runs // 5) if n > 100_000 else runs
+            base = [*PROCMAP, "--from", str(path)]
+            json_ms = time_command([*base, "--json"], n_runs)
+            piped_ms = time_command(base, n_runs)
+            tty_ms = time_on_terminal(base, n_runs)
+            rows.append(
+                {
+                    "mappings": n,
+                    "json_ms": json_ms,
+                    "full_piped_ms": piped_ms,
+                    "full_terminal_ms": tty_ms,
+                }
+            )
+            print(f"\n{n:,} separate mappings, from a maps text")
+            print(f"  procmap --from FILE --json   {json_ms:8.0f} ms")
+            print(
+                f"  procmap --from FILE | cat    {piped_ms:8.0f} ms"
+                f"  = {piped_ms / json_ms:5.1f}x the JSON view (goal: 5x)"
+            )
+            print(
+                f"  procmap --from FILE, 120x50  {tty_ms:8.0f} ms"
+                f"  = {tty_ms / json_ms:5.1f}x the JSON view (goal: 5x)"
+            )
+    return rows
 
 
 def time_call(fn, runs: int) -> float:
@@ -146,7 +224,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer runs")
     parser.add_argument(
         "--only",
-        choices=["lesson", *map(str, SIZES)],
+        choices=["lesson", *map(str, SIZES), "huge"],
         help="measure this one target, nothing else (no explain, sampler or watch)",
     )
     args = parser.parse_args()
@@ -161,6 +239,13 @@ def main() -> None:
         f"floor: python -S -c pass       {startup:8.2f} ms (interpreter start, paid by any Python tool)"
     )
     results = {"python_startup_ms": startup, "targets": []}
+    if args.only == "huge":
+        results["huge"] = bench_huge(runs)
+        out = ROOT / "benchmarks/results"
+        out.mkdir(exist_ok=True)
+        (out / "only-huge.json").write_text(json.dumps(results, indent=2) + "\n")
+        print(f"\nwritten to {out / 'only-huge.json'}")
+        return
     targets = [("lesson", "lesson sample", start_sample, runs)] + [
         (
             str(n),
@@ -252,6 +337,7 @@ def main() -> None:
         print(f"\nwritten to {out / f'only-{args.only}.json'}")
         return
     results["explain"] = bench_explain(runs)
+    results["huge"] = bench_huge(runs)
     print()
     import sampler  # benchmarks/sampler.py: one sample of a map, for --watch
 

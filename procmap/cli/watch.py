@@ -6,24 +6,67 @@ import sys
 
 from .base import make_console
 
+ENDING_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+
+
+class _Ending:
+    """The ending signals as Ctrl-C (KeyboardInterrupt), held back while the terminal
+    is being written: a frame cut in half leaves rich's console buffering, and
+    then the sequences that give the terminal back are never written."""
+
+    def __init__(self) -> None:
+        self.holding = False
+        self.pending = False
+
+    def install(self) -> None:
+        import signal
+
+        for name in ENDING_SIGNALS:
+            signal.signal(getattr(signal, name), self.handle)
+
+    def handle(self, signum, frame) -> None:
+        if self.holding:
+            self.pending = True
+            return
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> None:
+        self.holding = True
+
+    def __exit__(self, *exc) -> None:
+        self.holding = False
+        if self.pending and exc[0] is None:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    def ignore(self) -> None:
+        """From now on: the watch is ending, and what is left (giving the terminal
+        back, the summary) is short; a second Ctrl-C must not cut it."""
+        import signal
+
+        for name in ENDING_SIGNALS:
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+
 
 def watch_process(
     pid: int, interval: float, count: int | None, as_json: bool, kinds, rss: bool = False
 ) -> None:
-    import signal
-
     from ..live.sampler import Sampler
     from ..live.watch import History, ResidentWatch
 
-    # A polite kill ends the watch as Ctrl-C does: with its summary (and end record).
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # A polite kill, a hangup (the terminal closed) and a quit (Ctrl-\\) end the watch
+    # as Ctrl-C does: with the terminal given back, its summary (and end record),
+    # and exit status 0.  Their default actions would leave a live view's terminal
+    # on the full screen with the cursor hidden.
+    ending = _Ending()
+    ending.install()
     with Sampler(pid) as sampler:
         resident = ResidentWatch(sampler, interval) if rss else None
         history = History(sampler, resident=resident)
         if as_json:
             _watch_json(sampler, history, interval, count, kinds)
         elif sys.stdout.isatty():
-            _watch_live(sampler, history, interval, count, kinds)
+            _watch_live(sampler, history, interval, count, kinds, ending)
         else:
             _watch_lines(sampler, history, interval, count)
 
@@ -87,23 +130,44 @@ def _watch_lines(sampler, history, interval, count) -> None:
         out.write(printable(line) + "\n")
 
 
-def _watch_live(sampler, history, interval, count, kinds) -> None:
+def _watch_live(sampler, history, interval, count, kinds, ending: _Ending) -> None:
+    import errno
+
     from rich.live import Live
 
-    from ..live.watch import run_watch
+    from ..live.watch import End, run_watch
     from ..render.live import LiveView, render_watch_summary
 
     console = make_console()
     view = LiveView(sampler, history, interval, kinds)
     drawn = -1.0
-    with Live(view, console=console, screen=True, auto_refresh=False) as live:
+    hung_up = False
+    live = Live(view, console=console, screen=True, auto_refresh=False)
 
-        def on_tick(tick, _sentences) -> None:
-            nonlocal drawn
-            if tick.t - drawn >= 0.1:  # at most 10 redraws a second, however fast it samples
+    def on_tick(tick, _sentences) -> None:
+        nonlocal drawn
+        if tick.t - drawn >= 0.1:  # at most 10 redraws a second, however fast it samples
+            with ending:
                 live.refresh()
-                drawn = tick.t
+            drawn = tick.t
 
-        live.refresh()
+    try:
+        with ending:  # into the full screen, and the first frame, whole
+            live.start(refresh=True)
         end = run_watch(sampler, history, interval, count, on_tick)
-    console.print(render_watch_summary(history, end))
+    except KeyboardInterrupt:  # a signal during the first frame
+        end = End(history.t, "interrupted", "interrupted")
+    except OSError as err:  # a frame written as the terminal closed, before its SIGHUP
+        if err.errno != errno.EIO:
+            raise
+        end, hung_up = End(history.t, "interrupted", "interrupted"), True
+    finally:
+        ending.ignore()
+        try:
+            live.stop()  # out of the full screen, the cursor shown again
+        except OSError as err:
+            if err.errno != errno.EIO:
+                raise
+            hung_up = True  # SIGHUP as the terminal closed: nothing left to give back
+    if not hung_up:
+        console.print(render_watch_summary(history, end))

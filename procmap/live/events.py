@@ -5,11 +5,18 @@ terms: a mapping grew or shrank (and which end moved), was mapped or
 unmapped, changed protection, was split in two or merged with a neighbour.
 `describe` tells a sample's events as sentences in the lesson's terms, related
 events together.  Pure: records in, records and words out.
+
+Alike events of one sample are one event, with the number of `regions` it
+stands for: a mapping that mprotect churn cut into 1,000 pieces is one split
+and one protect of 500 regions, not 500 protects; and past MOST_EVENTS in a
+sample, alike events anywhere in the map are told together, so what one
+sample prints is bounded.
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -17,6 +24,10 @@ from ..model import Detail, JSONDict, Mapping, Region, detail_words, hex_address
 from ..units import human_size
 
 EVENTS = ("grow", "shrink", "map", "unmap", "protect", "split", "merge")
+# Past this many events in one sample (after each region's were coalesced), alike
+# events are coalesced across the whole map: a sample's events are then at most
+# one per (event, kind, detail, permissions before and after, direction).
+MOST_EVENTS = 64
 
 
 class Event(NamedTuple):
@@ -34,6 +45,9 @@ class Event(NamedTuple):
     object: str | None = None
     before: tuple[int, int, str] | None = None  # (start, end, perms) before, where it differs
     tid: int | None = None  # a thread stack's thread
+    # How many regions' alike events of one sample this one stands for: start and
+    # end are then the lowest and highest address of them, bytes their sum.
+    regions: int = 1
 
     @property
     def description(self) -> str:
@@ -53,6 +67,7 @@ class Event(NamedTuple):
             "direction": self.direction,
             "perms": self.perms,
             "object": self.object,
+            "regions": self.regions,
         }
         if self.before is not None:
             start, end, perms = self.before
@@ -135,14 +150,75 @@ def diff_events(
             else:
                 break
         events.extend(
-            _component_events(
-                [old[k] for k in olds],
-                [old_groups[k] for k in olds],
-                [new[k] for k in news],
-                [new_groups[k] for k in news],
+            coalesce(
+                _component_events(
+                    [old[k] for k in olds],
+                    [old_groups[k] for k in olds],
+                    [new[k] for k in news],
+                    [new_groups[k] for k in news],
+                )
             )
         )
+    if len(events) > MOST_EVENTS:
+        events = coalesce(events, across=True)
     return events
+
+
+def _alike(e: Event) -> tuple[object, ...]:
+    """What events must share to be told as one: the same change to the same memory."""
+    return (
+        e.event,
+        e.kind,
+        e.detail,
+        e.perms,
+        e.direction,
+        e.before[2] if e.before is not None else None,
+        e.path,
+        e.object,
+        e.tid,
+    )
+
+
+def coalesce(events: list[Event], across: bool = False) -> list[Event]:
+    """Alike events as one each, with how many regions, in the order of the first of each.
+
+    Without `across` (one region's events, from one component), the events of
+    the same change to the same memory; with it (a whole sample's), the path,
+    object and thread may differ too (None in the event that holds them when
+    they do), so a sample has at most one event per (event, kind, detail,
+    permissions before and after, direction).
+    """
+    if len(events) < 2:
+        return events
+    width = 6 if across else 9
+    groups: dict[tuple[object, ...], list[Event]] = {}
+    for e in events:
+        groups.setdefault(_alike(e)[:width], []).append(e)
+    if len(groups) == len(events):
+        return events
+    return [_one(alike) if len(alike) > 1 else alike[0] for alike in groups.values()]
+
+
+def _one(alike: list[Event]) -> Event:
+    first = alike[0]
+    before = None
+    if first.before is not None:
+        b = [e.before for e in alike if e.before is not None]
+        before = (min(x[0] for x in b), max(x[1] for x in b), first.before[2])
+
+    paths = {e.path for e in alike}
+    objects = {e.object for e in alike}
+    tids = {e.tid for e in alike}
+    return first._replace(
+        start=min(e.start for e in alike),
+        end=max(e.end for e in alike),
+        bytes=sum(e.bytes for e in alike),
+        path=paths.pop() if len(paths) == 1 else None,
+        object=objects.pop() if len(objects) == 1 else None,
+        tid=tids.pop() if len(tids) == 1 else None,
+        before=before,
+        regions=sum(e.regions for e in alike),
+    )
 
 
 def _component_events(
@@ -206,20 +282,35 @@ def _reshaped(
     old: list[Mapping], old_groups: Groups, new: list[Mapping], new_groups: Groups
 ) -> list[Event]:
     """Mappings cut or joined over the same span: splits or merges, then protects."""
+    # Both sides tile the same span in address order: one sweep pairs each old
+    # mapping with the new ones it overlaps (a nested loop is quadratic when
+    # mprotect churn cuts a mapping into thousands).
+    pairs = []
+    i = j = 0
+    while i < len(old) and j < len(new):
+        pairs.append((i, j))
+        old_end, new_end = old[i].end, new[j].end
+        if old_end <= new_end:
+            i += 1
+        if new_end <= old_end:
+            j += 1
     events = []
     if len(new) > len(old):
-        for o, group in zip(old, old_groups):
-            if sum(1 for n in new if n.start < o.end and n.end > o.start) > 1:
+        pieces = Counter(i for i, _ in pairs)
+        for i, (o, group) in enumerate(zip(old, old_groups)):
+            if pieces[i] > 1:
                 events.append(_event("split", group[0], o.size, None, None, o.start, o.end))
     elif len(new) < len(old):
-        for n, group in zip(new, new_groups):
-            if sum(1 for o in old if o.start < n.end and o.end > n.start) > 1:
+        pieces = Counter(j for _, j in pairs)
+        for j, (n, group) in enumerate(zip(new, new_groups)):
+            if pieces[j] > 1:
                 events.append(_event("merge", group[0], n.size))
-    for n, group in zip(new, new_groups):
-        for o in old:
-            lo, hi = max(o.start, n.start), min(o.end, n.end)
-            if lo < hi and o.perms != n.perms:
-                events.extend(_protects(group, lo, hi, o.perms))
+    for i, j in pairs:
+        o, n = old[i], new[j]
+        if o.perms != n.perms:
+            events.extend(
+                _protects(new_groups[j], max(o.start, n.start), min(o.end, n.end), o.perms)
+            )
     return events
 
 
@@ -281,8 +372,9 @@ def _loads(events: list[Event], used: set[int]) -> list[str]:
         names = [_region_word(events[i]) for i in indexes]
         verb = "loaded" if what == "map" else "unloaded"
         size = sum(events[i].bytes for i in indexes)
+        regions = sum(events[i].regions for i in indexes)
         lines.append(
-            f"{_base(obj)} {verb}: {len(indexes)} regions ({', '.join(names)}), {human_size(size)}"
+            f"{_base(obj)} {verb}: {regions} regions ({', '.join(names)}), {human_size(size)}"
         )
     return lines
 
@@ -312,7 +404,12 @@ def _thread_stacks(events: list[Event], used: set[int]) -> list[str]:
             used.add(guard)
             extra = f" + {human_size(events[guard].bytes)} guard page"
         who = f", TID {e.tid}" if e.tid is not None else ""
-        if e.event == "map":
+        if e.regions > 1:
+            verb = "mapped" if e.event == "map" else "unmapped"
+            lines.append(
+                f"{e.regions} thread stacks ({human_size(e.bytes)}{extra}) {verb}{_many(e)}"
+            )
+        elif e.event == "map":
             lines.append(f"new thread stack ({human_size(e.bytes)}{extra}){who} at {e.start:#x}")
         else:
             lines.append(f"thread stack ({human_size(e.bytes)}{extra}){who} unmapped")
@@ -332,15 +429,21 @@ def _mprotects(events: list[Event], used: set[int]) -> list[str]:
             if k not in used and p.event == "protect" and e.start <= p.start and p.end <= e.end
         ]
         used.update(inside)
-        how = "a mapping split in two" if e.event == "split" else "two mappings merged"
+        verb = "split" if e.event == "split" else "merged"
+        if e.regions > 1:
+            how = f"{e.regions} mappings {verb}"
+        elif any(events[k].regions > 1 for k in inside):
+            how = "a mapping split" if verb == "split" else "mappings merged"
+        else:
+            how = "a mapping split in two" if verb == "split" else "two mappings merged"
         for k in inside:
             p = events[k]
             lines.append(
                 f"mprotect made {human_size(p.bytes)} of {_a(_what(p))} "
-                f"{_perm_words(p.perms)} ({how})"
+                f"{_perm_words(p.perms)}{_many(p)} ({how})"
             )
         if not inside:
-            lines.append(f"{_what(e)} {'split' if e.event == 'split' else 'merged'}")
+            lines.append(f"{_what(e)} {verb}{_many(e)}")
     return lines
 
 
@@ -350,21 +453,31 @@ def _sentence(e: Event) -> str:
     brk = ""
     if e.detail is Detail.BRK_HEAP and e.before is not None:
         brk = f"brk moved from {e.before[1]:#x} to {e.end:#x}"
+    many = _many(e)
     if e.event == "grow":
         way = "upward" if e.direction == "up" else "downward"
-        return f"{what} grew {size} {way}" + (f" ({brk})" if brk else "")
+        return f"{what} grew {size} {way}{many}" + (f" ({brk})" if brk and not many else "")
     if e.event == "shrink":
         end = "top" if e.direction == "down" else "bottom"
+        if many:
+            return f"{what} shrank {size} (its {end} moved {e.direction}){many}"
         return f"{what} shrank {size} (its {end} moved {e.direction})" + (f": {brk}" if brk else "")
     if e.event == "map":
-        return f"{size} {what} appeared at {e.start:#x}"
+        return f"{size} {what} appeared" + (many or f" at {e.start:#x}")
     if e.event == "unmap":
-        return f"{size} {what} went away (was at {e.start:#x})"
+        return f"{size} {what} went away" + (many or f" (was at {e.start:#x})")
     if e.event == "protect":
-        return f"mprotect made {size} of {_a(what)} {_perm_words(e.perms)}"
+        return f"mprotect made {size} of {_a(what)} {_perm_words(e.perms)}{many}"
     if e.event == "split":
-        return f"{what} split"
-    return f"{what} merged"
+        return f"{what} split{many}"
+    return f"{what} merged{many}"
+
+
+def _many(e: Event) -> str:
+    """Where a coalesced event's regions are: "" for one region's event."""
+    if e.regions == 1:
+        return ""
+    return f" in {e.regions} places between {e.start:#x} and {e.end:#x}"
 
 
 def _what(e: Event) -> str:

@@ -157,8 +157,13 @@ class ResidentWatch:
         """
         if change and self.regions:
             for e in change.events:
-                if e.event != "protect":
+                if e.event == "protect":
+                    continue
+                if e.regions == 1:
                     self.regions.pop((e.start, e.end), None)
+                else:  # a coalesced event: every region in its span
+                    for key in [k for k in self.regions if k[0] < e.end and k[1] > e.start]:
+                        del self.regions[key]
             if change.exec:
                 self.regions.clear()
         try:
@@ -302,7 +307,7 @@ class History:
         lines = []
         if tick.change:
             for e in tick.change.events:
-                self.events[e.event] += 1
+                self.events[e.event] += e.regions
                 if e.event != "unmap":
                     self.recent[(e.start, e.end)] = tick.t
             lines = describe(tick.change)

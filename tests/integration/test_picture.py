@@ -404,3 +404,35 @@ def test_live_view_in_a_wide_terminal_has_the_picture_beside_the_rows():
     beside = [ln for ln in lines if "│" in ln and re.search(r"[0-9a-f]{16} [0-9a-f]{16}", ln)]
     assert beside, "no line has both the picture and a region row"
     assert all(len(ln) <= 200 for ln in lines)
+
+
+def test_a_map_of_thirty_thousand_separate_mappings_is_drawn_whole_or_folded(tmp_path):
+    # As samples/pages.py maps them, but a page apart: every one is a band.
+    n, page = 30_000, 0x1000
+    low = 0x7F00_0000_0000
+    lines = ["55d0c8a00000-55d0c8a01000 r-xp 00000000 fe:00 100 /usr/bin/huge\n"]
+    lines += [
+        f"{low + 2 * i * page:x}-{low + (2 * i + 1) * page:x} {'r--p' if i % 2 else 'rw-p'}"
+        " 00000000 00:00 0 \n"
+        for i in range(n)
+    ]
+    lines.append("7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0 [stack]\n")
+    maps = tmp_path / "huge.maps"
+    maps.write_text("".join(lines))
+    result = run_cli("--from", str(maps), "--diagram")
+    assert result.returncode == 0, result.stderr
+    # In a pipe, nothing is folded: each mapping is a box, in address order.
+    rows = [line.split() for line in result.stdout.splitlines()]
+    starts = [int(r[0], 16) for r in rows if len(r) > 2 and re.fullmatch("[0-9a-f]{16}", r[0])]
+    assert starts == sorted(starts, reverse=True) and len(set(starts)) == len(starts)
+    assert sum(1 for line in result.stdout.splitlines() if "anonymous" in line) == n
+    # In a terminal 40 rows high, folded to fit, the landmarks kept, in order.
+    from procmap.views import snapshot as snapshots
+    from procmap.views.snapshot import replay
+
+    picture = map_picture(replay(snapshots.read(str(maps))))
+    drawn = render(Diagram(picture, height=40), 120, 40).splitlines()
+    assert len(drawn) <= 40
+    labels = [b.label for b in fold(picture, 40 - 2 - 3).bands]
+    assert labels.index("stack") > labels.index("text")
+    assert " mappings " in "".join(drawn)  # a folded band: "N mappings"

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections import Counter
 from contextlib import contextmanager
 
 import pytest
@@ -367,6 +368,68 @@ def test_ctrl_c_or_a_kill_ends_the_watch_with_its_summary(sig):
         assert watcher.process.stderr.read() == b""
 
 
+@contextmanager
+def churning(pages: int = 1024):
+    """samples/bin/churn: `pages` pages split into `pages` mappings and merged back,
+    about a thousand times a second; yields it and its mapping's (start, end)."""
+    process = subprocess.Popen(
+        [str(SAMPLE_BIN / "churn"), str(pages)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        out = Lines(process.stdout, "samples/bin/churn")
+        facts = dict(word.split("=") for word in out.next().split())
+        assert out.next() == "ready"
+        yield process, (int(facts["base"], 16), int(facts["end"], 16))
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_mprotect_churn_is_a_few_events_a_sample_each_with_its_regions():
+    with churning() as (process, (base, end)):
+        watcher = Watcher(process.pid, "--interval", "0.05")
+        try:
+            counted = []
+            while len(counted) < 3:  # three samples that caught the churn half done
+                record = watcher.record()
+                # A split or merge, and at most one protect each way, whatever the state.
+                assert len(record["events"]) <= 3, [e["event"] for e in record["events"]]
+                for e in record["events"]:
+                    assert e["kind"] == "mmap" and e["regions"] >= 1
+                    assert base <= e["start"] < e["end"] <= end
+                counted += [e for e in record["events"] if e["regions"] > 1]
+        finally:
+            watcher.close()
+    for e in counted:
+        assert e["event"] == "protect" and e["bytes"] == e["regions"] * 4096
+        assert {e["perms"], e["before"]["perms"]} == {"r--p", "rw-p"}
+
+
+def test_mprotect_churn_is_a_few_lines_a_sample():
+    with churning() as (process, _):
+        # A process: the line view of a long watch is the point.
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "procmap", str(process.pid), "--watch", "--interval", "0.05"],
+            stdout=subprocess.PIPE,
+            env=ENV,
+        )
+        try:
+            out = Lines(watch.stdout, "procmap --watch")
+            assert out.next().startswith(f"watching PID {process.pid}")
+            per_sample: Counter[str] = Counter()
+            told = 0
+            while told < 3:  # three samples that caught the churn half done
+                line = out.next()
+                t, sentence = line.split("s  ", 1)
+                per_sample[t] += 1
+                assert per_sample[t] <= 3, line
+                told += " places between " in sentence
+        finally:
+            watch.kill()
+            watch.wait()
+            watch.stdout.close()
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="taking a PID back needs root (ns_last_pid)")
 def test_a_pid_given_to_another_process_ends_the_watch_as_reused():
     victim = subprocess.Popen(["sleep", "60"])
@@ -462,6 +525,49 @@ def test_the_live_view_fits_the_terminal_and_redraws_at_most_ten_times_a_second(
         assert len(row.rstrip("\r")) <= 100
     # After the full screen closes, the summary stays on the terminal.
     assert f"watch of PID {s.pid} (lesson-pie) ended: the count of samples was reached" in after
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT])
+def test_the_terminal_is_given_back_on_a_hangup_a_quit_or_a_kill(sig):
+    """Whatever ends the live view, the terminal leaves the full screen and shows
+    its cursor again, and the watch's summary follows."""
+    with run_sample("pie") as s:
+        # A process: a real terminal, and a signal to the watch, are the point.
+        pid, fd = pty.fork()
+        if pid == 0:
+            env = dict(ENV, COLUMNS="100", LINES="30", TERM="xterm-256color")
+            env.pop("NO_COLOR")
+            args = [sys.executable, "-m", "procmap", str(s.pid), "--watch", "--interval", "0.05"]
+            os.execve(sys.executable, args, env)
+        output = b""
+        try:
+
+            def read_until(done) -> None:
+                nonlocal output
+                deadline = time.monotonic() + 30
+                while not done() and time.monotonic() < deadline:
+                    if select.select([fd], [], [], 0.5)[0]:
+                        try:
+                            chunk = os.read(fd, 65536)
+                        except OSError:  # EIO: the watch closed the terminal
+                            return
+                        if not chunk:
+                            return
+                        output += chunk
+
+            # The full screen is up, the cursor hidden, and a frame drawn.
+            read_until(lambda: b"\x1b[?25l" in output and f"PID {s.pid}".encode() in output)
+            assert b"\x1b[?1049h" in output, output[-500:]
+            os.kill(pid, sig)
+            read_until(lambda: False)
+            _, status = os.waitpid(pid, 0)
+        finally:
+            os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, output[-2000:]
+    after = output.rpartition(b"\x1b[?1049l")[2]  # what follows the full screen
+    assert b"\x1b[?1049l" in output and b"\x1b[?25h" in output.rpartition(b"\x1b[?25l")[2]
+    assert b"\x1b[?1049h" not in after
+    assert f"watch of PID {s.pid} (lesson-pie) ended".encode() in after
 
 
 def test_memory_stays_bounded_over_ten_times_more_samples():

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from procmap.classify import classify
 from procmap.kernel.maps import format_mapping, parse_maps
 from procmap.live.diff import _GRAIN, _SMALL, Hunk, diff_maps
-from procmap.live.events import Change, Event, diff_events
+from procmap.live.events import Change, Event, describe, diff_events
 from procmap.live.sampler import _group
 from procmap.model import Detail, Facts, Mapping
 
@@ -636,15 +636,90 @@ def test_event_to_dict_has_before_only_when_known():
     assert "before" not in e.to_dict()
 
 
+def every_other_page(whole: Mapping, n: int) -> list[Mapping]:
+    """`whole` after mprotect made n pages read-only, every other one from its second."""
+    cuts = [whole.start + i * PAGE for i in range(2 * n + 1)] + [whole.end]
+    return [anon(a, b, "r--p" if i % 2 else "rw-p") for i, (a, b) in enumerate(zip(cuts, cuts[1:]))]
+
+
 @pytest.mark.parametrize("n", [1, 2, 5])
 def test_split_into_many_then_merged_back(n):
-    # mprotect of every other page, n times, and back: split/merge one event each.
-    cuts = [MID.start + i * PAGE for i in range(2 * n + 1)] + [MID.end]
-    pieces = [
-        anon(a, b, "r--p" if i % 2 else "rw-p") for i, (a, b) in enumerate(zip(cuts, cuts[1:]))
-    ]
+    # mprotect of every other page, n times, and back: split/merge one event each,
+    # and the n protects one event with a count.
+    pieces = every_other_page(MID, n)
     got = events([MID], pieces)
-    assert [e.event for e in got] == ["split"] + ["protect"] * n
-    assert sum(e.bytes for e in got if e.event == "protect") == n * PAGE
+    assert [(e.event, e.regions) for e in got] == [("split", 1), ("protect", n)]
+    protect = got[1]
+    assert protect.bytes == n * PAGE and protect.perms == "r--p"
+    assert (protect.start, protect.end) == (MID.start + PAGE, MID.start + 2 * n * PAGE)
+    assert protect.before == (protect.start, protect.end, "rw-p")
     back = events(pieces, [MID])
-    assert [e.event for e in back] == ["merge"] + ["protect"] * n
+    assert [(e.event, e.regions) for e in back] == [("merge", 1), ("protect", n)]
+    assert back[1].bytes == n * PAGE and back[1].perms == "rw-p"
+
+
+def test_mprotect_churn_over_thousands_of_pages_is_two_events():
+    # 2 MiB + 5,000 pages cut into 10,001 mappings and back: a split (a merge) and
+    # one protect, counted, and at a cost that grows with the pieces, not their square.
+    whole = anon(MID.start, MID.start + 10_001 * PAGE)
+    pieces = every_other_page(whole, 5000)
+    got = events([HEAP, whole, STACK], [HEAP, *pieces, STACK])
+    assert [(e.event, e.regions, e.bytes) for e in got] == [
+        ("split", 1, whole.size),
+        ("protect", 5000, 5000 * PAGE),
+    ]
+    assert got[1].to_dict()["regions"] == 5000
+    back = events([HEAP, *pieces, STACK], [HEAP, whole, STACK])
+    assert [(e.event, e.regions) for e in back] == [("merge", 1), ("protect", 5000)]
+
+
+def test_protection_moved_by_a_page_pairs_each_overlap():
+    # The read-only pages moved down by one: each overlap whose permissions differ
+    # is a protect, and nothing is split or merged (three mappings each side).
+    a = MID.start
+    old = [
+        anon(a, a + 2 * PAGE),
+        anon(a + 2 * PAGE, a + 4 * PAGE, "r--p"),
+        anon(a + 4 * PAGE, MID.end),
+    ]
+    new = [anon(a, a + PAGE), anon(a + PAGE, a + 3 * PAGE, "r--p"), anon(a + 3 * PAGE, MID.end)]
+    got = events(old, new)
+    assert [(e.event, e.start, e.end, e.perms, e.before) for e in got] == [
+        ("protect", a + PAGE, a + 2 * PAGE, "r--p", (a + PAGE, a + 2 * PAGE, "rw-p")),
+        ("protect", a + 3 * PAGE, a + 4 * PAGE, "rw-p", (a + 3 * PAGE, a + 4 * PAGE, "r--p")),
+    ]
+
+
+def test_a_sample_with_many_events_is_bounded():
+    # 300 separate mappings (a page apart) unmapped in one sample: 300 components,
+    # told as one unmap of 300 regions.
+    many = [anon(MID.start + 2 * i * PAGE, MID.start + (2 * i + 1) * PAGE) for i in range(300)]
+    got = events([HEAP, *many, STACK], [HEAP, STACK])
+    assert [(e.event, e.regions, e.bytes) for e in got] == [("unmap", 300, 300 * PAGE)]
+    assert (got[0].start, got[0].end) == (many[0].start, many[-1].end)
+    # A few are each told alone, as before.
+    got = events([HEAP, *many[:3], STACK], [HEAP, STACK])
+    assert [(e.event, e.regions, e.start) for e in got] == [("unmap", 1, m.start) for m in many[:3]]
+
+
+def test_coalesced_events_are_told_once_with_where():
+    whole = anon(MID.start, MID.start + 11 * PAGE)
+    pieces = every_other_page(whole, 5)
+    low, high = whole.start + PAGE, whole.start + 10 * PAGE
+    assert describe(Change(events([whole], pieces), [], [])) == [
+        "mprotect made 20 KiB of an anonymous mapping read-only"
+        f" in 5 places between {low:#x} and {high:#x} (a mapping split)"
+    ]
+    assert describe(Change(events(pieces, [whole]), [], [])) == [
+        "mprotect made 20 KiB of an anonymous mapping read-write"
+        f" in 5 places between {low:#x} and {high:#x} (mappings merged)"
+    ]
+    many = [anon(MID.start + 2 * i * PAGE, MID.start + (2 * i + 1) * PAGE) for i in range(100)]
+    assert describe(Change(events([*many], []), [], [])) == [
+        f"400 KiB anonymous mapping went away in 100 places between {many[0].start:#x}"
+        f" and {many[-1].end:#x}"
+    ]
+    # One region's event is told as before.
+    assert describe(Change(events([whole], every_other_page(whole, 1)), [], [])) == [
+        "mprotect made 4 KiB of an anonymous mapping read-only (a mapping split in two)"
+    ]
