@@ -385,20 +385,27 @@ class Reader:
                 p_type, p_flags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, p_align = v
             else:
                 p_type, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, p_flags, p_align = v
-            if p_type == PT_LOAD and p_offset + p_filesz > self.size:
-                raise self.corrupt(
-                    f"segment {i} (LOAD) reaches past the end of the file "
-                    f"(offset 0x{p_offset:x} + 0x{p_filesz:x} > 0x{self.size:x})"
-                )
-            if p_type == PT_LOAD and p_memsz < p_filesz:
-                raise self.corrupt(f"segment {i} (LOAD) is smaller in memory than in the file")
-            if p_type == PT_LOAD and p_vaddr + p_memsz > 1 << self.bits:
-                raise self.corrupt(
-                    f"segment {i} (LOAD) reaches past the top of the address space "
-                    f"(0x{p_vaddr:x} + 0x{p_memsz:x})"
-                )
+            if p_type == PT_LOAD and self.warnings is None:
+                self.check_load(i, p_offset, p_vaddr, p_filesz, p_memsz)
             segments.append(Segment(p_type, p_flags, p_offset, p_vaddr, p_filesz, p_memsz, p_align))
         return tuple(segments)
+
+    def check_load(self, i: int, offset: int, vaddr: int, filesz: int, memsz: int) -> None:
+        """A PT_LOAD no loader maps as it says is corrupt, unless the caller asked for
+        warnings: explain reads past it, and says what each loader does with it
+        (procmap.elf.checks)."""
+        if offset + filesz > self.size:
+            raise self.corrupt(
+                f"segment {i} (LOAD) reaches past the end of the file "
+                f"(offset 0x{offset:x} + 0x{filesz:x} > 0x{self.size:x})"
+            )
+        if memsz < filesz:
+            raise self.corrupt(f"segment {i} (LOAD) is smaller in memory than in the file")
+        if vaddr + memsz > 1 << self.bits:
+            raise self.corrupt(
+                f"segment {i} (LOAD) reaches past the top of the address space "
+                f"(0x{vaddr:x} + 0x{memsz:x})"
+            )
 
     def section_headers(
         self, shoff: int, shentsize: int, shnum: int, shstrndx: int

@@ -14,7 +14,7 @@ from rich.text import Text
 from ..classify.notes import RUNTIME_NOTES
 from ..elf import align_down, align_up
 from ..model import KINDS, STACK_DETAILS, Detail
-from ..views.explain import Explanation
+from ..views.explain import MISSING, Explanation
 from .table import FastTable, render_notes
 from .text import human_size, printable
 from .theme import kind_style
@@ -27,6 +27,7 @@ def render_explanation(
     exp: Explanation, *, symbols: bool = False, notes: bool = True
 ) -> RenderableType:
     parts: list[RenderableType] = [render_facts(exp)]
+    parts.extend(render_findings(exp))
     parts.extend(Text("note: ", style="yellow").append(printable(w)) for w in exp.warnings)
     if exp.loader is not None:
         parts.append(render_plan(exp))
@@ -89,6 +90,15 @@ def render_facts(exp: Explanation) -> Text:
     return t
 
 
+def render_findings(exp: Explanation) -> list[Text]:
+    """The program headers' lies: one line each, refusals first."""
+    lines = []
+    for f in sorted(exp.findings, key=lambda f: not f.refused):
+        head = Text("refused: ", style="bold red") if f.refused else Text("warning: ", style="red")
+        lines.append(head.append(printable(f.text)))
+    return lines
+
+
 def _flag(t: Text, name: str, good: bool, value: str) -> None:
     t.append(f"{name} ")
     t.append(value, style="green" if good else "bold red")
@@ -113,17 +123,23 @@ def render_plan(exp: Explanation) -> RenderableType:
     page = exp.page_size
     rows: list = []
     current = None
+    by_number = {p.number: p for p in loads}
     for r in exp.regions:
-        owner = next(
-            (
-                p
-                for p in loads
-                if align_down(p.segment.vaddr, page)
-                <= r.start
-                < align_up(p.segment.vaddr + p.segment.memsz, page)
-            ),
-            None,
-        )
+        if exp.owners:
+            # The segment whose mapping really holds the region (a later one wins).
+            number = exp.owner_at(r.start)
+            owner = by_number.get(number) if number is not None else None
+        else:
+            owner = next(
+                (
+                    p
+                    for p in loads
+                    if align_down(p.segment.vaddr, page)
+                    <= r.start
+                    < align_up(p.segment.vaddr + p.segment.memsz, page)
+                ),
+                None,
+            )
         if owner is not current and owner is not None:
             rows.append(_segment_line(owner.number, owner.segment))
             current = owner
@@ -179,8 +195,11 @@ def render_sections(exp: Explanation) -> RenderableType:
     """Sections grouped by the region they land in, then those that are not loaded."""
     groups: dict[tuple[str, str], list] = {}
     unloaded, tls = [], []
+    missing: dict[tuple[str, int | None], list] = {}
     for s in exp.sections:
-        if s.kind is None:
+        if s.missing is not None:
+            missing.setdefault((s.missing, s.replaced_by), []).append(s.section)
+        elif s.kind is None:
             (tls if s.detail is Detail.THREAD_LOCAL else unloaded).append(s.section)
         else:
             groups.setdefault((s.kind, s.detail.text if s.detail else ""), []).append(s.section)
@@ -194,6 +213,14 @@ def render_sections(exp: Explanation) -> RenderableType:
         table.add_row(
             Text(kind, style=kind_style(kind)),
             printable(detail),
+            human_size(sum(s.size for s in secs)),
+            _section_list(secs),
+        )
+    for (key, by), secs in missing.items():
+        why = MISSING[key] + (f" (segment {by})" if by is not None else "")
+        table.add_row(
+            Text("not in memory", style="bold red"),
+            why,
             human_size(sum(s.size for s in secs)),
             _section_list(secs),
         )

@@ -19,6 +19,7 @@ from typing import NamedTuple, TypeVar
 from ..classify import classify
 from ..classify.notes import describe_symbol
 from ..elf import DynamicInfo, ElfLayout, Section, Segment, SymbolEntry
+from ..elf.checks import KERNEL, Finding, load_findings, user_top
 from ..elf.dynamic import read_dynamic_fd
 from ..elf.layout import (
     ET_CORE,
@@ -28,6 +29,7 @@ from ..elf.layout import (
     PF_W,
     PF_X,
     PT_GNU_STACK,
+    PT_LOAD,
     PT_TLS,
     SHF_ALLOC,
     SHF_EXECINSTR,
@@ -233,6 +235,10 @@ class SectionPlan(NamedTuple):
     section: Section
     kind: str | None  # None: not loaded (symbols, debug info), or thread-local
     detail: Detail | None  # None: not loaded; Detail.THREAD_LOCAL: a TLS template
+    # Why an allocated section is not in memory although the file says it is: a key of
+    # MISSING, and the segment whose mapping replaced it.
+    missing: str | None = None
+    replaced_by: int | None = None
 
     def to_dict(self) -> JSONDict:
         s = self.section
@@ -246,7 +252,26 @@ class SectionPlan(NamedTuple):
             "kind": self.kind,
             "detail": self.detail.value if self.detail else None,
             "description": self.detail.text if self.detail else None,
+            "missing": self.missing,
+            "replaced_by": self.replaced_by,
         }
+
+
+# Why an allocated section is not in memory, for the section table.
+MISSING = {
+    "replaced": "replaced by a later segment's mapping",
+    "outside-segments": "in no PT_LOAD segment: not loaded",
+    "not-mapped": "its segment cannot be mapped as the headers say",
+    "beyond-address-space": "beyond the top of the user address space",
+}
+
+
+class Owner(NamedTuple):
+    """The program header a stretch of the plan was mapped for."""
+
+    start: int
+    end: int
+    segment: int | None  # its index; None: the dynamic linker's reservation of the span
 
 
 class SymbolPlan(NamedTuple):
@@ -290,10 +315,24 @@ class Explanation(NamedTuple):
     symbols: list[SymbolPlan]
     symbol_source: str | None  # ".symtab", ".dynsym" or None
     warnings: list[str]
+    findings: list[Finding] = []  # lies in the program headers, and what the loader does
+    owners: list[Owner] = []  # which program header each stretch of the plan comes from
 
     @property
     def loads(self) -> list[SegmentPlan]:
-        return [p for p in self.segments if p.segment in self.layout.loads]
+        return [p for p in self.segments if p.segment.type == PT_LOAD]
+
+    @property
+    def refused(self) -> bool:
+        """The loader would not load this file as it is."""
+        return any(f.refused for f in self.findings)
+
+    def owner_at(self, address: int) -> int | None:
+        """The program header whose mapping holds `address` in the plan."""
+        for o in self.owners:
+            if o.start <= address < o.end:
+                return o.segment
+        return None
 
     @property
     def stripped(self) -> bool:
@@ -310,8 +349,12 @@ class Explanation(NamedTuple):
             "elf": self.facts.to_dict(),
             "page_size": self.page_size,
             "loader": self.loader,
+            "refused": self.refused,
+            "findings": [f.to_dict() for f in self.findings],
             "segments": [p.to_dict() for p in self.segments],
-            "mappings": [_mapping_dict(m) for m in self.mappings],
+            "mappings": [
+                {**_mapping_dict(m), "segment": self.owner_at(m.start)} for m in self.mappings
+            ],
             "regions": [_region_dict(r) for r in self.regions],
             "sections": [s.to_dict() for s in self.sections],
             "symbol_source": self.symbol_source,
@@ -418,21 +461,22 @@ def build_explanation(
     loader = None
     mappings: list[Mapping] = []
     regions: list[Region] = []
+    findings: list[Finding] = []
+    owners: list[Owner] = []
+    top = user_top(layout)[0]
     if facts.loadable and layout.loads:
-        loader = "dynamic linker" if facts.type == "shared-object" else "kernel"
-        table = len(layout.segments) * (56 if layout.elf_class == 64 else 32)
-        if loader == "kernel" and table > page:
-            # fs/binfmt_elf.c, load_elf_phdrs: size > ELF_MIN_ALIGN fails with ENOEXEC.
-            warnings.append(
-                f"{len(layout.segments)} program headers ({table} bytes) exceed a "
-                f"{page}-byte page: the kernel refuses to run this file (Exec format error)"
-            )
+        loader = "dynamic linker" if facts.type == "shared-object" else KERNEL
+        findings = load_findings(layout, page, loader)
         dev_text = f"{os.major(dev):02x}:{os.minor(dev):02x}"
-        mappings = plan_mappings(layout, page, loader, path=path, dev=dev_text, inode=inode or 1)
+        plan = _play(layout, page, loader, 0, path, dev_text, inode or 1, True, top)
+        mappings, owners = plan.mappings, plan.owners
+        # Classified as it lands: with lying headers, what is really mapped where (each
+        # segment cut to the pages it keeps, each section only where its bytes are).
+        seen = _as_mapped(layout, owners, top, page) if findings else layout
         key = (dev_text, inode or 1)
         program = key if loader == "kernel" else None
         facts_ = Facts(page_size=page, pointer_size=layout.elf_class // 8, exe_key=program)
-        regions = classify(mappings, {key: layout}, facts_).regions
+        regions = classify(mappings, {key: seen}, facts_).regions
     elif facts.type == "relocatable":
         warnings.append(
             "a relocatable object is not a loadable program: the linker places its "
@@ -448,8 +492,14 @@ def build_explanation(
     else:
         warnings.append(f"ELF type {layout.type} is none the loaders know: not a loadable program")
 
-    sections = [_place_section(s, regions) for s in layout.sections]
-    segments = [_place_segment(i, s, regions, layout) for i, s in enumerate(layout.segments)]
+    if findings:
+        sections = [
+            _place_held_section(s, regions, layout, owners, top, page) for s in layout.sections
+        ]
+    else:
+        sections = [_place_section(s, regions) for s in layout.sections]
+    held = owners if findings else None
+    segments = [_place_segment(i, s, regions, layout, held) for i, s in enumerate(layout.segments)]
     symbols = _place_symbols(entries, layout, sections, facts.static)
     return Explanation(
         path,
@@ -464,6 +514,8 @@ def build_explanation(
         symbols,
         symbol_source,
         warnings,
+        findings,
+        owners,
     )
 
 
@@ -480,6 +532,7 @@ def plan_mappings(
     dev: str = "00:00",
     inode: int = 1,
     relro: bool = True,
+    top: int | None = None,
 ) -> list[Mapping]:
     """The mappings that loading `layout` at `bias` creates, in address order.
 
@@ -489,52 +542,92 @@ def plan_mappings(
     unmapped.  loader="dynamic linker" is glibc's _dl_map_segments
     (elf/dl-map-segments.h): the whole span mapped from the file first, the
     holes between segments left mapped with no access, then each segment and
-    its zero pages.  relro=True then does what _dl_protect_relro does: the
-    whole pages of PT_GNU_RELRO made read-only.
+    its zero pages.  Both map the segments in header order, each over what is
+    there (MAP_FIXED).  relro=True then does what _dl_protect_relro does: the
+    whole pages of PT_GNU_RELRO made read-only.  With `top`, nothing is planned
+    at or above it: the top of the user address space (the file's headers can
+    ask for more; procmap.elf.checks says what the loaders do then).
     """
-    loads = [s for s in layout.loads if s.memsz > 0]
-    plan = _Plan(page, path, dev, inode)
+    return _play(layout, page, loader, bias, path, dev, inode, relro, top).mappings
+
+
+def _play(
+    layout: ElfLayout,
+    page: int,
+    loader: str,
+    bias: int,
+    path: str,
+    dev: str,
+    inode: int,
+    relro: bool,
+    top: int | None,
+) -> _Plan:
+    plan = _Plan(page, path, dev, inode, top)
+    loads = [
+        (i, s)
+        for i, s in enumerate(layout.segments)
+        if s.type == PT_LOAD and (s.memsz > 0 or s.filesz > 0)
+    ]
     if not loads:
-        return []
+        return plan
+    # ld.so's arithmetic is modulo the address width (a p_memsz that wraps past the top
+    # of the address space ends low); the kernel refuses such a file.
+    wrap = 1 << layout.elf_class if loader == "dynamic linker" else 1 << 128
+    reserved = None  # the segment whose file bytes the dynamic linker's reservation maps
     if loader == "dynamic linker":
-        first, last = loads[0], loads[-1]
+        (i0, first), (_, last) = loads[0], loads[-1]
         start = bias + align_down(first.vaddr, page)
-        plan.map(
-            start,
-            bias + align_up(last.vaddr + last.memsz, page),
-            first.perms + "p",
-            align_down(first.offset, page),
-        )
-        first_end = bias + align_up(first.vaddr + first.filesz, page)
-        last_start = bias + align_down(last.vaddr, page)
-        if last_start > first_end:
-            plan.protect(first_end, last_start, "---p")
-    for seg in loads:
+        end = bias + align_up((last.vaddr + last.memsz) % wrap, page)
+        if end > start:  # otherwise ld.so fails here (procmap.elf.checks says so)
+            plan.map(start, end, first.perms + "p", align_down(first.offset, page), None)
+            first_end = bias + align_up(first.vaddr + first.filesz, page)
+            plan.own(start, first_end, i0)
+            reserved = i0
+            last_start = bias + align_down(last.vaddr, page)
+            if last_start > first_end:
+                plan.protect(first_end, last_start, "---p")
+    for i, seg in loads:
         lo = bias + align_down(seg.vaddr, page)
         file_end = bias + align_up(seg.vaddr + seg.filesz, page)
-        if seg.filesz and not (loader == "dynamic linker" and seg is loads[0]):
-            plan.map(lo, file_end, seg.perms + "p", align_down(seg.offset, page))
+        # No mmap() puts an offset at an address it is not congruent with: the loaders
+        # fail there, and the plan leaves the segment's file bytes out.
+        congruent = (seg.vaddr - seg.offset) % page == 0
+        if seg.filesz and congruent and i != reserved:
+            plan.map(lo, file_end, seg.perms + "p", align_down(seg.offset, page), i)
         zero_start = file_end if seg.filesz else lo
-        zero_end = bias + align_up(seg.vaddr + seg.memsz, page)
+        zero_end = bias + align_up((seg.vaddr + seg.memsz) % wrap, page)
         if zero_end > zero_start:
-            plan.map(zero_start, zero_end, seg.perms + "p", 0, anonymous=True)
+            plan.map(zero_start, zero_end, seg.perms + "p", 0, i, anonymous=True)
     if relro and layout.relro is not None:
         r = layout.relro
         lo, hi = bias + align_down(r.vaddr, page), bias + align_down(r.vaddr + r.memsz, page)
         if hi > lo:
             plan.protect(lo, hi, "r--p")
-    return plan.mappings
+    return plan
 
 
 class _Plan:
-    """An address space being built with mmap(MAP_FIXED) and mprotect()."""
+    """An address space being built with mmap(MAP_FIXED) and mprotect(), with the
+    program header each stretch was mapped for."""
 
-    def __init__(self, page: int, path: str, dev: str, inode: int):
+    def __init__(self, page: int, path: str, dev: str, inode: int, top: int | None = None):
         self.page = page
         self.path, self.dev, self.inode = path, dev, inode
+        self.top = top
         self.mappings: list[Mapping] = []
+        self.owners: list[Owner] = []
 
-    def map(self, start: int, end: int, perms: str, offset: int, anonymous: bool = False) -> None:
+    def map(
+        self,
+        start: int,
+        end: int,
+        perms: str,
+        offset: int,
+        segment: int | None,
+        anonymous: bool = False,
+    ) -> None:
+        if self.top is not None:
+            end = min(end, self.top)
         if end <= start:
             return
         self._punch(start, end)
@@ -544,6 +637,24 @@ class _Plan:
             m = Mapping(start, end, perms, offset, self.dev, self.inode, self.path)
         self.mappings.append(m)
         self.mappings.sort()
+        self.own(start, end, segment)
+
+    def own(self, start: int, end: int, segment: int | None) -> None:
+        if self.top is not None:
+            end = min(end, self.top)
+        if end <= start:
+            return
+        kept = []
+        for o in self.owners:
+            if o.end <= start or o.start >= end:
+                kept.append(o)
+                continue
+            if o.start < start:
+                kept.append(o._replace(end=start))
+            if o.end > end:
+                kept.append(o._replace(start=end))
+        kept.append(Owner(start, end, segment))
+        self.owners = sorted(kept)
 
     def protect(self, start: int, end: int, perms: str) -> None:
         changed = []
@@ -600,6 +711,105 @@ def _place_section(s: Section, regions: list[Region]) -> SectionPlan:
     return SectionPlan(s, kind, detail)
 
 
+def _holders(s: Section, layout: ElfLayout) -> list[int]:
+    """The PT_LOADs whose headers put the section's bytes at its address (readelf's
+    rule: inside the segment in memory and, for bytes from the file, at the same
+    place in the file)."""
+    out = []
+    lo, hi = s.addr, s.addr + s.size
+    for i, seg in enumerate(layout.segments):
+        extent = seg.vaddr + max(seg.memsz, seg.filesz)
+        if seg.type != PT_LOAD or not (seg.vaddr <= lo and hi <= extent):
+            continue
+        if s.type != SHT_NOBITS and not (
+            seg.offset <= s.offset
+            and s.offset + s.size <= seg.offset + seg.filesz
+            and s.addr - seg.vaddr == s.offset - seg.offset
+        ):
+            continue
+        out.append(i)
+    return out
+
+
+def _missing(
+    s: Section, layout: ElfLayout, owners: list[Owner], top: int, page: int
+) -> tuple[str | None, int | None]:
+    """(a key of MISSING, the segment that replaced it) for a section not in memory
+    where the file says; (None, None) for one that is."""
+    holders = _holders(s, layout)
+    if not holders:
+        return "outside-segments", None
+    if s.addr + s.size > top:
+        return "beyond-address-space", None
+    replacer = None
+    segs = layout.segments
+    if s.type != SHT_NOBITS and all((segs[h].vaddr - segs[h].offset) % page for h in holders):
+        return "not-mapped", None
+    for holder in holders:
+        pos, end = s.addr, s.addr + s.size
+        for o in owners:
+            if o.end <= pos:
+                continue
+            if o.start > pos or o.segment != holder:
+                replacer = o.segment if o.start <= pos else None
+                break
+            pos = o.end
+            if pos >= end:
+                return None, None
+    return "replaced", replacer
+
+
+def _as_mapped(layout: ElfLayout, owners: list[Owner], top: int, page: int) -> ElfLayout:
+    """The layout as it lands: each PT_LOAD cut to the stretches of the plan it keeps,
+    and only the sections whose bytes are where the file says."""
+    pieces = []
+    for i, seg in enumerate(layout.segments):
+        if seg.type != PT_LOAD:
+            continue
+        seg_end = min(seg.vaddr + max(seg.memsz, seg.filesz), top)
+        for start, end in _runs(owners, i):
+            a, b = max(start, seg.vaddr), min(end, seg_end)
+            if a >= b:
+                continue
+            filesz = max(0, min(seg.vaddr + seg.filesz, b) - a)
+            pieces.append(
+                seg._replace(
+                    offset=seg.offset + (a - seg.vaddr), vaddr=a, filesz=filesz, memsz=b - a
+                )
+            )
+    others = tuple(seg for seg in layout.segments if seg.type != PT_LOAD)
+    sections = tuple(
+        s
+        for s in layout.sections
+        if not s.in_image or _missing(s, layout, owners, top, page) == (None, None)
+    )
+    return layout._replace(segments=others + tuple(pieces), loads=tuple(pieces), sections=sections)
+
+
+def _runs(owners: list[Owner], segment: int) -> list[tuple[int, int]]:
+    """The stretches of the plan held by one segment, adjacent ones merged."""
+    runs: list[tuple[int, int]] = []
+    for o in owners:
+        if o.segment != segment:
+            continue
+        if runs and runs[-1][1] == o.start:
+            runs[-1] = (runs[-1][0], o.end)
+        else:
+            runs.append((o.start, o.end))
+    return runs
+
+
+def _place_held_section(
+    s: Section, regions: list[Region], layout: ElfLayout, owners: list[Owner], top: int, page: int
+) -> SectionPlan:
+    """A section of a file whose headers lie: placed only where its bytes really are."""
+    if s.in_image and not s.flags & SHF_TLS:
+        missing, by = _missing(s, layout, owners, top, page)
+        if missing is not None:
+            return SectionPlan(s, None, None, missing, by)
+    return _place_section(s, regions)
+
+
 def _kind_by_flags(s: Section) -> tuple[str, Detail]:
     """Where an allocated section lands, from its flags alone (object files)."""
     if s.flags & SHF_EXECINSTR:
@@ -618,9 +828,20 @@ def _kind_by_flags(s: Section) -> tuple[str, Detail]:
     return "rodata", Detail.READ_ONLY_DATA
 
 
-def _place_segment(i: int, seg: Segment, regions: list[Region], layout: ElfLayout) -> SegmentPlan:
+def _place_segment(
+    i: int,
+    seg: Segment,
+    regions: list[Region],
+    layout: ElfLayout,
+    owners: list[Owner] | None = None,
+) -> SegmentPlan:
     lo, hi = seg.vaddr, seg.vaddr + seg.memsz
-    inside = tuple(r for r in regions if r.start < hi and r.end > lo) if seg.memsz else ()
+    if owners is not None:
+        # Headers that lie: a segment holds only the stretches the plan kept for it.
+        runs = _runs(owners, i)
+        inside = tuple(r for r in regions if any(r.start < b and r.end > a for a, b in runs))
+    else:
+        inside = tuple(r for r in regions if r.start < hi and r.end > lo) if seg.memsz else ()
     kinds: list[str] = []
     for r in inside:
         if r.kind not in kinds:
@@ -631,7 +852,10 @@ def _place_segment(i: int, seg: Segment, regions: list[Region], layout: ElfLayou
         chosen = [s for s in layout.sections if s.flags & SHF_TLS]
     else:
         chosen = [s for s in layout.sections if s.in_image]
-    names = tuple(s.name for s in chosen if lo <= s.addr and s.addr + s.size <= hi)
+    if owners is not None and seg.type == PT_LOAD:
+        names = tuple(s.name for s in chosen if i in _holders(s, layout))
+    else:
+        names = tuple(s.name for s in chosen if lo <= s.addr and s.addr + s.size <= hi)
     page_regions = inside if seg in layout.loads else ()
     return SegmentPlan(i, seg, tuple(kinds), page_regions, names)
 

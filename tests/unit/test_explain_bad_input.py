@@ -6,7 +6,9 @@ regular file is BadFile (exit 10) and is never opened, let alone read; a file
 without the ELF magic is NotAnELF (11); damaged ELF headers or program headers are
 CorruptELF (12), one line on stderr starting "procmap: "; damage anywhere else
 (section headers, symbol table, dynamic section) becomes a warning on a
-best-effort explanation, exit 0.  Bad input that is explained without a warning
+best-effort explanation, exit 0.  A PT_LOAD that lies (past the end of the file,
+smaller in memory than in the file) is read: the explanation carries a finding
+that says what the loader does with it (tests/unit/test_explain_lies.py).  Bad input that is explained without a warning
 breaks the contract as surely as a traceback does: the user is shown a damaged
 file as if it were sound.
 
@@ -27,7 +29,10 @@ tests/data/elf-corpus/ holds inputs that once broke the contract, each under
                                 offset 0, filesz 0x80, memsz 0x2000, vaddr 0x3000*i:
                                 the classifier proposes one load bias per
                                 (mapping, segment) pair and lays out an image for
-                                each, O(n^3): minutes for a 56 KiB file
+                                each, O(n^3): minutes for a 56 KiB file.  Its
+                                headers are sound: the kernel maps all 1000 (its
+                                limit is 64 KiB of program headers), so it is
+                                explained without a warning
   shstrndx-out-of-range.elf     the static program with e_shstrndx 0x7ff0
   symtab-size-not-multiple.elf  the static program with .symtab sh_size - 5
   symbol-names-past-strtab.elf  the static program with every st_name past .strtab
@@ -148,7 +153,8 @@ def assert_error_or_warned(result, expected=None) -> None:
         assert expected in (None, type(result)), f"expected {expected}, got {result!r}"
     else:
         assert isinstance(result, Explanation)
-        assert result.warnings, f"{result.path}: bad input explained without a warning"
+        said = result.warnings or result.findings
+        assert said, f"{result.path}: bad input explained without a warning"
         assert expected in (None, "warning"), f"expected {expected}, got warnings {result.warnings}"
 
 
@@ -420,15 +426,15 @@ DAMAGE: list[tuple[str, str, Damage, object]] = [
     ("ei_class-3", "static", lambda e: e.put("B", 4, 3), CorruptELF),
     ("ei_data-0", "static", lambda e: e.put("B", 5, 0), CorruptELF),
     ("ei_data-3", "static", lambda e: e.put("B", 5, 3), CorruptELF),
-    ("load-filesz-over-memsz", "static", load_filesz_over_memsz, CorruptELF),
-    ("load-filesz-over-memsz-pie", "dynamic", load_filesz_over_memsz, CorruptELF),
+    ("load-filesz-over-memsz", "static", load_filesz_over_memsz, "warning"),
+    ("load-filesz-over-memsz-pie", "dynamic", load_filesz_over_memsz, "warning"),
     (
         "load-offset-past-end",
         "static",
         lambda e: e.put("Q", e.phdrs(PT_LOAD)[0] + P_OFFSET, e.size + 8),
-        CorruptELF,
+        "warning",
     ),
-    ("load-filesz-past-end", "dynamic", load_filesz_past_end, CorruptELF),
+    ("load-filesz-past-end", "dynamic", load_filesz_past_end, "warning"),
     (
         "dynamic-offset-past-end",
         "dynamic",
@@ -577,9 +583,17 @@ def test_corpus_files_are_small():
     assert all(p.stat().st_size < 64 * 1024 for p in files)
 
 
+# Corpus files whose headers are sound: they broke explain's speed, not its contract.
+SOUND = {"many-load-segments.elf"}
+
+
 @pytest.mark.parametrize("path", _corpus(), ids=lambda p: p.name)
 def test_corpus_file_is_an_error_or_a_warned_view(path):
-    assert_error_or_warned(explain_or_error(str(path)))
+    result = explain_or_error(str(path))
+    if path.name in SOUND:
+        assert isinstance(result, Explanation) and not result.findings, result
+    else:
+        assert_error_or_warned(result)
 
 
 # --- the real command ----------------------------------------------------------------------------
