@@ -115,7 +115,6 @@ def test_the_text_view_and_the_watch_agree():
     assert "lesson-pie" in row
 
 
-@pytest.mark.xfail(strict=True, reason="a snapshot does not save the program yet")
 @pytest.mark.parametrize("mode", LOADER_MODES)
 def test_a_snapshot_replays_the_same_roles(tmp_path, mode):
     path = tmp_path / "loader.json"
