@@ -9,16 +9,19 @@ linker, in every view, live and from a snapshot.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import struct
+import subprocess
 
 import pytest
 
 import procmap
 from procmap.elf import read_elf
 from procmap.live.sampler import Sampler
-from tests.conftest import run_sample, sample_path
+from tests.conftest import lines_until_ready, run_sample, sample_path, stop, wait_until_blocked
 from tests.helpers import procmap_json, run_cli
 from tests.users import CAP_SYS_PTRACE, NOBODY, needs_root, run_cli_as
 
@@ -113,6 +116,44 @@ def test_the_text_view_and_the_watch_agree():
     assert roles[os.path.realpath(loader())] == "dynamic linker"
     (row,) = [line for line in text.stdout.splitlines() if program in line and "program" in line]
     assert "lesson-pie" in row
+
+
+PTRACE_TRACEME, PTRACE_DETACH = 0, 17
+
+
+def _trace_me() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace(PTRACE_TRACEME, 0, None, None)
+
+
+def test_a_watch_that_starts_before_the_loader_maps_the_program_finds_it():
+    """A watch from the first instant: the sample, traced, stops right after the
+    kernel execs ld.so, before ld.so has mapped the program; the watch starts
+    there, and finds the program once ld.so maps it."""
+    program = str(sample_path("pie"))
+    process = subprocess.Popen(
+        [loader(), program], stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=_trace_me
+    )
+    try:
+        _, status = os.waitpid(process.pid, 0)
+        assert os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGTRAP
+        with Sampler(process.pid) as s:
+            assert program not in {im.path for im in s.images}  # not mapped yet
+            libc = ctypes.CDLL(None, use_errno=True)
+            assert libc.ptrace(PTRACE_DETACH, process.pid, None, None) == 0
+            for _ in lines_until_ready(process, "lesson-pie via ld.so"):
+                pass
+            wait_until_blocked(process.pid)
+            change = s.sample()
+            roles = {os.path.realpath(im.path): im.role for im in s.images}
+            events = [e.event for e in change.events]
+    finally:
+        process.kill()
+        stop(process)
+    assert roles[program] == "program"
+    assert roles[os.path.realpath(loader())] == "dynamic linker"
+    assert list(roles.values()).count("program") == 1
+    assert events and not change.exec
 
 
 @pytest.mark.parametrize("mode", LOADER_MODES)
