@@ -325,6 +325,12 @@ class Facts(NamedTuple):
     thread_sps: dict[int, int] = {}  # TID -> stack pointer; never changed in place
     unknown_threads: tuple[int, ...] = ()  # TIDs whose stack pointer could not be read
     thread_stack_size: int | None = None  # glibc's default: the RLIMIT_STACK soft limit
+    # The program's own file when it is not /proc/PID/exe: the dynamic linker run
+    # as a command (`ld.so PROGRAM`) is then exe and interp_key.  program_from
+    # says how it was found: "auxv" (AT_ENTRY), "link-map" (the dynamic linker's
+    # list of loaded objects, read from the process's memory) or "heuristic".
+    program_key: FileKey | None = None
+    program_from: str | None = None
 
 
 class ProcessInfo(NamedTuple):

@@ -216,9 +216,12 @@ class _Classifier:
         return images
 
     def role(self, key: FileKey) -> str:
-        if key == self.facts.exe_key:
+        facts = self.facts
+        # With the dynamic linker run as a command, exe is the dynamic linker
+        # (interp_key) and program_key the program it loaded.
+        if key == (facts.program_key or facts.exe_key):
             return "program"
-        if key == self.facts.interp_key:
+        if key == facts.interp_key:
             return "dynamic linker"
         return "shared library"
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import pwd
 import stat
+import struct
 from typing import NamedTuple
 
 from ..errors import AccessDenied, AmbiguousProcess, NoSuchProcess, ProcessExited
@@ -68,6 +69,20 @@ def parse_status(data: bytes) -> dict[str, str]:
         key, sep, value = line.partition(b":")
         if sep:
             out[key.decode("ascii", "replace")] = value.strip().decode("utf-8", "surrogateescape")
+    return out
+
+
+def parse_auxv(data: bytes, pointer_size: int, endian: str = "little") -> dict[int, int]:
+    """The auxiliary vector (getauxval(3)): a_type -> a_val, up to AT_NULL; the first
+    of a repeated type (the kernel writes each once)."""
+    word = {4: "I", 8: "Q"}[pointer_size]
+    entry = struct.Struct(("<" if endian == "little" else ">") + word * 2)
+    out: dict[int, int] = {}
+    usable = len(data) - len(data) % entry.size
+    for a_type, a_val in entry.iter_unpack(data[:usable]):
+        if a_type == 0:  # AT_NULL
+            break
+        out.setdefault(a_type, a_val)
     return out
 
 
@@ -345,6 +360,35 @@ class ProcessDir:
             data = os.pread(fd, want, start // page_size * 8)
             return data if len(data) == want else None
         except OSError:
+            return None
+        finally:
+            os.close(fd)
+
+    def auxv(self) -> bytes | None:
+        """/proc/PID/auxv: the auxiliary vector as the kernel wrote it at exec (its own
+        copy, mm->saved_auxv: what the program changes on its stack is not here).
+        None when not readable: proc(5) makes it mode 0400, its owner's.
+        """
+        try:
+            return self.read("auxv")
+        except AccessDenied:
+            return None
+
+    def memory(self, address: int, size: int) -> bytes | None:
+        """`size` bytes of the process's memory at `address`, through /proc/PID/mem.
+
+        None when refused (it needs ptrace attach permission,
+        PTRACE_MODE_ATTACH_FSCREDS, and the file is mode 0600), when not all of
+        it is mapped, or when the process is gone.
+        """
+        try:
+            fd = os.open("mem", os.O_RDONLY | os.O_CLOEXEC, dir_fd=self.fd)
+        except OSError:
+            return None
+        try:
+            data = os.pread(fd, size, address)
+            return data if len(data) == size else None
+        except (OSError, OverflowError):
             return None
         finally:
             os.close(fd)

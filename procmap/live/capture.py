@@ -10,7 +10,9 @@ kernel/procfs.py), and each mapped file's ELF headers are read once per
 
 from __future__ import annotations
 
+import bisect
 import os
+import struct
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -18,6 +20,8 @@ from ..classify import classify
 from ..classify.locate import locate
 from ..classify.resident import attribute, split_mappings
 from ..elf import ElfLayout, SymbolTable, read_elf_fd, read_symbols_fd
+from ..elf.dynamic import read_dynamic_fd
+from ..elf.layout import ET_EXEC, PT_DYNAMIC
 from ..errors import (
     AccessDenied,
     CorruptELF,
@@ -27,7 +31,7 @@ from ..errors import (
     ZombieProcess,
 )
 from ..kernel.maps import parse_maps
-from ..kernel.procfs import ProcessDir, ProcFS, TaskStat, user_name
+from ..kernel.procfs import ProcessDir, ProcFS, TaskStat, parse_auxv, user_name
 from ..kernel.smaps import maps_text_of, page_states, parse_rollup, parse_smaps
 from ..model import (
     Facts,
@@ -316,12 +320,194 @@ def read_facts(
         pointer_size = exe_layout.elf_class // 8
     else:
         pointer_size = 8 if mappings[-1].end > 1 << 32 else 4
-    return Facts(
+    facts = Facts(
         page_size=os.sysconf("SC_PAGE_SIZE"),
         pointer_size=pointer_size,
         exe_key=exe_key,
         interp_key=interp_key,
     )
+    if exe_layout is not None and exe_layout.interpreter is None:
+        facts = read_loaded_program(pd, mappings, cache, facts, exe_layout, warnings)
+    return facts
+
+
+# Auxiliary vector types (elf.h).
+AT_BASE = 7  # where the kernel loaded the interpreter; 0 when it loaded none
+AT_ENTRY = 9  # the entry point of the file the kernel ran
+
+
+def read_loaded_program(
+    pd: ProcessDir,
+    mappings: list[Mapping],
+    cache: ElfCache,
+    facts: Facts,
+    loader: ElfLayout,
+    warnings: list[str],
+) -> Facts:
+    """`facts` with the program, when the process is the dynamic linker run as a
+    command (`ld.so PROGRAM`): the kernel ran ld.so, and ld.so mapped PROGRAM.
+
+    /proc/PID/exe is then ld.so, and /proc/PID/auxv (the kernel's copy,
+    mm->saved_auxv, written at exec) gives ld.so's entry point and AT_BASE 0:
+    glibc's ld.so rewrites AT_PHDR, AT_PHNUM and AT_ENTRY only in the copy on
+    the program's stack (seen on Linux 6.18, glibc 2.36).  So ld.so was run as
+    the program when exe has no PT_INTERP, other mapped files name exe as
+    theirs, and AT_BASE is 0.  The program is then, in order of trust:
+
+    1. the file AT_ENTRY lies in, if it is not exe ("auxv");
+    2. the first object of ld.so's list of loaded objects (_r_debug.r_map),
+       read through /proc/PID/mem ("link-map");
+    3. the one mapped executable that names exe as its interpreter
+       ("heuristic", said in a warning).
+    """
+    exe_key = facts.exe_key
+    layouts = cache.layouts
+    # The mapped ELF files other than exe that name exe as their interpreter, with
+    # one mapping of each; each interpreter path is looked up once.
+    named: dict[str, FileKey | None] = {}
+    files: dict[FileKey, Mapping] = {}
+    for m in mappings:
+        key = m.file_key
+        layout = layouts.get(key)
+        if layout is None or key == exe_key or key in files or not layout.interpreter:
+            continue
+        if layout.interpreter not in named:
+            named[layout.interpreter] = pd.root_file_key(layout.interpreter)
+        if named[layout.interpreter] == exe_key:
+            files[key] = m
+    if not files:
+        return facts  # a static program, or a dynamic linker that has loaded nothing yet
+    raw = pd.auxv()
+    auxv = parse_auxv(raw, facts.pointer_size, loader.endian) if raw else None
+    if auxv is not None and auxv.get(AT_BASE, 0) != 0:
+        return facts  # the kernel loaded an interpreter for exe: not the dynamic linker
+    why = f"{pd.path}/auxv is not readable"
+    if auxv is not None:
+        entry = auxv.get(AT_ENTRY, 0)
+        at_entry = _mapping_at(mappings, entry)
+        entry_key = at_entry.file_key if at_entry is not None else None
+        if entry_key is not None and entry_key in files:
+            return _with_program(facts, entry_key, "auxv")
+        why = "the entry point in its auxv is in no file it loaded"
+        if at_entry is not None and entry_key == exe_key:
+            bias = entry - loader.entry
+            program, why = _link_map_program(pd, mappings, cache, files, at_entry, loader, bias)
+            if program is not None:
+                return _with_program(facts, program, "link-map")
+    candidates = [
+        key
+        for key, m in files.items()
+        if _loaded(mappings, key) and _is_executable(pd, m, layouts.get(key))
+    ]
+    loader_path = _file_path(mappings, exe_key)
+    if len(candidates) != 1:
+        warnings.append(
+            f"{loader_path} was run as a command, to start a program, but which file is the "
+            f"program could not be told ({why}): {loader_path} is shown as the program"
+        )
+        return facts
+    (program,) = candidates
+    warnings.append(
+        f"{loader_path} was run as a command, to start a program; {_file_path(mappings, program)} "
+        "is taken for the program by a heuristic (the one executable that names it as its "
+        f"interpreter), since the loader's own record of it could not be read ({why})"
+    )
+    return _with_program(facts, program, "heuristic")
+
+
+def _with_program(facts: Facts, program: FileKey, how: str) -> Facts:
+    return facts._replace(interp_key=facts.exe_key, program_key=program, program_from=how)
+
+
+def _mapping_at(mappings: list[Mapping], address: int) -> Mapping | None:
+    """The file mapping that holds `address`, if a file mapping does."""
+    i = bisect.bisect_right(mappings, address, key=_mapping_start) - 1
+    if i >= 0 and address < mappings[i].end and mappings[i].inode:
+        return mappings[i]
+    return None
+
+
+def _mapping_start(m: Mapping) -> int:
+    return m.start
+
+
+def _file_path(mappings: list[Mapping], key: FileKey | None) -> str:
+    return next((m.path for m in mappings if m.file_key == key and m.path), "the program")
+
+
+def _loaded(mappings: list[Mapping], key: FileKey) -> bool:
+    """Loaded, not only mmap()ed: some mapping of it is executable."""
+    return any(m.file_key == key and "x" in m.perms for m in mappings)
+
+
+def _link_map_program(
+    pd: ProcessDir,
+    mappings: list[Mapping],
+    cache: ElfCache,
+    files: dict[FileKey, Mapping],
+    loader_map: Mapping,
+    loader: ElfLayout,
+    bias: int,
+) -> tuple[FileKey | None, str]:
+    """The program as the dynamic linker records it, or (None, why not).
+
+    glibc's <link.h>: `struct r_debug {int r_version; struct link_map *r_map;
+    ...}`, and `struct link_map {ElfW(Addr) l_addr; char *l_name; ElfW(Dyn)
+    *l_ld; ...}`; the first link_map is the main program's.  Its l_ld (the
+    address of its dynamic section) says which file it is, and l_addr (its load
+    bias) must agree.
+    """
+    fd, _ = pd.open_mapped_file(loader_map, is_exe=True)
+    if fd is None:
+        return None, f"{loader_map.path} could not be opened for its symbols"
+    try:
+        table = read_symbols_fd(fd, loader_map.path or "", loader)
+    except (NotAnELF, CorruptELF, OSError):
+        table = None
+    finally:
+        os.close(fd)
+    symbols = table.symbols if table is not None else []
+    r_debug = next((s.value for s in symbols if s.name == "_r_debug"), None)
+    if r_debug is None:
+        return None, f"{loader_map.path} has no _r_debug symbol"
+    size = loader.elf_class // 8
+    word = struct.Struct(("<" if loader.endian == "little" else ">") + ("Q" if size == 8 else "I"))
+    raw = pd.memory(bias + r_debug + size, size)  # r_map: after r_version, padded to a pointer
+    if raw is None:
+        return None, f"{pd.path}/mem is not readable (it needs ptrace attach permission)"
+    (r_map,) = word.unpack(raw)
+    if not r_map:
+        return None, "the dynamic linker's list of loaded objects is empty"
+    raw = pd.memory(r_map, 3 * size)
+    if raw is None:
+        return None, "the dynamic linker's list of loaded objects is not readable"
+    l_addr, _, l_ld = (word.unpack_from(raw, i * size)[0] for i in range(3))
+    at_ld = _mapping_at(mappings, l_ld)
+    key = at_ld.file_key if at_ld is not None else None
+    layout = cache.layouts.get(key) if key in files else None
+    dynamic = next((s for s in layout.segments if s.type == PT_DYNAMIC), None) if layout else None
+    if key is None or dynamic is None or (l_addr + dynamic.vaddr) % (1 << 8 * size) != l_ld:
+        return None, "the dynamic linker's first loaded object is no file that names it"
+    return key, ""
+
+
+def _is_executable(pd: ProcessDir, m: Mapping, layout: ElfLayout | None) -> bool:
+    """A program rather than a library: ET_EXEC, or ET_DYN marked PIE (DF_1_PIE) or
+    without a DT_SONAME.  (glibc's libc.so.6 names ld.so as its interpreter too.)"""
+    if layout is None:
+        return False
+    if layout.type == ET_EXEC:
+        return True
+    fd, _ = pd.open_mapped_file(m, is_exe=False)
+    if fd is None:
+        return False
+    try:
+        dynamic = read_dynamic_fd(fd, layout, m.path or "")
+    except (NotAnELF, CorruptELF, OSError):
+        return False
+    finally:
+        os.close(fd)
+    return dynamic is None or dynamic.pie or dynamic.soname is None
 
 
 def read_thread_stacks(
@@ -401,7 +587,8 @@ def _read_symbols(pd: ProcessDir, pmap: ProcessMap, image: LoadedImage) -> Symbo
     m = next((m for m in pmap.mappings if m.file_key == image.key), None)
     if m is None:
         return None
-    fd, _ = pd.open_mapped_file(m, is_exe=image.role == "program")
+    # The program is not /proc/PID/exe when the dynamic linker was run as a command.
+    fd, _ = pd.open_mapped_file(m, is_exe=image.key == pd.file_key("exe"))
     if fd is None:
         return None
     try:

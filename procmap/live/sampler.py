@@ -204,6 +204,8 @@ class Sampler:
             return self._replace_all(data, started, ended)
         if self._touches_program(pieces) and self._execed():
             return self._replace_all(data, started, ended, exec=True)
+        if self._maps_the_program(pieces):
+            return self._replace_all(data, started, ended)
         changes = self._splice(data, pieces)
         for old_maps, _, a, b in changes:
             lo = old_maps[0].start if old_maps else self._start_at(a)
@@ -243,6 +245,29 @@ class Sampler:
         except ProcessExited:
             raise self.gone() from None
         return marks != self._exec_marks
+
+    def _maps_the_program(self, pieces: list[_Piece]) -> bool:
+        """Whether the dynamic linker, run as a command (`ld.so PROGRAM`), has just
+        loaded a file that may be the program: then the facts are read again.
+
+        Only while exe has no PT_INTERP and no program other than exe is known,
+        for a new executable mapping of a file that names an interpreter.
+        """
+        exe_key = self.facts.exe_key
+        if self.facts.program_key is not None or exe_key is None:
+            return False
+        exe = self.cache.layouts.get(exe_key)
+        if exe is None or exe.interpreter is not None:
+            return False
+        fresh = [m for _, _, new in pieces for m in new if _is_file(m) and "x" in m.perms]
+        if not fresh:
+            return False
+        read_layouts(self.pd, fresh, exe_key, self.cache, self.warnings)
+        return any(
+            (layout := self.cache.layouts.get(m.file_key)) is not None
+            and layout.interpreter is not None
+            for m in fresh
+        )
 
     def _start_at(self, i: int) -> int:
         """An address at mapping index i: where a removed stretch was."""

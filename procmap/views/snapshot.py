@@ -18,7 +18,7 @@ shape is a new version):
 
     {
       "format": "procmap-snapshot",
-      "version": 2,                  # a reader refuses a greater one, naming it
+      "version": 3,                  # a reader refuses a greater one, naming it
       "procmap": TEXT,               # the version of procmap that saved it
       "saved_at": 1717171717.25,     # unix time
       "kernel": TEXT, "machine": TEXT, "hostname": TEXT,   # os.uname() when saved
@@ -26,6 +26,8 @@ shape is a new version):
                   "uid": 1000, "threads": 3, "state": TEXT},
       "facts": {"page_size": 4096, "pointer_size": 8,
                 "exe_key": ["fe:01", 1319] or null, "interp_key": [dev, inode] or null,
+                "program_key": [dev, inode] or null,
+                "program_from": "auxv" or "link-map" or "heuristic" or null,
                 "thread_sps": [[tid, ADDRESS], ...], "unknown_threads": [tid, ...],
                 "thread_stack_size": 8388608 or null},
       "maps": BYTES,                 # /proc/PID/maps exactly as read
@@ -57,7 +59,13 @@ a few mappings of `maps`, each keyed by its start: one character per page of
 it, "r" resident, "s" swapped, "." neither.  A reader checks all of this, and
 that `maps`, `smaps` and `smaps_rollup` are in the kernel's formats.
 
-Version 1, which procmap 0.1 wrote, is still read: the same keys but
+`program_key` is the program's file when it is not `exe_key`: the dynamic
+linker run as a command (`ld.so PROGRAM`), which is then `exe_key` and
+`interp_key`; `program_from` says how it was found (model.Facts).  Both are
+null otherwise.
+
+Version 2 is still read: the same keys but `program_key` and `program_from`.
+Version 1, which procmap 0.1 wrote, is still read: the keys of version 2 but
 `smaps_rollup`, and its addresses are JSON numbers (page_states' keys, hex
 digits without "0x").
 
@@ -105,7 +113,7 @@ from ..model import (
 )
 
 FORMAT = "procmap-snapshot"
-VERSION = 2
+VERSION = 3
 MAX_SIZE = 2 << 30  # bytes: far beyond any real snapshot, short of exhausting memory
 
 _U64 = 1 << 64
@@ -245,6 +253,8 @@ def to_dict(snapshot: Snapshot) -> JSONDict:
             "pointer_size": facts.pointer_size,
             "exe_key": _key_list(facts.exe_key),
             "interp_key": _key_list(facts.interp_key),
+            "program_key": _key_list(facts.program_key),
+            "program_from": facts.program_from,
             "thread_sps": [[tid, hex_address(sp)] for tid, sp in facts.thread_sps.items()],
             "unknown_threads": list(facts.unknown_threads),
             "thread_stack_size": facts.thread_stack_size,
@@ -485,10 +495,14 @@ _FACTS = (
     "pointer_size",
     "exe_key",
     "interp_key",
+    "program_key",
+    "program_from",
     "thread_sps",
     "unknown_threads",
     "thread_stack_size",
 )
+_FACTS_2 = tuple(key for key in _FACTS if key not in ("program_key", "program_from"))
+_PROGRAM_FROM = ("auxv", "link-map", "heuristic")
 _FILE = ("dev", "inode", "layout", "symbols")
 _LAYOUT = (
     "elf_class",
@@ -548,7 +562,7 @@ def _snapshot(data: Any, name: str) -> Snapshot:
         except MapsFormatError as err:
             raise _Damage("smaps_rollup", str(err)) from None
 
-    facts = _facts(data["facts"], "facts", v1)
+    facts = _facts(data["facts"], "facts", version)
     saved_at = data["saved_at"]
     if not (
         (type(saved_at) is int and 0 <= saved_at < 1 << 53)
@@ -591,8 +605,9 @@ def _process(value: Any, where: str) -> ProcessInfo:
     )
 
 
-def _facts(value: Any, where: str, v1: bool) -> Facts:
-    d = _object(value, where, _FACTS)
+def _facts(value: Any, where: str, version: int) -> Facts:
+    v1 = version == 1
+    d = _object(value, where, _FACTS if version >= 3 else _FACTS_2)
     page_size = _int(d["page_size"], f"{where}.page_size", 1 << 9, (1 << 24) + 1)
     if page_size & (page_size - 1):
         raise _Damage(f"{where}.page_size", f"{page_size} is not a power of two")
@@ -611,11 +626,25 @@ def _facts(value: Any, where: str, v1: bool) -> Facts:
         for i, tid in enumerate(_list(d, "unknown_threads", where))
     )
     size = d["thread_stack_size"]
+    program_key = program_from = None
+    if version >= 3:
+        program_key = _optional_key(d["program_key"], f"{where}.program_key")
+        program_from = d["program_from"]
+        if program_from not in (None, *_PROGRAM_FROM) or (program_from is None) != (
+            program_key is None
+        ):
+            raise _Damage(
+                f"{where}.program_from",
+                f"expected one of {', '.join(_PROGRAM_FROM)} with a program_key, or null "
+                f"without one, not {_show(program_from)}",
+            )
     return Facts(
         page_size=page_size,
         pointer_size=pointer_size,
         exe_key=_optional_key(d["exe_key"], f"{where}.exe_key"),
         interp_key=_optional_key(d["interp_key"], f"{where}.interp_key"),
+        program_key=program_key,
+        program_from=program_from,
         thread_sps=thread_sps,
         unknown_threads=unknown,
         thread_stack_size=None if size is None else _int(size, f"{where}.thread_stack_size"),

@@ -391,6 +391,10 @@ MUTATIONS = [
     (("facts", "exe_key"), ["fe:01"], "facts.exe_key: expected [dev, inode]"),
     (("facts", "exe_key"), ["FE01", 5], "facts.exe_key[0]: expected a device"),
     (("facts", "interp_key"), ["fe:01", -1], "facts.interp_key[1]: -1 is out of range"),
+    (("facts", "program_key"), ["FE01", 5], "facts.program_key[0]: expected a device"),
+    (("facts", "program_key"), ["fe:01", 5], "facts.program_from: expected one of auxv,"),
+    (("facts", "program_from"), "guess", "facts.program_from: expected one of auxv,"),
+    (("facts", "program_from"), DELETE, "facts: the key 'program_from' is missing"),
     (("facts", "thread_sps"), {"1": 2}, "facts.thread_sps: expected an array"),
     (("facts", "thread_sps", 0), [1], "facts.thread_sps[0]: expected 2 integers"),
     (("facts", "thread_sps", 0, 1), "0x10000000000000000", "facts.thread_sps[0][1]: expected an"),
@@ -881,11 +885,50 @@ def test_a_version_1_snapshot_still_loads_and_answers_where():
     assert pmap.rollup is None and pmap.summary()["total"]["figures_from"] == "sum"
 
 
-def test_a_version_1_snapshot_saved_again_is_version_2_and_the_same(tmp_path):
+# --- the program started by the dynamic linker run as a command (format 3) ---------------
+
+
+def test_the_program_of_a_loader_run_process_round_trips(real, tmp_path):
+    """`ld.so PROGRAM`: exe and interp_key are ld.so, program_key the program."""
+    ld_so, program = file_key(loaded("ld-linux")), file_key(str(sample_path("pie")))
+    facts = real.facts._replace(
+        exe_key=ld_so, interp_key=ld_so, program_key=program, program_from="link-map"
+    )
+    saved = real._replace(facts=facts)
+    again = round_trip(saved, tmp_path / "loader.json")
+    assert again.facts == facts
+    d = strict_json(tmp_path / "loader.json")
+    assert d["facts"]["program_key"] == list(program)
+    assert d["facts"]["program_from"] == "link-map"
+    assert strict_json_of(real, tmp_path)["facts"]["program_key"] is None
+
+
+def strict_json_of(s: Snapshot, tmp_path: Path):
+    path = tmp_path / "plain.json"
+    snap.write(s, str(path))
+    return strict_json(path)
+
+
+def test_a_version_2_snapshot_still_loads_and_has_no_program_key(real, tmp_path):
+    d = snap.to_dict(real)
+    d["version"] = 2
+    del d["facts"]["program_key"], d["facts"]["program_from"]
+    path = tmp_path / "v2.json"
+    path.write_text(json.dumps(d))
+    again = snap.read(str(path))
+    assert again.facts == real.facts and again.facts.program_key is None
+    # A version-2 file never has the keys version 3 added.
+    d["facts"]["program_key"] = None
+    path.write_text(json.dumps(d))
+    with pytest.raises(BadSnapshot, match="facts: unexpected key 'program_key'"):
+        snap.read(str(path))
+
+
+def test_a_version_1_snapshot_saved_again_is_the_current_version_and_the_same(tmp_path):
     saved = snap.read(V1)
-    again = tmp_path / "v2.json"
+    again = tmp_path / "again.json"
     snap.write(saved, again)
     data = json.loads(again.read_bytes())
-    assert data["version"] == snap.VERSION == 2
+    assert data["version"] == snap.VERSION == 3
     assert data["facts"]["thread_sps"][0][1].startswith("0x")
     assert snap.read(again) == saved
