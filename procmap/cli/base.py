@@ -218,13 +218,11 @@ def parse_kinds(kinds: str | None) -> set[str] | None:
 
 
 def print_json(data) -> None:
-    import json
+    from ..names import to_json
 
     # Indented for a person at a terminal; compact (3x faster to write) for a pipe.
-    if sys.stdout.isatty():
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
-    else:
-        sys.stdout.write(json.dumps(data, separators=(",", ":")) + "\n")
+    # Names are escaped (names.py): the document is valid UTF-8 whatever they hold.
+    sys.stdout.write(to_json(data, indent=2 if sys.stdout.isatty() else None) + "\n")
 
 
 def make_console():

@@ -72,14 +72,13 @@ def watch_process(
 
 
 def _watch_json(sampler, history, interval, count, kinds) -> None:
-    import json
-
     from ..live.watch import change_record, end_record, resident_record, run_watch, snapshot_record
+    from ..names import to_json
 
     resident = history.resident
 
     def emit(record: dict) -> None:
-        sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
+        sys.stdout.write(to_json(record) + "\n")
         sys.stdout.flush()  # a reader (jq, a log) sees each record as it happens
 
     emit(snapshot_record(sampler, kinds, resident))

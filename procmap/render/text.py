@@ -10,6 +10,7 @@ markup, so "[bold]" in a path stays literal text.
 
 from __future__ import annotations
 
+from ..names import escape
 from ..units import address_width, human_size
 
 __all__ = ["address_width", "human_size", "printable"]
@@ -18,23 +19,9 @@ __all__ = ["address_width", "human_size", "printable"]
 def printable(s: str) -> str:
     """`s` with every non-printable character shown as an escape (\\x1b, \\u202e, \\xff).
 
-    Trailing spaces too (\\x20): at the end of a line or a cell they would vanish,
-    and "/tmp/a " is not "/tmp/a".
+    names.escape: the same escapes as JSON's, so a name reads the same in
+    both, but for a backslash, left as it is here (escaping twice changes
+    nothing).  Trailing spaces too (\\x20): at the end of a line or a cell
+    they would vanish.
     """
-    if s.isprintable() and not s.endswith(" "):
-        return s
-    body = s.rstrip(" ")
-    out = []
-    for ch in body:
-        if ch.isprintable():
-            out.append(ch)
-            continue
-        code = ord(ch)
-        if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif code < 0x100:
-            out.append(f"\\x{code:02x}")
-        else:
-            out.append(f"\\u{code:04x}")
-    out.append("\\x20" * (len(s) - len(body)))
-    return "".join(out)
+    return escape(s, lossless=False)

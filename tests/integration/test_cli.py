@@ -23,6 +23,8 @@ from procmap.errors import (
     ProcessExited,
     ZombieProcess,
 )
+from procmap.names import unescape
+from procmap.render.text import printable
 from tests.conftest import procmap_process, run_sample, sample_path
 from tests.helpers import procmap_json, run_cli
 from tests.users import NOBODY, become, needs_root, run_cli_as, world_readable_sample
@@ -147,8 +149,11 @@ def test_hostile_path_is_printed_as_literal_text():
     assert "\x1b[31mred" not in table.stdout
     assert "\\x1b[31mred\\x1b[0m [bold red]markup[not bold] \\u202e\\012line" in table.stdout
     regions = procmap_json(as_json.stdout)["regions"]
-    # proc(5): the kernel shows the newline as \012; JSON keeps the rest exactly.
-    assert any(r["path"] == path.replace("\n", "\\012") for r in regions)
+    # proc(5): the kernel shows the newline as \012; JSON escapes the rest as the
+    # text view does (printable, valid UTF-8), and unescape gives it back exactly.
+    kernel = path.replace("\n", "\\012")
+    assert any(unescape(r["path"] or "") == kernel for r in regions)
+    assert any(r["path"] == printable(kernel) for r in regions)
 
 
 # --- errors -------------------------------------------------------------------------

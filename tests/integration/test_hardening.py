@@ -31,6 +31,7 @@ from procmap.errors import (
     ZombieProcess,
 )
 from procmap.model import Detail
+from procmap.names import unescape
 from procmap.render.text import printable
 from tests.conftest import SAMPLE_BIN, Lines, procmap_env, run_sample, sample_path
 from tests.helpers import procmap_json, run_cli
@@ -174,21 +175,66 @@ def test_a_long_path_is_whole_in_a_pipe_and_marked_where_a_terminal_cuts_it():
     assert row.endswith("…") and len(row) == 100
 
 
-def test_hostile_names_round_trip_through_json(hostile):
+def _strings(data) -> list[str]:
+    if isinstance(data, str):
+        return [data]
+    if isinstance(data, dict):
+        return [*data.keys(), *(s for v in data.values() for s in _strings(v))]
+    if isinstance(data, list):
+        return [s for v in data for s in _strings(v)]
+    return []
+
+
+def test_hostile_names_round_trip_through_json(hostile, tmp_path):
     result = run_cli(str(hostile.pid), "--json")
     assert result.returncode == 0, result.stderr
     data = procmap_json(result.stdout)
-    raw = {os.fsencode(r["path"]) for r in data["regions"] if r["path"]}
+    # Valid UTF-8 whatever the names hold: no lone surrogate (\udcff) in any string,
+    # no control character, so jq and strict parsers keep every byte.
+    for text in _strings(data):
+        text.encode("utf-8")
+        _no_control_characters(text)
+    # Lossless: unescape gives the kernel's bytes back.
+    raw = {os.fsencode(unescape(r["path"])) for r in data["regions"] if r["path"]}
     for path in [*hostile.paths, hostile.library]:
         assert kernel_text(path) in raw
-    # The same bytes as the kernel's text of the maps file.
     maps = Path(f"/proc/{hostile.pid}/maps").read_bytes()
     for path in raw:
         assert path in maps
-    assert data["process"]["name"] == status_name(hostile.pid)
-    assert data["process"]["cmdline"][-1] == "\x1b[31m[b]arg"
-    images = [os.fsencode(im["path"]) for im in data["images"]]
+    # The same escapes as the text view: a name reads the same in both, but for
+    # a backslash before an escape, which only JSON doubles.
+    table = run_cli(str(hostile.pid), "--no-notes", "--no-diagram").stdout
+    paths = [r["path"] for r in data["regions"] if r["path"] and r["object"] is None]
+    for path in paths:
+        assert printable(unescape(path)) in table
+        assert ("\\\\" in path) or path in table
+    assert unescape(data["process"]["name"]) == status_name(hostile.pid)
+    assert data["process"]["cmdline"][-1] == "\\x1b[31m[b]arg"
+    images = [os.fsencode(unescape(im["path"])) for im in data["images"]]
     assert kernel_text(hostile.library) in images
+    # Through a snapshot and back: the same document.
+    saved = tmp_path / "hostile.json"
+    assert run_cli(str(hostile.pid), "--save", str(saved)).returncode == 0
+    again = procmap_json(run_cli("--from", str(saved), "--json").stdout)
+    assert [r["path"] for r in again["regions"]] == [r["path"] for r in data["regions"]]
+    assert again["process"] == data["process"]
+
+
+@pytest.mark.skipif(shutil.which("jq") is None, reason="jq is not installed (apt install jq)")
+def test_hostile_names_survive_jq(hostile):
+    result = subprocess.run(
+        f"{sys.executable} -m procmap {hostile.pid} --json | jq -r '.regions[].path // empty'",
+        shell=True,
+        capture_output=True,
+        env=procmap_env(),
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.decode("utf-8")  # strict: jq wrote valid UTF-8
+    assert "\ufffd" not in out  # jq replaced nothing
+    paths = {os.fsencode(unescape(line)) for line in out.splitlines()}
+    for path in hostile.paths:
+        assert kernel_text(path) in paths
 
 
 def test_hostile_names_in_the_picture_and_the_svg(hostile, tmp_path):
@@ -223,7 +269,7 @@ def test_hostile_names_in_where_and_its_json(hostile):
     for path in hostile.paths:
         assert shown(path) in text.stdout
     as_json = run_cli("where", str(hostile.pid), *addresses, "--json")
-    found = [os.fsencode(loc["region"]["path"]) for loc in procmap_json(as_json.stdout)]
+    found = [os.fsencode(unescape(loc["region"]["path"])) for loc in procmap_json(as_json.stdout)]
     assert found == wanted
 
 
@@ -265,7 +311,7 @@ def test_a_hostile_file_name_in_explain(tmp_path):
     assert text.stdout.startswith(printable(name) + "\n")
     assert printable(name).endswith("\\x0a\\x20")
     as_json = procmap_json(run_cli("explain", name, "--json").stdout)
-    assert os.fsencode(as_json["path"]) == path  # a file's own name: no kernel escaping
+    assert os.fsencode(unescape(as_json["path"])) == path  # a file's own name: no kernel escaping
     svg = tmp_path / "plan.svg"
     assert run_cli("explain", name, "--svg", str(svg)).returncode == 0
     text = svg.read_text("utf-8")

@@ -21,6 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "procmap"
 LAYERS = {
     "errors": 0,
     "units": 0,
+    "names": 0,
     "model": 0,
     "files": 1,
     "kernel": 1,
