@@ -23,7 +23,7 @@ from procmap.elf import read_elf
 from procmap.live.sampler import Sampler
 from tests.conftest import lines_until_ready, run_sample, sample_path, stop, wait_until_blocked
 from tests.helpers import procmap_json, run_cli
-from tests.users import CAP_SYS_PTRACE, NOBODY, needs_root, run_cli_as
+from tests.users import CAP_SYS_PTRACE, NOBODY, needs_root, run_cli_as, world_readable_sample
 
 AT_BASE, AT_ENTRY = 7, 9
 # lesson-nopie is an ET_EXEC at a fixed address, lesson-pie an ET_DYN ld.so places.
@@ -182,13 +182,15 @@ def test_without_the_loaders_memory_the_program_is_found_by_a_marked_heuristic()
     """nobody with CAP_SYS_PTRACE may read a root process's maps, but not its
     auxv (mode 0400) or its memory (0600): the loader's list of objects is out
     of reach, and the program is the executable that names ld.so as its
-    interpreter, said so in a warning."""
-    with run_through_loader("pie") as s:
+    interpreter, said so in a warning.  The sample is a copy nobody can read:
+    the checkout may lie in a directory only root can enter (mktemp -d)."""
+    copy = world_readable_sample("pie")
+    with run_sample("pie", copy, path=loader()) as s:
         result = run_cli_as(NOBODY, [str(s.pid), "--json"], keep_caps=(CAP_SYS_PTRACE,))
     assert result.returncode == 0, result.stderr
     data = procmap_json(result.stdout)
     roles = roles_by_path(data["images"])
-    assert roles[str(sample_path("pie"))] == "program"
+    assert roles[os.path.realpath(copy)] == "program"
     assert roles[os.path.realpath(loader())] == "dynamic linker"
     # libc.so.6 names ld.so as its interpreter too, but is a library (DT_SONAME).
     assert [r for r in roles.values() if r == "program"] == ["program"]
