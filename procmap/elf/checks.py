@@ -265,36 +265,17 @@ def _order(numbered: list[tuple[int, Segment]], page: int, loader: str, wrap: in
         "after a higher one), which the ELF specification requires"
     )
     if loader == KERNEL:
-        return [
-            Finding(
-                "segments-out-of-order",
-                (late,),
-                False,
-                loader,
-                f"{what}: the kernel maps each at its own address all the same",
-            )
-        ]
-    (_, first), (_, last) = numbered[0], numbered[-1]
-    span = ((last.vaddr + last.memsz) % wrap) - align_down(first.vaddr, page)
-    if span <= 0:
-        return [
-            Finding(
-                "segments-out-of-order",
-                (late,),
-                True,
-                loader,
-                f"{what}: the dynamic linker reserves from the first header's page to the "
-                f"last header's end, a span of {span} bytes: {_MAP_FAILS}",
-            )
-        ]
-    return [
-        Finding(
-            "segments-out-of-order",
-            (late,),
-            False,
-            loader,
-            f"{what}: the dynamic linker reserves only from the first header's page to the "
-            "last header's end, and maps the segments outside that span with MAP_FIXED, "
-            "over whatever the process has there",
+        refused, how = False, "the kernel maps each at its own address all the same"
+    else:
+        (_, first), (_, last) = numbered[0], numbered[-1]
+        span = ((last.vaddr + last.memsz) % wrap) - align_down(first.vaddr, page)
+        refused = span <= 0
+        how = (
+            "the dynamic linker reserves from the first header's page to the last header's "
+            f"end, a span of {span} bytes: {_MAP_FAILS}"
+            if refused
+            else "the dynamic linker reserves only from the first header's page to the last "
+            "header's end, and maps the segments outside that span with MAP_FIXED, over "
+            "whatever the process has there"
         )
-    ]
+    return [Finding("segments-out-of-order", (late,), refused, loader, f"{what}: {how}")]

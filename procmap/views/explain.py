@@ -644,17 +644,8 @@ class _Plan:
             end = min(end, self.top)
         if end <= start:
             return
-        kept = []
-        for o in self.owners:
-            if o.end <= start or o.start >= end:
-                kept.append(o)
-                continue
-            if o.start < start:
-                kept.append(o._replace(end=start))
-            if o.end > end:
-                kept.append(o._replace(start=end))
-        kept.append(Owner(start, end, segment))
-        self.owners = sorted(kept)
+        kept = _cut(self.owners, start, end, lambda o, a, b: o._replace(start=a, end=b))
+        self.owners = sorted([*kept, Owner(start, end, segment)])
 
     def protect(self, start: int, end: int, perms: str) -> None:
         changed = []
@@ -669,16 +660,26 @@ class _Plan:
         return [m for m in self.mappings if m.start < end and m.end > start]
 
     def _punch(self, start: int, end: int) -> None:
-        kept = []
-        for m in self.mappings:
-            if m.end <= start or m.start >= end:
-                kept.append(m)
-                continue
-            if m.start < start:
-                kept.append(_slice(m, m.start, start))
-            if m.end > end:
-                kept.append(_slice(m, end, m.end))
-        self.mappings = kept
+        self.mappings = _cut(self.mappings, start, end, _slice)
+
+
+_Span = TypeVar("_Span", Mapping, Owner)
+
+
+def _cut(
+    spans: list[_Span], start: int, end: int, piece: Callable[[_Span, int, int], _Span]
+) -> list[_Span]:
+    """`spans` with [start, end) taken out: a span across it is cut, `piece(span, a, b)`."""
+    kept = []
+    for x in spans:
+        if x.end <= start or x.start >= end:
+            kept.append(x)
+            continue
+        if x.start < start:
+            kept.append(piece(x, x.start, start))
+        if x.end > end:
+            kept.append(piece(x, end, x.end))
+    return kept
 
 
 def _slice(m: Mapping, start: int, end: int) -> Mapping:
