@@ -22,6 +22,7 @@ LAYERS = {
     "errors": 0,
     "units": 0,
     "names": 0,
+    "arch": 0,
     "model": 0,
     "files": 1,
     "kernel": 1,
