@@ -479,11 +479,30 @@ class _Classifier:
             if i is None:
                 continue
             m = self.maps[i]
+            if self.overflowed_into_guard(i, sp):
+                i, m = i + 1, self.maps[i + 1]  # the thread's stack is the one above
             stacked.add(i)
             if m.path is not None or "w" not in m.perms or not self.unclaimed(i):
                 continue  # [stack], or a stack inside memory already classified
             self.claim_stack(i, tid, Detail.THREAD_STACK, heuristic=False, sp=sp)
         return stacked
+
+    def overflowed_into_guard(self, i: int, sp: int) -> bool:
+        """The stack pointer is in the guard below a thread's stack: it overflowed.
+
+        A thread stopped as its stack overflows (procmap run, a core) has its
+        stack pointer just inside the PROT_NONE guard, under the read-write stack.
+        """
+        m = self.maps[i]
+        if not (m.is_anonymous and m.perms == "---p" and i + 1 < len(self.maps)):
+            return False
+        above = self.maps[i + 1]
+        return (
+            above.start == m.end
+            and above.is_anonymous
+            and above.perms == "rw-p"
+            and sp >= m.end - _MAX_GUARD_PAGES * self.page
+        )
 
     def claim_stack(
         self, i: int, tid: int | None, detail: Detail, heuristic: bool, sp: int | None = None

@@ -16,14 +16,22 @@ import ctypes
 import errno
 import os
 import signal
+from collections.abc import Callable
 from types import FrameType
+from typing import NamedTuple
 
 from ..errors import PtraceDenied, RunFailed
+from .procfs import parse_status
+from .signals import default_action, parse_sigset
 
 PTRACE_TRACEME, PTRACE_CONT = 0, 7
 PTRACE_SETOPTIONS, PTRACE_GETEVENTMSG, PTRACE_GETSIGINFO = 0x4200, 0x4201, 0x4202
-PTRACE_O_TRACEEXEC, PTRACE_O_TRACEEXIT, PTRACE_O_EXITKILL = 0x10, 0x40, 0x100000
-PTRACE_EVENT_EXEC, PTRACE_EVENT_EXIT = 4, 6
+PTRACE_GETREGSET = 0x4204
+PTRACE_O_TRACECLONE, PTRACE_O_TRACEEXEC, PTRACE_O_TRACEEXIT = 0x8, 0x10, 0x40
+PTRACE_O_EXITKILL = 0x100000
+PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_EXIT = 3, 4, 6
+NT_PRSTATUS = 1  # PTRACE_GETREGSET: the general registers, as in a core's NT_PRSTATUS
+WALL = 0x40000000  # __WALL: wait for threads as well as processes
 
 
 def _libc() -> ctypes.CDLL:
@@ -41,8 +49,11 @@ def _ptrace(libc: ctypes.CDLL, request: int, pid: int, addr: int = 0, data: int 
     return result
 
 
-def spawn_traced(path: str, argv: list[str]) -> int:
+def spawn_traced(path: str, argv: list[str], threads: bool = False) -> int:
     """Fork, PTRACE_TRACEME, exec: the PID of a child stopped right after exec.
+
+    With `threads`, every thread it creates is traced too (PTRACE_O_TRACECLONE)
+    and it is not stopped at its exit: `trace_to_end` drives it.
 
     The child reports its failures through a CLOEXEC pipe: ptrace refused
     (PtraceDenied) or exec failed (RunFailed); it is reaped then.
@@ -79,7 +90,8 @@ def spawn_traced(path: str, argv: list[str]) -> int:
     if not os.WIFSTOPPED(status):
         raise RunFailed(f"{pid} ended before its first instruction ({describe_status(status)})")
     try:
-        options = PTRACE_O_TRACEEXIT | PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL
+        options = PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL
+        options |= PTRACE_O_TRACECLONE if threads else PTRACE_O_TRACEEXIT
         _ptrace(libc, PTRACE_SETOPTIONS, pid, 0, options)
     except BaseException:
         reap(pid, kill=True)
@@ -183,3 +195,193 @@ def describe_status(status: int) -> str:
     if os.WIFSIGNALED(status):
         return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
     return f"wait status 0x{status:x}"
+
+
+# --- running a program to its end, stopping only where a signal would kill it ------------
+
+
+class FatalStop(NamedTuple):
+    """A thread stopped by ptrace with a signal that will end the process, not yet delivered."""
+
+    pid: int
+    tid: int
+    signo: int
+    action: str  # the signal's default action: "core" (a crash) or "term"
+    siginfo: bytes  # siginfo_t, as PTRACE_GETSIGINFO gives it
+    registers: bytes  # the thread's user_regs_struct (PTRACE_GETREGSET, NT_PRSTATUS)
+
+
+def trace_to_end(pid: int, on_fatal: Callable[[FatalStop], None], registers_size: int = 512) -> int:
+    """Run a child from `spawn_traced(threads=True)` to its end: its wait status.
+
+    Every thread is traced, and stops only when a signal is about to be
+    delivered (no system call stops: a program that does not crash runs at
+    full speed).  A signal the program handles, ignores or that stops it is
+    passed on; one that will kill it (its default action, and the program
+    neither catches nor ignores it) calls `on_fatal` first, while the thread
+    is stopped and everything it mapped is still mapped, then is delivered.
+    Ctrl-C is passed to the program; a second one kills it.
+    """
+    libc = _libc()
+    tracer = _Tracer(libc, pid)
+    interrupted = False
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        nonlocal interrupted
+        if interrupted:
+            raise KeyboardInterrupt
+        interrupted = True
+        try:
+            os.kill(pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    # SIGCHLD is held pending while blocked, so no stop is missed between a sweep
+    # of the threads and the wait for the next one.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+    try:
+        _ptrace(libc, PTRACE_CONT, pid)
+        while True:
+            status = tracer.sweep(on_fatal, registers_size)
+            if status is not None:
+                return status
+            signal.sigtimedwait({signal.SIGCHLD}, 0.5)
+    except BaseException:
+        tracer.kill()
+        raise
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        signal.signal(signal.SIGINT, previous)
+
+
+class _Tracer:
+    """The threads of one traced process, and what to do with each stop."""
+
+    def __init__(self, libc: ctypes.CDLL, pid: int):
+        self.libc = libc
+        self.pid = pid
+        self.threads = {pid}
+        self.fresh: set[int] = set()  # new threads whose first SIGSTOP is still to come
+
+    def sweep(self, on_fatal: Callable[[FatalStop], None], registers_size: int) -> int | None:
+        """Handle every stop that is waiting: the leader's wait status once it is gone."""
+        while True:
+            handled = False
+            for tid in list(self.threads):
+                try:
+                    got, status = os.waitpid(tid, os.WNOHANG | WALL)
+                except ChildProcessError:
+                    self.threads.discard(tid)  # gone in an exec by another thread
+                    continue
+                if not got:
+                    continue
+                handled = True
+                if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+                    self.threads.discard(tid)
+                    if tid == self.pid:
+                        return status
+                    continue
+                self._stopped(tid, status, on_fatal, registers_size)
+            if not handled:
+                return None
+
+    def _stopped(
+        self, tid: int, status: int, on_fatal: Callable[[FatalStop], None], registers_size: int
+    ) -> None:
+        sig, event = os.WSTOPSIG(status), status >> 16
+        deliver = 0
+        if sig == signal.SIGTRAP and event == PTRACE_EVENT_CLONE:
+            new = ctypes.c_ulong()
+            _ptrace(self.libc, PTRACE_GETEVENTMSG, tid, 0, ctypes.addressof(new))
+            self.threads.add(new.value)
+            self.fresh.add(new.value)
+        elif sig == signal.SIGTRAP and event:
+            pass  # an exec: nothing to pass on
+        elif tid in self.fresh and sig == signal.SIGSTOP:
+            self.fresh.discard(tid)  # a new thread's first stop, made by ptrace
+        else:
+            info = _siginfo(self.libc, tid)
+            if info is None:
+                pass  # a group stop (SIGSTOP, SIGTSTP): keep it running, or we would hang
+            else:
+                deliver = sig
+                action = _fatal_action(self.pid, sig)
+                if action is not None:
+                    regs = _registers(self.libc, tid, registers_size)
+                    on_fatal(FatalStop(self.pid, tid, sig, action, info, regs))
+        try:
+            _ptrace(self.libc, PTRACE_CONT, tid, 0, deliver)
+        except ProcessLookupError:
+            pass  # killed meanwhile (another thread's fatal signal)
+
+    def kill(self) -> None:
+        """SIGKILL the process and reap every thread: none is left stopped or a zombie."""
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        while self.threads:
+            for tid in list(self.threads):
+                try:
+                    got, status = os.waitpid(tid, os.WNOHANG | WALL)
+                except ChildProcessError:
+                    self.threads.discard(tid)
+                    continue
+                if got and (os.WIFEXITED(status) or os.WIFSIGNALED(status)):
+                    self.threads.discard(tid)
+                elif got:
+                    try:
+                        _ptrace(self.libc, PTRACE_CONT, tid)
+                    except OSError:
+                        pass
+            if self.threads:
+                signal.sigtimedwait({signal.SIGCHLD}, 0.1)
+
+
+def _siginfo(libc: ctypes.CDLL, tid: int) -> bytes | None:
+    """The siginfo of a signal-delivery stop; None for a group stop (EINVAL)."""
+    info = ctypes.create_string_buffer(128)
+    try:
+        _ptrace(libc, PTRACE_GETSIGINFO, tid, 0, ctypes.addressof(info))
+    except OSError as err:
+        if err.errno == errno.EINVAL:
+            return None
+        raise
+    return info.raw
+
+
+class _IoVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+def _registers(libc: ctypes.CDLL, tid: int, size: int) -> bytes:
+    """The thread's general registers: the kernel's user_regs_struct (empty if refused)."""
+    buffer = ctypes.create_string_buffer(size)
+    iov = _IoVec(ctypes.addressof(buffer), size)
+    try:
+        _ptrace(libc, PTRACE_GETREGSET, tid, NT_PRSTATUS, ctypes.addressof(iov))
+    except OSError:
+        return b""
+    return buffer.raw[: iov.len]
+
+
+def _fatal_action(pid: int, sig: int) -> str | None:
+    """ "core" or "term" if `sig` will end the process now, None if it is handled or ignored.
+
+    From /proc/PID/status: a caught (SigCgt) or ignored (SigIgn) signal is the
+    program's business.  A fault signal that was blocked or ignored has already
+    been reset to its default by the kernel (force_sig_info) when it stops here.
+    """
+    action = default_action(sig)
+    if action not in ("core", "term"):
+        return None
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            status = parse_status(f.read())
+    except OSError:
+        return action
+    for field in ("SigCgt", "SigIgn"):
+        if sig in parse_sigset(status.get(field, "0")):
+            return None
+    return action

@@ -44,6 +44,7 @@ from ..model import (
     Region,
     Resident,
     Snapshot,
+    SymbolsOf,
 )
 
 # --- reading a live process -----------------------------------------------------------
@@ -81,17 +82,25 @@ def read_map(
 def where(target: int | str, addresses: list[int], procfs: ProcFS | None = None) -> list[Location]:
     """What lives at each address of a live process: region, section, nearest symbol."""
     procfs = procfs or ProcFS()
-    cache = ElfCache()
     with procfs.open(_pid(target)) as pd:
-        pmap = _read(pd, cache).pmap
-        tables: dict[FileKey, SymbolTable | None] = {}
-
-        def symbols(image: LoadedImage) -> SymbolTable | None:
-            if image.key not in tables:
-                tables[image.key] = _read_symbols(pd, pmap, image)
-            return tables[image.key]
-
+        pmap, symbols = read_map_and_symbols(pd)
         return [locate(pmap, a, symbols) for a in addresses]
+
+
+def read_map_and_symbols(pd: ProcessDir) -> tuple[ProcessMap, SymbolsOf]:
+    """The map of an open process, and its images' symbol tables, each read on first use.
+
+    The symbols are read through `pd`: call them while it is open.
+    """
+    pmap = _read(pd, ElfCache()).pmap
+    tables: dict[FileKey, SymbolTable | None] = {}
+
+    def symbols(image: LoadedImage) -> SymbolTable | None:
+        if image.key not in tables:
+            tables[image.key] = _read_symbols(pd, pmap, image)
+        return tables[image.key]
+
+    return pmap, symbols
 
 
 def _pid(target: int | str) -> int:

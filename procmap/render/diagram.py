@@ -40,6 +40,7 @@ FILLS = {
     "kernel": ("╳", "x"),
 }
 ARROWS = {"up": ("↑", "^"), "down": ("↓", "v")}
+MARK = ("◀", "<")  # points at a marked address: the fault, the program counter
 # Box sides: mapped bands, and empty stretches (breaks, not to scale).
 _SIDES = {"solid": ("│", "|"), "break": ("┊", ":")}
 
@@ -143,6 +144,7 @@ class Diagram:
         dim = Style(dim=True)
         bold = Style(bold=True)
         plain = Style()
+        mark_style = Style(bold=True, color="red") if console and console.color_system else bold
         pad = " " * (aw + 1) if aw else ""
         corner = ("┌", "┐", "└", "┘", "─") if not ascii_only else ("+", "+", "+", "+", "-")
         top = Text(no_wrap=True, overflow="crop")
@@ -169,6 +171,9 @@ class Diagram:
             faint = band.empty or band.role == "planned"
             side = _SIDES["break" if faint else "solid"][ascii_only]
             extra = band_lines(band)
+            marked = _marks_in(band, picture.marks, ascii_only)
+            if marked:
+                extra = [marked, *extra]
             if band.role == "hole":
                 fill = hole
             elif faint:
@@ -199,7 +204,8 @@ class Diagram:
                     shown = set_cell_size(words, detail_width).rstrip()
                     if cell_len(words) > detail_width:
                         shown = shown[:-1] + ("." if ascii_only else "…")
-                    line.append((("  " if r == 0 else " " * 11) + shown, plain if r == 0 else dim))
+                    style = (mark_style if marked else plain) if r == 0 else dim
+                    line.append((("  " if r == 0 else " " * 11) + shown, style))
                 if plain_text:  # no colours, nothing to cut: the line in one piece
                     yield Segment("".join([text for text, _ in line]).rstrip() + "\n")
                     continue
@@ -228,6 +234,14 @@ class Diagram:
         for line in lines:
             line.truncate(width, overflow="crop" if ascii_only else "ellipsis")
         return lines
+
+
+def _marks_in(band: Band, marks, ascii_only: bool) -> str:
+    """ "◀ fault 0x0, pc 0x5555..." for the marks inside a band's addresses, or ""."""
+    if band.start is None or band.end is None:
+        return ""
+    inside = [f"{label} 0x{a:x}" for a, label in marks if band.start <= a < band.end]
+    return f"{MARK[ascii_only]} {', '.join(inside)}" if inside else ""
 
 
 def _cut(pieces: list[tuple[str, Style]], cells: int) -> list[tuple[str, Style]]:

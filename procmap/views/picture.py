@@ -35,6 +35,7 @@ from ..model import (
     Resident,
     Space,
     address_space,
+    hex_address,
     hex_or_none,
     space_of,
 )
@@ -128,6 +129,8 @@ class Picture(NamedTuple):
     space: Space
     notes: tuple[str, ...] = ()
     folded: int = 0  # how many bands `fold` merged away
+    # Addresses to point at, with what they are: ((0x0, "fault"), (pc, "pc")).
+    marks: tuple[tuple[int, str], ...] = ()
 
     def to_dict(self) -> JSONDict:
         s = self.space
@@ -140,6 +143,7 @@ class Picture(NamedTuple):
             "bands": [b.to_dict() for b in self.bands],
             "notes": list(self.notes),
             "folded": self.folded,
+            "marks": [{"address": hex_address(a), "label": label} for a, label in self.marks],
         }
 
 
@@ -511,7 +515,7 @@ def fold(picture: Picture, limit: int) -> Picture:
     merged = before - len(bands)
     if not merged:
         return picture
-    return Picture(picture.title, bands, picture.space, picture.notes, picture.folded + merged)
+    return picture._replace(bands=bands, folded=picture.folded + merged)
 
 
 def _fold_run(
