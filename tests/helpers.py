@@ -30,6 +30,7 @@ ADDRESS_KEYS = frozenset(
         "entry",
         "value",
         "addr",
+        "reported_address",
         "plan_start",
         "plan_end",
         "user_end",

@@ -247,7 +247,7 @@ def _brief_location(loc: Location) -> JSONDict:
     return {
         "object": loc.region.object if loc.region else None,
         "symbol": loc.symbol,
-        "offset": loc.symbol_offset,
+        "symbol_offset": loc.symbol_offset,
     }
 
 
