@@ -30,6 +30,10 @@ piped and on a 120x50 terminal (a pseudo-terminal), against `--from FILE
 --json` on the same text: the goal is the full view (picture, table, totals,
 notes) at most 5x the JSON view.  `--only huge` measures these alone.
 
+`benchmarks/crash.py` measures `procmap run`: its cost to a program of about a
+second that does not crash (goal: at most 1.1x the program alone) and the time
+from a fatal signal to the verdict (goal: under 300 ms); `--only crash`.
+
 Nothing here is asserted: the numbers are printed, and written as JSON to
 benchmarks/results/latest.json.
 """
@@ -224,7 +228,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer runs")
     parser.add_argument(
         "--only",
-        choices=["lesson", *map(str, SIZES), "huge"],
+        choices=["lesson", *map(str, SIZES), "huge", "crash"],
         help="measure this one target, nothing else (no explain, sampler or watch)",
     )
     args = parser.parse_args()
@@ -239,6 +243,11 @@ def main() -> None:
         f"floor: python -S -c pass       {startup:8.2f} ms (interpreter start, paid by any Python tool)"
     )
     results = {"python_startup_ms": startup, "targets": []}
+    if args.only == "crash":
+        import crash  # benchmarks/crash.py: procmap run
+
+        results["crash"] = crash.main(quick=args.quick)
+        return
     if args.only == "huge":
         results["huge"] = bench_huge(runs)
         out = ROOT / "benchmarks/results"
@@ -346,6 +355,10 @@ def main() -> None:
     import watch_rss  # benchmarks/watch_rss.py: a sample with --rss, and without
 
     results["watch_rss"] = watch_rss.main(quick=args.quick)
+    print()
+    import crash  # benchmarks/crash.py: procmap run, crashing and not
+
+    results["crash"] = crash.main(quick=args.quick)
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwritten to {out / 'latest.json'}")

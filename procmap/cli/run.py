@@ -50,6 +50,18 @@ def run(prog: str, args: tuple[str, ...], as_json: bool, no_picture: bool, outpu
 
 
 def _write_report(report, as_json: bool, no_picture: bool, output: str | None) -> None:
+    if report.fault is None and not as_json and not report.warnings:
+        # No crash: one line, without rich (a program that ran well pays little for procmap).
+        from ..render.text import printable
+
+        line = f"procmap: {printable(report.summary())}\n"
+        if output is not None:
+            from ..files import write_atomic
+
+            write_atomic(output, line.encode("utf-8"))
+        else:
+            sys.stdout.write(line)
+        return
     if output is not None:
         from ..files import write_atomic
 

@@ -21,7 +21,6 @@ from types import FrameType
 from typing import NamedTuple
 
 from ..errors import PtraceDenied, RunFailed
-from .procfs import parse_status
 from .signals import default_action, parse_sigset
 
 PTRACE_TRACEME, PTRACE_CONT = 0, 7
@@ -378,10 +377,11 @@ def _fatal_action(pid: int, sig: int) -> str | None:
         return None
     try:
         with open(f"/proc/{pid}/status", "rb") as f:
-            status = parse_status(f.read())
+            status = f.read()
     except OSError:
         return action
-    for field in ("SigCgt", "SigIgn"):
-        if sig in parse_sigset(status.get(field, "0")):
+    for line in status.splitlines():
+        field, _, value = line.partition(b":")
+        if field in (b"SigCgt", b"SigIgn") and sig in parse_sigset(value.decode().strip()):
             return None
     return action

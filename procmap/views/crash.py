@@ -14,16 +14,19 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..arch import Arch, host_arch
-from ..classify.fault import Fault, FaultInput, analyze
 from ..errors import BadFile, ProcmapError, RunFailed
-from ..kernel.procfs import ProcessDir, ProcFS
 from ..kernel.ptrace import FatalStop, spawn_traced, trace_to_end
 from ..kernel.signals import Siginfo, parse_siginfo, signal_name
-from ..live.capture import read_map_and_symbols
-from ..model import JSONDict, ProcessMap, Region
+
+# The classifier, the ELF reader and the decoder are imported at the first fatal
+# stop: a program that does not crash pays only for the tracer (benchmarks/crash.py).
+if TYPE_CHECKING:
+    from ..classify.fault import Fault
+    from ..kernel.procfs import ProcessDir
+    from ..model import ProcessMap, Region
 
 
 class RunReport(NamedTuple):
@@ -59,7 +62,7 @@ class RunReport(NamedTuple):
             how += f", sent by {by} ({info.code_name})"
         return f"{how}; exit status {self.exit_code}"
 
-    def to_dict(self) -> JSONDict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "argv": self.argv,
             "pid": self.pid,
@@ -122,6 +125,10 @@ def run_program(prog: str, args: list[str]) -> RunReport:
 
 
 def _explain_stop(arch: Arch, stop: FatalStop, info: Siginfo) -> tuple[Fault, ProcessMap]:
+    from ..classify.fault import FaultInput, analyze
+    from ..kernel.procfs import ProcFS
+    from ..live.capture import read_map_and_symbols
+
     with ProcFS().open(stop.pid) as pd:
         pmap, symbols = read_map_and_symbols(pd)
         inp = FaultInput(
