@@ -62,45 +62,56 @@ def _write_report(report, as_json: bool, no_picture: bool, output: str | None) -
         else:
             sys.stdout.write(line)
         return
-    if output is not None:
-        from ..files import write_atomic
+    write_report(
+        report.to_dict if as_json else None,
+        (report.summary(), report.warnings, report.fault, report.map),
+        no_picture,
+        output,
+    )
 
-        if as_json:
-            from ..names import to_json
 
-            text = to_json(report.to_dict(), indent=2) + "\n"
-        else:
-            text = _text(report, no_picture, width=100)
-        write_atomic(output, text.encode("utf-8"))
+def write_report(to_dict, parts, no_picture: bool, output: str | None) -> None:
+    """A crash report, to standard output or to `output`: JSON if `to_dict`, else text.
+
+    `parts`: (the one-line summary, warnings, the Fault or None, the map or None).
+    """
+    if to_dict is not None:
+        from ..names import to_json
+
+        if output is None:
+            print_json(to_dict())
+            return
+        text = to_json(to_dict(), indent=2) + "\n"
+    elif output is None:
+        console = make_console()
+        height = console.height if console.is_terminal else None
+        console.print(_renderable(parts, no_picture, height))
         return
-    if as_json:
-        print_json(report.to_dict())
-        return
-    console = make_console()
-    console.print(_renderable(report, no_picture, console.height if console.is_terminal else None))
+    else:
+        import io
+
+        from rich.console import Console
+
+        buffer = io.StringIO()
+        console = Console(file=buffer, width=100, color_system=None, highlight=False)
+        console.print(_renderable(parts, no_picture, None))
+        text = buffer.getvalue()
+    from ..files import write_atomic
+
+    write_atomic(output, text.encode("utf-8"))
 
 
-def _renderable(report, no_picture: bool, height: int | None):
+def _renderable(parts, no_picture: bool, height: int | None):
     from rich.console import Group
     from rich.text import Text
 
     from ..render.crash import render_fault
     from ..render.text import printable
 
-    parts = [Text("procmap: " + printable(report.summary()), style="bold")]
-    parts.extend(Text("procmap: " + printable(w), style="yellow") for w in report.warnings)
-    if report.fault is not None:
-        parts.append(Text())
-        parts.append(render_fault(report.fault, None if no_picture else report.map, height))
-    return Group(*parts)
-
-
-def _text(report, no_picture: bool, width: int) -> str:
-    import io
-
-    from rich.console import Console
-
-    buffer = io.StringIO()
-    console = Console(file=buffer, width=width, color_system=None, highlight=False)
-    console.print(_renderable(report, no_picture, None))
-    return buffer.getvalue()
+    summary, warnings, fault, pmap = parts
+    shown = [Text("procmap: " + printable(summary), style="bold")]
+    shown.extend(Text("procmap: " + printable(w), style="yellow") for w in warnings)
+    if fault is not None:
+        shown.append(Text())
+        shown.append(render_fault(fault, None if no_picture else pmap, height))
+    return Group(*shown)
