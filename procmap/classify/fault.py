@@ -105,6 +105,21 @@ CAUSES = {
     "other": "",
 }
 
+# The verdict's name, as people read it.
+CAUSE_TITLES = {
+    "null-pointer": "null pointer",
+    "stack-overflow": "stack overflow",
+    "write-to-read-only": "write to read-only memory",
+    "execute-non-executable": "jump into memory that is not executable",
+    "kernel-address": "kernel address",
+    "non-canonical-address": "non-canonical address",
+    "unmapped": "unmapped address",
+    "no-access": "access to a no-access mapping",
+    "beyond-end-of-file": "past the end of a mapped file",
+    "abort": "abort",
+    "other": "crash",
+}
+
 # What aborted, from the message glibc leaves in __abort_msg (structured keys).
 _ABORTERS = (
     ("assert", "Assertion `"),
@@ -571,10 +586,16 @@ _ACCESS_WORDS = {"read": "read from", "write": "write to", "execute": "jump to"}
 
 def headline(f: Fault) -> str:
     """One line: the verdict and the address."""
-    what = f.cause.replace("-", " ")
+    what = CAUSE_TITLES[f.cause]
+    if f.cause == "abort" and f.abort_message:
+        return f"{f.signal_name}: abort: {f.abort_message}"
+    if f.cause == "other" and f.code_name in _CODE_WORDS and f.signal_name != "SIGTRAP":
+        what = _CODE_WORDS[f.code_name]
     if f.address is None:
         return f"{f.signal_name} ({f.code_name}): {what}"
-    access = _ACCESS_WORDS.get(f.access or "", "access to")
+    if f.access is None:
+        return f"{f.signal_name} ({f.code_name}): {what} at 0x{f.address:x}"
+    access = _ACCESS_WORDS[f.access]
     return f"{f.signal_name} ({f.code_name}): {what}: a {access} 0x{f.address:x}"
 
 
