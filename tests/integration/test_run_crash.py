@@ -251,7 +251,7 @@ def test_the_text_report(tmp_path):
     assert result.returncode == 139
     out = result.stdout
     assert out.startswith("addr 0x")  # the program's own output comes first, untouched
-    assert "write to read only" in out and "greeting" in out and "Why:" in out
+    assert "write to read-only memory" in out and "greeting" in out and "Why:" in out
     assert "◀ fault 0x" in out and "◀ pc 0x" in out  # the picture, with the fault marked
     without = subprocess.run(
         [sys.executable, "-m", "procmap", "run", "--no-picture", str(CRASH), "write-rodata"],
