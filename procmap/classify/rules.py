@@ -479,6 +479,19 @@ class _Classifier:
             if i is None:
                 continue
             m = self.maps[i]
+            above = self.maps[i + 1] if i + 1 < len(self.maps) else None
+            if (
+                m.is_anonymous
+                and m.perms[:3] == "---"
+                and m.size <= _MAX_GUARD_PAGES * self.page
+                and above is not None
+                and above.start == m.end
+                and above.is_anonymous
+                and "w" in above.perms
+            ):
+                # A thread that overflowed its stack dies with its stack pointer in
+                # the guard page below it (a core of it, or a process stopped there).
+                i, m = i + 1, above
             stacked.add(i)
             if m.path is not None or "w" not in m.perms or not self.unclaimed(i):
                 continue  # [stack], or a stack inside memory already classified
