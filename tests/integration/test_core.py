@@ -185,6 +185,8 @@ def test_a_core_classifies_as_the_live_process(tmp_path):
         if process.poll() is None:
             process.kill()
             process.wait()
+        process.stdin.close()
+        process.stdout.close()
     core = tmp_path / core_name(process.pid)
     if not core.exists():
         pytest.skip(f"no core at {core}")
