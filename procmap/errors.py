@@ -99,3 +99,10 @@ class OutputFailed(ProcmapError):
     """Standard output cannot be written: closed, a full disk, an I/O error (not a broken pipe)."""
 
     exit_code = 17
+
+
+class BadCore(ProcmapError):
+    """A file given as a core that procmap cannot read: not a core, truncated, another
+    machine's, without the notes that tie its memory to files and threads."""
+
+    exit_code = 18

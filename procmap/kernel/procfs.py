@@ -557,3 +557,13 @@ class ProcessDir:
 def dev_string(st_dev: int) -> str:
     """A device number as /proc/PID/maps prints it: "%02x:%02x"."""
     return f"{os.major(st_dev):02x}:{os.minor(st_dev):02x}"
+
+
+def mmap_min_addr(path: str = "/proc/sys/vm/mmap_min_addr") -> int:
+    """The lowest address a process may map (vm.mmap_min_addr); 65536, the usual
+    default, when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 65536

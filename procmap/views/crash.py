@@ -126,7 +126,7 @@ def run_program(prog: str, args: list[str]) -> RunReport:
 
 def _explain_stop(arch: Arch, stop: FatalStop, info: Siginfo) -> tuple[Fault, ProcessMap]:
     from ..classify.fault import FaultInput, analyze
-    from ..kernel.procfs import ProcFS
+    from ..kernel.procfs import ProcFS, mmap_min_addr
     from ..live.capture import read_map_and_symbols
 
     with ProcFS().open(stop.pid) as pd:
@@ -163,12 +163,3 @@ def _file_size(pd: ProcessDir, pmap: ProcessMap, region: Region) -> int | None:
         return os.stat(f"map_files/{m.start:x}-{m.end:x}", dir_fd=pd.fd).st_size
     except OSError:
         return None
-
-
-def mmap_min_addr() -> int:
-    """The lowest address a process may map (vm.mmap_min_addr); 65536 if unreadable."""
-    try:
-        with open("/proc/sys/vm/mmap_min_addr", "rb") as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return 65536

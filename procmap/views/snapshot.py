@@ -95,6 +95,7 @@ from ..classify import classify
 from ..classify.locate import locate
 from ..classify.resident import attribute
 from ..elf import ElfLayout, Section, Segment, Symbol, SymbolTable
+from ..elf.core import is_core, read_core
 from ..elf.layout import PT_LOAD
 from ..errors import BadFile, BadSnapshot, MapsFormatError
 from ..files import open_regular, write_atomic
@@ -170,6 +171,9 @@ def where_saved(snapshot: Snapshot, addresses: list[int]) -> list[Location]:
 def describe(snapshot: Snapshot) -> str:
     """Where a saved map came from, in one line."""
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snapshot.saved_at))
+    if snapshot.source == "core":
+        info = snapshot.info
+        return f"map of PID {info.pid} ({info.name}) from a core file dumped {when}"
     if snapshot.source != "snapshot":
         return f"{snapshot.info.name}: a plain {snapshot.source} text, modified {when}"
     info = snapshot.info
@@ -341,12 +345,28 @@ def read(path: str | bytes | os.PathLike[str]) -> Snapshot:
     fd = open_regular(path)
     try:
         st = os.fstat(fd)
+        # A core file: told by its first bytes, before anything reads the whole of
+        # it (a core can be gigabytes).
+        if is_core(_pread(fd, path, 64)):
+            from .core import core_snapshot
+
+            os.close(fd)
+            fd = -1
+            return core_snapshot(read_core(path), path)
         if st.st_size > MAX_SIZE:
             raise _too_big(path)
         data = _read_all(fd, path)
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
     return loads(data, path, st.st_mtime)
+
+
+def _pread(fd: int, path: str, size: int) -> bytes:
+    try:
+        return os.pread(fd, size, 0)
+    except OSError as err:
+        raise BadFile(f"{path}: cannot read: {err.strerror}") from None
 
 
 def read_stream(stream: BinaryIO, name: str = "standard input") -> Snapshot:
