@@ -431,7 +431,7 @@ def _cause(f: Fault, inp: FaultInput) -> str:
         return "null-pointer"
     if region is None:
         return "unmapped"
-    if f.signal == SIGBUS and region.path and region.inode and _past_eof(f, inp, region):
+    if f.signal == SIGBUS and (region.path or "").startswith("/") and _past_eof(f, inp, region):
         return "beyond-end-of-file"
     perms = region.perms
     if perms.startswith("---"):
