@@ -167,6 +167,7 @@ class Frame(NamedTuple):
 
     address: int
     location: Location
+    repeats: int = 1  # found this many times (a recursion leaves the same one in each frame)
 
 
 class StackState(NamedTuple):
@@ -233,7 +234,11 @@ class Fault(NamedTuple):
             ),
             "called_from": self.called_from.to_dict() if self.called_from else None,
             "frames": [
-                {"address": hex_address(f.address), **_brief_location(f.location)}
+                {
+                    "address": hex_address(f.address),
+                    **_brief_location(f.location),
+                    "repeats": f.repeats,
+                }
                 for f in self.frames
             ],
             "frames_from": "stack scan (heuristic)" if self.frames else None,
@@ -547,18 +552,20 @@ def scan_stack(inp: FaultInput, stack: StackState) -> list[Frame]:
     if not data:
         return []
     frames: list[Frame] = []
-    seen: set[int] = set()
+    seen: dict[int, int] = {}  # return address -> its index in frames
     words = struct.unpack(f"<{len(data) // 8}Q", data) if arch.pointer_size == 8 else ()
     for value in words:
         if value in seen:
+            i = seen[value]
+            frames[i] = frames[i]._replace(repeats=frames[i].repeats + 1)
+            continue
+        if len(frames) >= _FRAMES:
             continue
         region = pmap.region_at(value)
         if region is None or region.kind != "text" or not _after_call(inp, value):
             continue
-        seen.add(value)
+        seen[value] = len(frames)
         frames.append(Frame(value, _locate(inp, value)))
-        if len(frames) >= _FRAMES:
-            break
     return frames
 
 

@@ -79,9 +79,10 @@ def spawn_traced(path: str, argv: list[str], threads: bool = False) -> int:
         code = int(report[1:] or 0)
         if report[:1] == b"T":
             raise PtraceDenied(
-                f"cannot trace {path}: ptrace is not permitted here ({os.strerror(code)}); "
-                "a seccomp filter, a container's policy, kernel.yama.ptrace_scope=3, or "
-                "procmap itself being traced (strace, gdb) forbids it"
+                f"cannot trace {path}: ptrace is not permitted here ({os.strerror(code)}): "
+                "procmap is itself traced (strace, gdb), or a seccomp filter or container "
+                "policy forbids ptrace (docker: --cap-add SYS_PTRACE, or a seccomp profile "
+                "that allows it), or kernel.yama.ptrace_scope is 3 (set it lower, as root)"
             )
         raise RunFailed(f"cannot run {path}: {os.strerror(code)}")
     # exec succeeded (the pipe closed with it): wait for the stop it causes.

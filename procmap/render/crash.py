@@ -62,9 +62,14 @@ def _facts(f: Fault) -> Table:
             if i:
                 lines.append("\n")
             lines.append(f"0x{frame.address:x} ").append_text(_where(frame.location, brief=True))
+            if frame.repeats > 1:
+                lines.append(f", {frame.repeats} times in {_SCAN_WORDS}", style="dim")
         table.add_row("return addresses", lines)
         table.add_row("", Text("found by scanning the stack: a guide, not a backtrace", "dim"))
     return table
+
+
+_SCAN_WORDS = "the 64 KiB of stack scanned"  # classify/fault._SCAN
 
 
 def _sender(f: Fault) -> str:
