@@ -388,6 +388,9 @@ def loads(data: bytes, path: str, mtime: float) -> Snapshot:
         raise _error(f"{path}: an empty file, neither a procmap snapshot nor a maps text")
     if data[first.start()] == ord("{"):
         return from_dict(_load_json(data, path), path)
+    if is_core(data[:64]):
+        # A core is read where it lies (its memory on demand, never all of it).
+        raise _error(f"{path}: a core file: give its path (--from CORE), not a stream")
     return _from_text(data, path, mtime)
 
 

@@ -93,3 +93,18 @@ def test_core_bad_input_is_one_line(tmp_path):
     )
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 18 and len(lines) == 1 and lines[0].startswith("procmap: ")
+
+
+def test_a_core_on_standard_input_is_refused_in_one_line(tmp_path):
+    core, _, _ = dump_core(tmp_path, "null-read")
+    with open(core, "rb") as stdin:
+        result = subprocess.run(
+            [sys.executable, "-m", "procmap", "--from", "-"],
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            env=procmap_env(),
+            timeout=TIMEOUT,
+        )
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 16 and len(lines) == 1 and "give its path" in lines[0]
