@@ -16,6 +16,7 @@ at most 1.1x the program alone; from the fatal stop to the verdict, under
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import subprocess
@@ -38,6 +39,23 @@ def wall(cmd: list[str], runs: int) -> float:
     return statistics.median(times) * 1000
 
 
+@contextlib.contextmanager
+def _quiet():
+    """Standard output and error on /dev/null, for the children procmap starts in-process."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    saved = [os.dup(1), os.dup(2)]
+    sys.stdout.flush()
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        for fd, old in zip((1, 2), saved):
+            os.dup2(old, fd)
+            os.close(old)
+        os.close(devnull)
+
+
 def main(quick: bool = False) -> dict:
     sys.path.insert(0, str(ROOT))
     from procmap.arch import host_arch
@@ -55,12 +73,12 @@ def main(quick: bool = False) -> dict:
     arch = host_arch()
     assert arch is not None
     traced = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        pid = spawn_traced(CRASH, [CRASH, "spin", seconds], threads=True)
-        with open(os.devnull, "w"):
+    with _quiet():  # the program's own output
+        for _ in range(runs):
+            t = time.perf_counter()
+            pid = spawn_traced(CRASH, [CRASH, "spin", seconds], threads=True)
             trace_to_end(pid, lambda stop: None, arch.regs_size)
-        traced.append(time.perf_counter() - t)
+            traced.append(time.perf_counter() - t)
     traced_ms = statistics.median(traced) * 1000
     print(f"procmap run, no crash (crash spin {seconds}):")
     print(f"  the program alone            {alone:8.1f} ms")
@@ -69,10 +87,7 @@ def main(quick: bool = False) -> dict:
 
     startup = wall([sys.executable, "-S", "-c", "pass"], runs)
     report_ms = {}
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    saved = os.dup(1)
-    try:
-        os.dup2(devnull, 1)  # the sample's "addr ..." line
+    with _quiet():  # the sample's "addr ..." line, glibc's "double free" message
         for mode in ("null-read", "write-rodata", "double-free", "thread-stack-overflow"):
             times = []
             for _ in range(runs):
@@ -80,10 +95,6 @@ def main(quick: bool = False) -> dict:
                 assert r.fault is not None and r.report_seconds is not None
                 times.append(r.report_seconds)
             report_ms[mode] = statistics.median(times) * 1000
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
     whole_crash = wall([*PROCMAP, "run", "--no-picture", CRASH, "write-rodata"], runs)
     print("procmap run, a crash (fault to report, in-process):")
     for mode, ms in report_ms.items():

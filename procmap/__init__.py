@@ -60,7 +60,7 @@ _API = {
     "map_picture": "views.picture",
     "picture_of": "views.picture",
     "plan_picture": "views.picture",
-    "replay": "views.snapshot",
+    "replay": "views.replay",
 }
 
 __all__ = sorted(_API)

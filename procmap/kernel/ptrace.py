@@ -16,7 +16,8 @@ import ctypes
 import errno
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import FrameType
 from typing import NamedTuple
 
@@ -107,20 +108,7 @@ def run_to_exit(pid: int) -> int | None:
     program; a second one gives up on it (KeyboardInterrupt).
     """
     libc = _libc()
-    interrupted = False
-
-    def on_interrupt(signum: int, frame: FrameType | None) -> None:
-        nonlocal interrupted
-        if interrupted:  # a second Ctrl-C: give up on the program
-            raise KeyboardInterrupt
-        interrupted = True
-        try:
-            os.kill(pid, signal.SIGINT)
-        except ProcessLookupError:
-            pass
-
-    previous = signal.signal(signal.SIGINT, on_interrupt)
-    try:
+    with _forward_interrupt(pid):
         deliver = 0
         while True:
             _ptrace(libc, PTRACE_CONT, pid, 0, deliver)
@@ -142,17 +130,35 @@ def run_to_exit(pid: int) -> int | None:
         code = ctypes.c_ulong()
         _ptrace(libc, PTRACE_GETEVENTMSG, pid, 0, ctypes.addressof(code))
         return _status_of(code.value)
+
+
+@contextmanager
+def _forward_interrupt(pid: int) -> Iterator[None]:
+    """Ctrl-C meanwhile goes to the program; a second one gives up on it (KeyboardInterrupt)."""
+    interrupted = False
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        nonlocal interrupted
+        if interrupted:
+            raise KeyboardInterrupt
+        interrupted = True
+        try:
+            os.kill(pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
     finally:
         signal.signal(signal.SIGINT, previous)
 
 
 def _is_group_stop(libc: ctypes.CDLL, pid: int) -> bool:
-    info = ctypes.create_string_buffer(128)  # siginfo_t
     try:
-        _ptrace(libc, PTRACE_GETSIGINFO, pid, 0, ctypes.addressof(info))
-    except OSError as err:
-        return err.errno == errno.EINVAL
-    return False
+        return _siginfo(libc, pid) is None
+    except OSError:
+        return False  # gone: not a stop to keep running
 
 
 def reap(pid: int, kill: bool = False) -> None:
@@ -224,35 +230,22 @@ def trace_to_end(pid: int, on_fatal: Callable[[FatalStop], None], registers_size
     """
     libc = _libc()
     tracer = _Tracer(libc, pid)
-    interrupted = False
-
-    def on_interrupt(signum: int, frame: FrameType | None) -> None:
-        nonlocal interrupted
-        if interrupted:
-            raise KeyboardInterrupt
-        interrupted = True
-        try:
-            os.kill(pid, signal.SIGINT)
-        except ProcessLookupError:
-            pass
-
-    previous = signal.signal(signal.SIGINT, on_interrupt)
     # SIGCHLD is held pending while blocked, so no stop is missed between a sweep
     # of the threads and the wait for the next one.
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
     try:
-        _ptrace(libc, PTRACE_CONT, pid)
-        while True:
-            status = tracer.sweep(on_fatal, registers_size)
-            if status is not None:
-                return status
-            signal.sigtimedwait({signal.SIGCHLD}, 0.5)
+        with _forward_interrupt(pid):
+            _ptrace(libc, PTRACE_CONT, pid)
+            while True:
+                status = tracer.sweep(on_fatal, registers_size)
+                if status is not None:
+                    return status
+                signal.sigtimedwait({signal.SIGCHLD}, 0.5)
     except BaseException:
         tracer.kill()
         raise
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        signal.signal(signal.SIGINT, previous)
 
 
 class _Tracer:

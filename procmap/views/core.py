@@ -8,7 +8,7 @@ naming [vdso], [vvar], [stack] and [heap] as the kernel would from the
 auxiliary vector and the threads' registers, and reads the ELF headers and
 symbols of the mapped files from disk, checking each against the build id in
 the copy of its first page the core holds.  The Snapshot is then classified
-like any other (`views.snapshot.replay`).
+like any other (`views.replay.replay`).
 
 `core_fault_input` gathers what the crash analysis (classify.fault) reads: the
 signal, the dumping thread's registers, the map, and the process's memory, from
@@ -22,17 +22,16 @@ import bisect
 import os
 from typing import NamedTuple
 
-from ..classify import classify
 from ..classify.fault import FaultInput
 from ..elf import ElfLayout, SymbolTable, align_up, read_elf_fd, read_symbols_fd
 from ..elf.core import CoreDump, CoreFile, CoreLoad, build_id_in_page
 from ..elf.layout import PT_PHDR
 from ..errors import BadCore, BadFile, CorruptELF, NotAnELF
 from ..files import open_regular
-from ..kernel.maps import parse_maps
 from ..kernel.procfs import dev_string, mmap_min_addr, parse_auxv, user_name
 from ..kernel.signals import SI_KERNEL, Siginfo, parse_siginfo
-from ..model import Facts, FileKey, Mapping, ProcessInfo, ProcessMap, Region, Snapshot
+from ..model import Facts, FileKey, Mapping, ProcessInfo, Region, Snapshot
+from .replay import replay
 
 # Auxiliary vector types (include/uapi/linux/auxvec.h).
 AT_PHDR, AT_ENTRY, AT_EXECFN, AT_SYSINFO_EHDR = 3, 9, 31, 33
@@ -150,7 +149,7 @@ def core_fault_input(dump: CoreDump, snapshot: Snapshot, exe: str | None = None)
         # No NT_SIGINFO (Linux before 3.7): the signal alone, from pr_cursig; who sent
         # it and where it faulted are unknown.
         siginfo = Siginfo(first.cursig, 0, SI_KERNEL, None, None, None)
-    pmap = _replay(snapshot)
+    pmap = replay(snapshot)
     mappings = pmap.mappings
     starts = [m.start for m in mappings]
     # The files on disk that are the ones mapped: their pages stand in for those the
@@ -189,23 +188,6 @@ def core_fault_input(dump: CoreDump, snapshot: Snapshot, exe: str | None = None)
         file_size=file_size,
         mmap_min_addr=mmap_min_addr(),
         source="core",
-    )
-
-
-def _replay(snapshot: Snapshot) -> ProcessMap:
-    """views.snapshot.replay without memory figures (a core has none); not imported
-    from there, which imports this module to read a core given to --from."""
-    mappings = parse_maps(snapshot.maps)
-    result = classify(mappings, snapshot.layouts, snapshot.facts)
-    warnings = list(snapshot.warnings)
-    warnings.extend(w for w in result.warnings if w not in warnings)
-    return ProcessMap(
-        info=snapshot.info,
-        mappings=mappings,
-        regions=result.regions,
-        images=result.images,
-        warnings=warnings,
-        page_size=snapshot.facts.page_size,
     )
 
 

@@ -91,9 +91,7 @@ import re
 import time
 from typing import Any, BinaryIO, NoReturn
 
-from ..classify import classify
 from ..classify.locate import locate
-from ..classify.resident import attribute
 from ..elf import ElfLayout, Section, Segment, Symbol, SymbolTable
 from ..elf.core import is_core, read_core
 from ..elf.layout import PT_LOAD
@@ -108,10 +106,10 @@ from ..model import (
     Location,
     Mapping,
     ProcessInfo,
-    ProcessMap,
     Snapshot,
     hex_address,
 )
+from .replay import replay  # this module's public name too, as before
 
 FORMAT = "procmap-snapshot"
 VERSION = 3
@@ -123,43 +121,6 @@ _TID = 1 << 31  # PID_MAX_LIMIT is 2**22; pid_t is a signed 32-bit integer
 
 
 # --- showing a saved map ---------------------------------------------------------------
-
-
-def replay(snapshot: Snapshot, rss: bool = False) -> ProcessMap:
-    """The map a Snapshot holds, classified as it was live (same rules, same facts)."""
-    figures = None
-    if snapshot.smaps is not None:
-        mappings, figures = parse_smaps(snapshot.smaps)
-    else:
-        mappings = parse_maps(snapshot.maps)
-    if not mappings:
-        raise BadSnapshot(f"{snapshot.info.name}: no mappings in it")
-    result = classify(mappings, snapshot.layouts, snapshot.facts)
-    resident = resident_from = None
-    rollup = None
-    if rss:
-        if figures is None:
-            raise BadSnapshot(
-                f"{snapshot.info.name}: no memory figures in it (it holds maps, not smaps)"
-            )
-        page_size = snapshot.facts.page_size
-        resident, resident_from = attribute(
-            mappings, figures, result.regions, snapshot.page_states, page_size
-        )
-        rollup = parse_rollup(snapshot.rollup) if snapshot.rollup else None
-    warnings = list(snapshot.warnings)
-    warnings.extend(w for w in result.warnings if w not in warnings)
-    return ProcessMap(
-        info=snapshot.info,
-        mappings=mappings,
-        regions=result.regions,
-        images=result.images,
-        warnings=warnings,
-        page_size=snapshot.facts.page_size,
-        resident=resident,
-        resident_from=resident_from,
-        rollup=rollup,
-    )
 
 
 def where_saved(snapshot: Snapshot, addresses: list[int]) -> list[Location]:

@@ -1,0 +1,51 @@
+"""A Snapshot shown again: its maps classified with the facts and ELF layouts it saved.
+
+Shared by saved snapshots (views/snapshot.py) and core files (views/core.py):
+the same rules, the same facts, as when the process was live.
+"""
+
+from __future__ import annotations
+
+from ..classify import classify
+from ..classify.resident import attribute
+from ..errors import BadSnapshot
+from ..kernel.maps import parse_maps
+from ..kernel.smaps import parse_rollup, parse_smaps
+from ..model import ProcessMap, Snapshot
+
+
+def replay(snapshot: Snapshot, rss: bool = False) -> ProcessMap:
+    """The map a Snapshot holds, classified as it was live (same rules, same facts)."""
+    figures = None
+    if snapshot.smaps is not None:
+        mappings, figures = parse_smaps(snapshot.smaps)
+    else:
+        mappings = parse_maps(snapshot.maps)
+    if not mappings:
+        raise BadSnapshot(f"{snapshot.info.name}: no mappings in it")
+    result = classify(mappings, snapshot.layouts, snapshot.facts)
+    resident = resident_from = None
+    rollup = None
+    if rss:
+        if figures is None:
+            raise BadSnapshot(
+                f"{snapshot.info.name}: no memory figures in it (it holds maps, not smaps)"
+            )
+        page_size = snapshot.facts.page_size
+        resident, resident_from = attribute(
+            mappings, figures, result.regions, snapshot.page_states, page_size
+        )
+        rollup = parse_rollup(snapshot.rollup) if snapshot.rollup else None
+    warnings = list(snapshot.warnings)
+    warnings.extend(w for w in result.warnings if w not in warnings)
+    return ProcessMap(
+        info=snapshot.info,
+        mappings=mappings,
+        regions=result.regions,
+        images=result.images,
+        warnings=warnings,
+        page_size=snapshot.facts.page_size,
+        resident=resident,
+        resident_from=resident_from,
+        rollup=rollup,
+    )
