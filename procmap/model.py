@@ -236,6 +236,58 @@ def total(figures: Iterable[Resident]) -> Resident:
 WHOLE, BY_PAGES, BY_SIZE = "mapping", "pages", "size"
 
 
+# --- who else maps a region ----------------------------------------------------------------
+
+# How a region's sharers were found (Sharing.method): page frame numbers compared
+# (with CAP_SYS_ADMIN); pagemap's "exclusively mapped" bit (any reader of the maps);
+# the maps alone (pagemap not readable).
+FRAMES, EXCLUSIVE_BIT, MAPS_ONLY = "frames", "exclusive-bit", "maps"
+# How a sharer shares (Sharer.via): it maps the same object (file, shared memory,
+# memfd, a shared anonymous mapping inherited across fork); it holds the same
+# private pages, copy-on-write, since a fork.
+VIA_OBJECT, VIA_COPY_ON_WRITE = "object", "copy-on-write"
+
+
+class Sharer(NamedTuple):
+    """Another process that maps a region's object, or still shares its pages."""
+
+    pid: int
+    name: str
+    via: str  # VIA_OBJECT or VIA_COPY_ON_WRITE
+    writable: bool  # maps the object shared and writable: its writes reach this region
+    pages: int | None  # resident pages of the region it maps too; None: not known
+
+    def to_dict(self) -> JSONDict:
+        return self._asdict()
+
+
+class Sharing(NamedTuple):
+    """A region's sharers, and its resident pages shared with others or its own."""
+
+    sharers: tuple[Sharer, ...]
+    shared_pages: int  # resident pages mapped more than once (smaps' Shared_*)
+    exclusive_pages: int  # resident pages mapped by this process alone (smaps' Private_*)
+    method: str  # FRAMES, EXCLUSIVE_BIT or MAPS_ONLY
+
+    @property
+    def processes(self) -> list[int]:
+        return sorted({s.pid for s in self.sharers})
+
+    @property
+    def writers(self) -> list[int]:
+        return sorted({s.pid for s in self.sharers if s.writable})
+
+    def to_dict(self) -> JSONDict:
+        return {
+            "processes": self.processes,
+            "writers": self.writers,
+            "shared_pages": self.shared_pages,
+            "exclusive_pages": self.exclusive_pages,
+            "method": self.method,
+            "sharers": [s.to_dict() for s in self.sharers],
+        }
+
+
 # --- what the classifier makes ------------------------------------------------------------
 
 
@@ -371,6 +423,8 @@ class ProcessMap(NamedTuple):
     resident: list[Resident] | None = None
     resident_from: list[str] | None = None
     rollup: Resident | None = None
+    # With --shared: each region's sharers and page split (see Sharing).
+    sharing: list[Sharing] | None = None
 
     @property
     def pid(self) -> int:
@@ -410,6 +464,9 @@ class ProcessMap(NamedTuple):
             for d, figures, how in zip(regions, self.resident, self.resident_from):
                 d.update(zip(FIGURES, figures))
                 d["resident_from"] = how
+        if self.sharing is not None:
+            for d, sharing in zip(regions, self.sharing):
+                d["sharing"] = sharing.to_dict()
         return {
             "pid": self.pid,
             "process": self.info.to_dict(),

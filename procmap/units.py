@@ -25,3 +25,8 @@ def human_size(n: int) -> str:
 def address_width(end: int) -> int:
     """Hex digits to show addresses of a map whose highest end is `end`."""
     return max(8, len(f"{end - 1:x}"))
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """ "1 process", "3 processes": a count and its noun."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"

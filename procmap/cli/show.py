@@ -29,6 +29,13 @@ from .watch import watch_process
     "clean/dirty, swap and anonymous, per region, kind and object.",
 )
 @click.option(
+    "--shared",
+    is_flag=True,
+    help="Say who else maps each region: the processes that map the same file or shared "
+    "memory (and which of them can write it), those that still share its pages "
+    "copy-on-write after a fork, and its resident bytes shared or its own.  Implies --rss.",
+)
+@click.option(
     "--sort",
     type=click.Choice(["address", "size", "rss", "pss", "private", "dirty", "swap", "anonymous"]),
     default="address",
@@ -92,6 +99,7 @@ def show(
     target: str | None,
     as_json: bool,
     rss: bool,
+    shared: bool,
     sort: str,
     save_to: str | None,
     force: bool,
@@ -151,7 +159,7 @@ def show(
     from ..live.capture import read_map, resolve_target
 
     wanted = parse_kinds(kinds)
-    rss = rss or sort not in ("address", "size")
+    rss = rss or shared or sort not in ("address", "size")
     if (target is None) == (from_file is None):
         raise click.UsageError("give a TARGET (a PID, a name, or self) or --from FILE")
     if not watch and (count is not None or interval != 0.5):
@@ -199,7 +207,7 @@ def show(
             click.echo(f"procmap: saved to {shown(where)}", err=True)
         pmap = replay(saved, rss=rss)
     else:
-        pmap = read_map(resolve_target(target), rss=rss)
+        pmap = read_map(resolve_target(target), rss=rss, shared=shared)
 
     def head():
         from ..render.table import render_header, render_warnings

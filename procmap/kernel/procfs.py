@@ -15,6 +15,7 @@ import os
 import pwd
 import stat
 import struct
+import sys
 from typing import NamedTuple
 
 from ..errors import AccessDenied, AmbiguousProcess, NoSuchProcess, ProcessExited
@@ -557,6 +558,41 @@ class ProcessDir:
 def dev_string(st_dev: int) -> str:
     """A device number as /proc/PID/maps prints it: "%02x:%02x"."""
     return f"{os.major(st_dev):02x}:{os.minor(st_dev):02x}"
+
+
+def zero_page_frame() -> int | None:
+    """The frame number of the kernel's zero page, or None when frames are hidden.
+
+    pagemap gives frame numbers only to a reader with CAP_SYS_ADMIN (checked
+    when the file is opened); to others they read as zero.  A private
+    anonymous page that was read but never written maps the one zero page,
+    which smaps does not count as resident: procmap's own such page says
+    which frame that is.
+    """
+    import ctypes
+    import mmap
+
+    size = mmap.PAGESIZE
+    try:
+        area = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    except OSError:
+        return None
+    try:
+        cell = ctypes.c_char.from_buffer(area)
+        address = ctypes.addressof(cell)
+        _ = cell.value  # a read fault: the zero page is mapped here
+        del cell
+        fd = os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            entry = int.from_bytes(os.pread(fd, 8, address // size * 8), sys.byteorder)
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
+    finally:
+        area.close()
+    frame = entry & ((1 << 55) - 1)
+    return frame if entry >> 63 and frame else None
 
 
 def mmap_min_addr(path: str = "/proc/sys/vm/mmap_min_addr") -> int:

@@ -180,8 +180,13 @@ def parse_rollup(data: bytes) -> Resident:
 
 # --- pages ----------------------------------------------------------------------------
 
-_PRESENT = 1 << 63
-_SWAPPED = 1 << 62
+# The bits of a pagemap entry (Documentation/admin-guide/mm/pagemap.rst).
+PM_PRESENT = 1 << 63  # in RAM
+PM_SWAPPED = 1 << 62
+PM_FILE = 1 << 61  # a file page, or shared anonymous (shmem)
+PM_EXCLUSIVE = 1 << 56  # mapped exactly once (Linux 4.2+)
+PM_FRAME = (1 << 55) - 1  # bits 0-54: the page frame number; zero without CAP_SYS_ADMIN
+_PRESENT, _SWAPPED = PM_PRESENT, PM_SWAPPED
 
 
 def page_states(pagemap: bytes) -> str:
@@ -193,6 +198,11 @@ def page_states(pagemap: bytes) -> str:
     """
     entries = memoryview(pagemap).cast("Q")
     return "".join("r" if e & _PRESENT else "s" if e & _SWAPPED else "." for e in entries)
+
+
+def page_entries(pagemap: bytes) -> memoryview:
+    """/proc/PID/pagemap bytes as 64-bit entries, one per page (native order)."""
+    return memoryview(pagemap).cast("Q")
 
 
 def parse_statm(data: bytes) -> int | None:

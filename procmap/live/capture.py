@@ -69,14 +69,26 @@ def read_map(
     procfs: ProcFS | None = None,
     cache: ElfCache | None = None,
     rss: bool = False,
+    shared: bool = False,
 ) -> ProcessMap:
     """The classified map of a live process (a PID, or "self").
 
     With rss, read from /proc/PID/smaps: each region gets its memory figures.
+    With shared (which implies rss), each region also gets its Sharing: the
+    other processes that map it, and its pages shared or its own.
     """
     procfs = procfs or ProcFS()
     with procfs.open(_pid(target)) as pd:
-        return _read(pd, cache or ElfCache(), rss).pmap
+        pmap = _read(pd, cache or ElfCache(), rss or shared).pmap
+        return with_sharing(pd, pmap) if shared else pmap
+
+
+def with_sharing(pd: ProcessDir, pmap: ProcessMap) -> ProcessMap:
+    """`pmap` (read with its figures) with each region's Sharing."""
+    from .sharing import read_sharing
+
+    sharing, warnings = read_sharing(pd, pmap)
+    return pmap._replace(sharing=sharing, warnings=pmap.warnings + warnings)
 
 
 def where(target: int | str, addresses: list[int], procfs: ProcFS | None = None) -> list[Location]:

@@ -18,7 +18,21 @@ from rich.table import Table
 from rich.text import Text
 
 from ..classify.notes import describe_kind
-from ..model import BY_PAGES, BY_SIZE, KINDS, WHOLE, Location, ProcessMap, Region
+from ..model import (
+    BY_PAGES,
+    BY_SIZE,
+    EXCLUSIVE_BIT,
+    FRAMES,
+    KINDS,
+    MAPS_ONLY,
+    VIA_COPY_ON_WRITE,
+    WHOLE,
+    Location,
+    ProcessMap,
+    Region,
+    Sharing,
+)
+from ..units import plural
 from ..views.picture import map_picture
 from .diagram import Diagram
 from .text import address_width, human_size, printable
@@ -329,7 +343,9 @@ class ResidentTable:
     """The region rows with their memory figures (procmap PID --rss).
 
     Laid out by hand, as RegionTable, for maps of many thousand regions.  The
-    end address gives way to the figures, as in pmap -X.
+    end address gives way to the figures, as in pmap -X.  With the map's
+    sharing (--shared), the figures are RSS, PSS and the resident bytes shared
+    with other processes or the process's own, and the sharers come last.
     """
 
     def __init__(self, pmap: ProcessMap, rows: list[int]):
@@ -338,9 +354,11 @@ class ResidentTable:
 
     def __rich_console__(self, console, options):
         pmap = self.pmap
+        sharing = pmap.sharing
         width = address_width(max((r.end for r in pmap.regions), default=1))
-        fields = [f for f, _ in _FIGURE_COLUMNS]
-        head = ["start", "size", *(h for _, h in _FIGURE_COLUMNS), "perms", "kind", "detail"]
+        columns = _SHARING_COLUMNS if sharing is not None else _FIGURE_COLUMNS
+        fields = [f for f, _ in columns]
+        head = ["start", "size", *(h for _, h in columns), "perms", "kind", "detail"]
         # Huge pages (hugetlbfs) are in RAM but never in Rss: their own column, when any.
         huge = any(
             pmap.resident[i].shared_hugetlb or pmap.resident[i].private_hugetlb for i in self.rows
@@ -356,16 +374,21 @@ class ResidentTable:
             if mark:
                 methods.add(how)
             detail = r.description + (" *" if r.heuristic else "") + mark
+            if sharing is not None:
+                values = (f.rss, f.pss, f.shared_clean + f.shared_dirty, f.private)
+            else:
+                values = tuple(getattr(f, name) for name in fields)
             lines.append(
                 (
                     f"{r.start:0{width}x}",
                     human_size(r.size),
-                    *(figure(getattr(f, name)) for name in fields),
+                    *(figure(v) for v in values),
                     *((figure(f.shared_hugetlb + f.private_hugetlb),) if huge else ()),
                     r.perms,
                     r.kind,
                     printable(detail),
                     printable(_short(r, deleted)),
+                    *((printable(sharers_text(sharing[i])),) if sharing is not None else ()),
                 )
             )
         widths = [len(h) for h in head]
@@ -385,13 +408,23 @@ class ResidentTable:
                 for i in range(a, b)
             )
 
-        yield Segment(cells(head, 0, n) + "  object or path\n", bold)
+        if sharing is not None:
+            where = max((len(line[-2]) for line in lines), default=0)
+            where = min(max(where, len("object or path")), 40)
+            yield Segment(cells(head, 0, n) + f"  {'object or path':<{where}}  shared with\n", bold)
+        else:
+            yield Segment(cells(head, 0, n) + "  object or path\n", bold)
         kind_styles = {k: Style.parse(kind_style(k)) for k in KINDS}
-        room = _path_room(console, options, sum(widths) + 2 * len(widths))
+        used = sum(widths) + 2 * len(widths) + (where + 2 if sharing is not None else 0)
+        room = _path_room(console, options, used)
         for line in lines:
             yield Segment(cells(line, 0, kind_at) + "  ")
             yield Segment(f"{line[kind_at]:<{widths[kind_at]}}", kind_styles.get(line[kind_at]))
-            yield Segment(f"  {line[-2]:<{widths[-1]}}  {_fit(line[-1], room)}".rstrip() + "\n")
+            if sharing is None:
+                yield Segment(f"  {line[-2]:<{widths[-1]}}  {_fit(line[-1], room)}".rstrip() + "\n")
+                continue
+            shown = f"  {line[-3]:<{widths[-1]}}  {_fit(line[-2], where):<{where}}"
+            yield Segment(f"{shown}  {_fit(line[-1], room)}".rstrip() + "\n")
         if any(pmap.regions[i].heuristic for i in self.rows):
             yield Segment(
                 "* found by a heuristic (shape or permissions), not by the kernel or ELF headers\n",
@@ -399,6 +432,53 @@ class ResidentTable:
             )
         for how in sorted(methods):
             yield Segment(_SHARE_NOTES[how] + "\n", dim)
+        if sharing is not None:
+            for method in sorted({sharing[i].method for i in self.rows}):
+                yield Segment(_METHOD_NOTES[method] + "\n", dim)
+
+
+# --shared: the figures that say how much of a region is shared, in bytes.
+_SHARING_COLUMNS = (("rss", "rss"), ("pss", "pss"), ("shared", "shared"), ("own", "own"))
+_SHOWN_SHARERS = 3
+
+
+def sharers_text(s: Sharing) -> str:
+    """The sharers of a region in a few words: "share 812 (writes), bash 77, +14 more"."""
+    parts = []
+    first = sorted(s.sharers, key=lambda x: (not x.writable, -(x.pages or 0), x.pid))
+    for x in first[:_SHOWN_SHARERS]:
+        how = []
+        if x.writable:
+            how.append("writes")
+        if x.via == VIA_COPY_ON_WRITE:
+            how.append("copy-on-write")
+        if x.pages is not None:
+            how.append(plural(x.pages, "page") if x.pages else "no pages")
+        parts.append(f"{x.name} {x.pid}" + (f" ({', '.join(how)})" if how else ""))
+    more = len(s.sharers) - _SHOWN_SHARERS
+    if more > 0:
+        parts.append(f"+{more} more")
+    return ", ".join(parts) or "-"
+
+
+_METHOD_NOTES = {
+    FRAMES: (
+        "shared/own: resident bytes mapped more than once, or by this process alone (smaps); "
+        "sharers and their pages: page frame numbers compared (/proc/PID/pagemap, read with "
+        "CAP_SYS_ADMIN)"
+    ),
+    EXCLUSIVE_BIT: (
+        "shared/own: resident bytes mapped more than once, or by this process alone (smaps, "
+        "pagemap's exclusive bit); sharers of a file or shared memory from their maps; "
+        "copy-on-write sharers inferred (a parent, child or sibling running the same program "
+        "whose pages at the same addresses are not its alone), pages an upper bound: run as "
+        "root to compare page frames"
+    ),
+    MAPS_ONLY: (
+        "sharers from their maps only: /proc/PID/pagemap was not readable, so no "
+        "copy-on-write sharers and no pages per sharer"
+    ),
+}
 
 
 _SHARE_NOTES = {

@@ -1,0 +1,196 @@
+"""procmap PID --shared on real processes: samples/share.c forks, and the sharers and the
+page split must be what it did, read as root (frames compared) and without the privilege."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from contextlib import contextmanager
+
+from tests.conftest import SAMPLE_BIN, Lines, run_sample, stop, wait_until_blocked
+from tests.helpers import procmap_json, run_cli
+from tests.users import (
+    CAP_SYS_PTRACE,
+    NOBODY,
+    become,
+    needs_root,
+    run_cli_as,
+    world_readable_copy,
+)
+
+PAGE = os.sysconf("SC_PAGESIZE")
+
+
+@contextmanager
+def share_sample(path=None, preexec_fn=None, directory=None):
+    """samples/bin/share: a parent and its child; yields what the parent printed."""
+    directory = directory or tempfile.mkdtemp(prefix="procmap-share-")
+    process = subprocess.Popen(
+        [str(path or SAMPLE_BIN / "share"), os.path.join(directory, "shared-file")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        preexec_fn=preexec_fn,
+    )
+    try:
+        line = Lines(process.stdout, "share").next()
+        words = line.split()
+        assert words[0] == "ready", line
+        facts = {k: int(v, 0) for k, v in (w.split("=") for w in words[1:])}
+        wait_until_blocked(facts["parent"])
+        wait_until_blocked(facts["child"])
+        yield facts
+    finally:
+        stop(process)
+
+
+def regions_at(data: dict) -> dict[int, dict]:
+    return {r["start"]: r for r in data["regions"]}
+
+
+def shared_map(pid: int, *, as_uid: int | None = None, keep_caps=()) -> dict:
+    args = [str(pid), "--shared", "--json"]
+    if as_uid is None:
+        result = run_cli(*args)
+    else:
+        result = run_cli_as(as_uid, args, keep_caps=keep_caps)
+    assert result.returncode == 0, result.stderr
+    return procmap_json(result.stdout)
+
+
+def check_what_the_sample_did(data: dict, facts: dict, method: str) -> None:
+    """The parent's four regions, as samples/share.c made them."""
+    regions = regions_at(data)
+    child = facts["child"]
+    frames = method == "frames"
+    expected = {
+        # start: (pages, kind of sharing, a writer?)
+        facts["anon"]: (16, "object", True),  # the child's inherited rw-s mapping
+        facts["memfd"]: (8, "object", True),  # the child made its copy writable
+        facts["file"]: (4, "object", True),  # the child mapped it again, rw-s
+    }
+    for start, (pages, via, writes) in expected.items():
+        r = regions[start]
+        s = r["sharing"]
+        assert s["method"] == method
+        assert child in s["processes"], (r["path"], s)
+        assert (child in s["writers"]) is writes, (r["path"], s)
+        assert facts["parent"] not in s["processes"]  # never itself
+        assert s["shared_pages"] == pages and s["exclusive_pages"] == 0, (r["path"], s)
+        (mine,) = [x for x in s["sharers"] if x["pid"] == child]
+        assert mine["via"] == via and mine["name"] == "share"
+        assert mine["pages"] == (pages if frames else None)
+    assert regions[facts["anon"]]["detail"] == "shared-anonymous"
+    assert regions[facts["memfd"]]["detail"] == "memfd"
+    assert regions[facts["memfd"]]["perms"] == "r--s"  # the parent's own copy stays read-only
+    # The private region: the child rewrote half, the other half is still shared.
+    private = regions[facts["private"]]["sharing"]
+    half = facts["pages"] - facts["rewritten"]
+    assert private["processes"] == [child] and private["writers"] == []
+    assert private["shared_pages"] == half
+    assert private["exclusive_pages"] == facts["rewritten"]
+    assert private["sharers"] == [
+        {"pid": child, "name": "share", "via": "copy-on-write", "writable": False, "pages": half}
+    ]
+
+
+@needs_root
+def test_sharers_and_pages_as_root_compare_frames():
+    with share_sample() as facts:
+        check_what_the_sample_did(shared_map(facts["parent"]), facts, "frames")
+
+
+@needs_root
+def test_without_cap_sys_admin_the_same_answer_from_the_exclusive_bit():
+    """Root without CAP_SYS_ADMIN reads pagemap without frame numbers."""
+    with share_sample() as facts:
+        data = shared_map(facts["parent"], as_uid=0, keep_caps=(CAP_SYS_PTRACE,))
+        check_what_the_sample_did(data, facts, "exclusive-bit")
+
+
+@needs_root
+def test_as_an_ordinary_user_others_processes_are_counted_not_named():
+    copy = world_readable_copy(SAMPLE_BIN / "share")
+    directory = tempfile.mkdtemp(prefix="procmap-share-")
+    os.chmod(directory, 0o777)
+    with share_sample(copy, preexec_fn=become(NOBODY), directory=directory) as facts:
+        data = shared_map(facts["parent"], as_uid=NOBODY)
+        check_what_the_sample_did(data, facts, "exclusive-bit")
+        (warning,) = [w for w in data["warnings"] if w.startswith("sharers:")]
+        assert "could not be read" in warning and "run as root" in warning
+        # libc is mapped by root's processes too, which nobody cannot see.
+        libc = [r for r in data["regions"] if r["kind"] == "text" and "libc" in (r["path"] or "")]
+        assert libc and all(r["sharing"]["processes"] == [facts["child"]] for r in libc)
+
+
+@needs_root
+def test_the_child_sees_its_parent_and_its_own_writable_mapping():
+    with share_sample() as facts:
+        regions = regions_at(shared_map(facts["child"]))
+        parent = facts["parent"]
+        rw = regions[facts["file_rw"]]
+        assert rw["perms"] == "rw-s" and parent in rw["sharing"]["processes"]
+        # The parent maps the file read-only: it shares the pages but writes none.
+        assert parent not in rw["sharing"]["writers"]
+        private = regions[facts["private"]]["sharing"]
+        assert private["processes"] == [parent]
+        assert private["shared_pages"] == facts["pages"] - facts["rewritten"]
+
+
+@needs_root
+def test_libraries_are_shared_with_unrelated_processes_and_private_memory_is_not():
+    with share_sample() as facts, run_sample("pie") as other:
+        data = shared_map(facts["parent"])
+        libc_text = [
+            r for r in data["regions"] if r["kind"] == "text" and "libc.so" in (r["path"] or "")
+        ]
+        assert libc_text
+        for r in libc_text:
+            s = r["sharing"]
+            assert other.pid in s["processes"] and facts["child"] in s["processes"]
+            assert os.getpid() not in s["processes"]  # procmap itself is never a sharer
+            assert s["writers"] == []
+            (theirs,) = [x for x in s["sharers"] if x["pid"] == other.pid]
+            assert theirs["via"] == "object" and theirs["pages"] > 0
+        heap = [r for r in data["regions"] if r["kind"] == "heap"]
+        for r in heap:
+            assert other.pid not in r["sharing"]["processes"]
+
+
+@needs_root
+def test_the_page_split_is_smaps_split():
+    """Shared and exclusive pages are smaps' Shared_*/Private_* (the kernel's mapcount):
+    exact for a region that is a whole mapping, adding up for a split one."""
+    with share_sample() as facts:
+        data = shared_map(facts["parent"])
+        for r in data["regions"]:
+            if r["resident_from"] == "mapping":
+                s = r["sharing"]
+                assert s["shared_pages"] * PAGE == r["shared_clean"] + r["shared_dirty"], r
+                assert s["exclusive_pages"] * PAGE == r["private_clean"] + r["private_dirty"], r
+        split = [r for r in data["regions"] if r["resident_from"] != "mapping"]
+        assert split  # data | bss share a mapping
+        shared = sum(r["sharing"]["shared_pages"] for r in split) * PAGE
+        assert shared == sum(r["shared_clean"] + r["shared_dirty"] for r in split)
+        own = sum(r["sharing"]["exclusive_pages"] for r in split) * PAGE
+        assert own == sum(r["private_clean"] + r["private_dirty"] for r in split)
+
+
+@needs_root
+def test_the_table_names_sharers_and_writers():
+    with share_sample() as facts:
+        result = run_cli(str(facts["parent"]), "--shared", "--no-diagram", "--no-notes")
+        assert result.returncode == 0, result.stderr
+        rows = {line.split()[0]: line for line in result.stdout.splitlines() if line[:1] == "0"}
+        anon = rows[f"{facts['anon']:016x}"]
+        assert f"share {facts['child']} (writes, 16 pages)" in anon
+        private = rows[f"{facts['private']:016x}"]
+        assert f"share {facts['child']} (copy-on-write, 16 pages)" in private
+        assert "shared with" in result.stdout
+        assert "page frame numbers compared" in result.stdout
+
+
+def test_no_such_process_is_one_line():
+    result = run_cli("999999999", "--shared")
+    assert result.returncode != 0
+    assert result.stderr.count("\n") == 1 and "999999999" in result.stderr
