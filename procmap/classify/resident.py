@@ -113,15 +113,22 @@ def _page_weights(
 
 def _share(value: int, weights: list[int]) -> list[int]:
     """value (a multiple of 1 KiB) in whole KiB by weight, adding up exactly."""
-    if not value:
+    return [p << 10 for p in largest_remainder(value >> 10, weights)]
+
+
+def largest_remainder(units: int, weights: list[int]) -> list[int]:
+    """`units` whole units shared out by weight, adding up exactly (equally, if no weight).
+
+    Each gets its whole share; the units left go to the largest fractions, in order.
+    """
+    if not units:
         return [0] * len(weights)
-    units, whole = value >> 10, sum(weights)
+    whole = sum(weights)
     if not whole:
         weights, whole = [1] * len(weights), len(weights)
     parts = [units * w // whole for w in weights]
-    # Largest remainder: the units left go to the largest fractions, in order.
     left = units - sum(parts)
     order = sorted(range(len(weights)), key=lambda i: -(units * weights[i] % whole))
     for i in order[:left]:
         parts[i] += 1
-    return [p << 10 for p in parts]
+    return parts

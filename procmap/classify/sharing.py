@@ -53,6 +53,7 @@ from ..model import (
     Sharer,
     Sharing,
 )
+from .resident import largest_remainder
 
 # (pid, start, end) -> the pagemap entries of [start, end), one per page; None if unreadable.
 PageReader = Callable[[int, int, int], "Sequence[int] | None"]
@@ -302,7 +303,7 @@ def _split(
     """
     if mine is None:
         sizes = [r.size for r in group]
-        return list(zip(_share(shared, sizes), _share(exclusive, sizes)))
+        return list(zip(largest_remainder(shared, sizes), largest_remainder(exclusive, sizes)))
     many, once = [], []
     for r in group:
         first, last = (r.start - m.start) // page, (r.end - 1 - m.start) // page + 1
@@ -318,20 +319,7 @@ def _split(
     sizes = [r.size for r in group]
     return list(
         zip(
-            _share(shared, many if any(many) else sizes),
-            _share(exclusive, once if any(once) else sizes),
+            largest_remainder(shared, many if any(many) else sizes),
+            largest_remainder(exclusive, once if any(once) else sizes),
         )
     )
-
-
-def _share(units: int, weights: list[int]) -> list[int]:
-    """`units` whole units shared by weight, by largest remainder."""
-    whole = sum(weights)
-    if not units or not whole:
-        return [0] * len(weights)
-    parts = [units * w // whole for w in weights]
-    left = units - sum(parts)
-    order = sorted(range(len(weights)), key=lambda i: -(units * weights[i] % whole))
-    for i in order[:left]:
-        parts[i] += 1
-    return parts
