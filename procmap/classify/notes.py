@@ -30,6 +30,7 @@ class KindNote(NamedTuple):
     growth: str  # which way it grows, or that its size is fixed at load time
     manager: str  # who manages it
     reality: str  # how the real /proc map differs from the lesson's diagram
+    sharing: str  # whether other processes (and threads) share it, and how (--shared)
 
 
 # One note per kind, in the order of procmap.model.KINDS (a test checks it).
@@ -63,6 +64,12 @@ NOTES: dict[str, KindNote] = {
             "separate-code, so the code mapping sits between read-only mappings of the same "
             "file instead of starting at its first byte."
         ),
+        sharing=(
+            "Shared between processes: everyone running the same program or library maps the "
+            "same page-cache pages, so a hundred processes cost one copy in RAM. That is why "
+            "PSS divides each of these pages among its mappers, and why --shared lists every "
+            "process that maps the file."
+        ),
     ),
     "rodata": KindNote(
         kind="rodata",
@@ -95,6 +102,12 @@ NOTES: dict[str, KindNote] = {
             "relocation. A binary linked with -z noseparate-code keeps headers and .rodata "
             "in its r-xp mapping instead."
         ),
+        sharing=(
+            "Shared like text: read-only pages come straight from the file's page cache, one "
+            "copy for all the processes that map it. RELRO is the exception: the dynamic "
+            "linker writes relocations into it before sealing it, so each process holds its "
+            "own copy."
+        ),
     ),
     "data": KindNote(
         kind="data",
@@ -122,6 +135,11 @@ NOTES: dict[str, KindNote] = {
             "The lesson's single data+BSS line is really up to three parts of one segment: "
             "RELRO made read-only, .data backed by the file, and bss. They split at page "
             "boundaries, so .data and the start of bss may share one page."
+        ),
+        sharing=(
+            "Starts as the file's page-cache pages, shared, and each page becomes the "
+            "process's own the first time it is written (copy-on-write). After fork, parent "
+            "and child share even the written pages until one of them writes again."
         ),
     ),
     "bss": KindNote(
@@ -151,6 +169,12 @@ NOTES: dict[str, KindNote] = {
             "last file-backed data page is that page's zeroed tail, and the rest is a nameless "
             "anonymous rw-p mapping right after it. procmap cuts the data page at the exact "
             "byte where the file's contents end."
+        ),
+        sharing=(
+            "A page read before it is written maps the kernel's single zero page, shared by "
+            "everyone and counted as no one's. The first write gives the process a page of "
+            "its own; after fork, parent and child share it copy-on-write until one of them "
+            "writes."
         ),
     ),
     "heap": KindNote(
@@ -186,6 +210,12 @@ NOTES: dict[str, KindNote] = {
             "mmap()ed reservations aligned to 64 MiB on 64-bit systems, and serves big "
             "requests (128 KiB and up by default, M_MMAP_THRESHOLD) with a mapping each, "
             "which procmap shows as mmap."
+        ),
+        sharing=(
+            "Shared by every thread of the process, never by another process: after fork the "
+            "child sees the parent's heap pages, copy-on-write, and the first write by either "
+            "one copies the page. A heap still mostly shared with a parent costs little; "
+            "--shared shows how much."
         ),
     ),
     "stack": KindNote(
@@ -223,6 +253,11 @@ NOTES: dict[str, KindNote] = {
             "mmap()ed by glibc, by default as large as the stack rlimit, with a no-access "
             "guard page underneath."
         ),
+        sharing=(
+            "Each thread has its own stack, yet every thread can reach the others' by "
+            "address, since they share one address space. After fork the child's stack shares "
+            "its pages with the parent's, copy-on-write."
+        ),
     ),
     "mmap": KindNote(
         kind="mmap",
@@ -258,6 +293,12 @@ NOTES: dict[str, KindNote] = {
             "processes using the same file, so the same libc appears in every map while its "
             "unmodified pages sit in RAM once."
         ),
+        sharing=(
+            "A shared mapping (shared memory, a memfd, a file mapped shared) is how processes "
+            "share memory on purpose: one's write is seen by all, so a writer among readers "
+            "needs a lock, as the lesson warns. A private mapping shares a file's pages until "
+            "written, and anonymous memory is shared only copy-on-write after fork."
+        ),
     ),
     "kernel": KindNote(
         kind="kernel",
@@ -288,6 +329,10 @@ NOTES: dict[str, KindNote] = {
             "execute-only or emulate. With page-table isolation (the Meltdown fix) most of "
             "the kernel is not even mapped while user code runs."
         ),
+        sharing=(
+            "One copy for every process, reached only through system calls. The vdso and vvar "
+            "pages the kernel puts in the mapping area are shared by all processes too."
+        ),
     ),
 }
 
@@ -301,6 +346,7 @@ _UNKNOWN_NOTE = KindNote(
     growth="procmap does not know how this kind of region grows.",
     manager="procmap does not know what manages this kind of region.",
     reality="This kind is not one of the regions the lesson describes.",
+    sharing="procmap does not know how this kind of region is shared.",
 )
 
 # One sentence per region detail, keyed by the exact strings procmap.classify gives.

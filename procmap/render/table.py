@@ -510,6 +510,7 @@ def render_notes(kinds: Iterable[str]) -> Group:
             ("growth", note.growth),
             ("managed by", note.manager),
             ("in a real map", note.reality),
+            ("shared", note.sharing),
         ):
             facts.add_row(Text(label), Text(value))
         blocks.append(Text(note.title, style="bold " + kind_style(kind)))
