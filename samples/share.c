@@ -21,8 +21,14 @@
  * When the child is done, the parent prints one line (stdout):
  *   ready parent=<pid> child=<pid> anon=0x.. memfd=0x.. file=0x.. file_rw=0x..
  *         private=0x.. pages=32 rewritten=16
- * (file_rw: the child's own writable mapping of FILE) and waits for end of
- * input; then it kills the child and exits 0.  The child dies with the parent.
+ * (file_rw: the child's own writable mapping of FILE), then reads commands,
+ * one a line, and answers each with one line:
+ *   rewrite N   the parent writes the first N private pages the child has not
+ *               rewritten (still shared): they become the parent's own copies
+ *               -> done rewrite first=0x..
+ *   end-child   the parent kills the child and reaps it -> done end-child
+ * At end of input it kills the child (if still there) and exits 0.  The child
+ * dies with the parent.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -133,9 +139,28 @@ int main(int argc, char **argv)
            "rewritten=%d\n",
            (int)parent, (int)child, (void *)anon, (void *)memfd, (void *)file, line,
            (void *)private, PRIVATE_PAGES, PRIVATE_PAGES / 2);
-    while (fgetc(stdin) != EOF)
-        ;
-    kill(child, SIGKILL);
-    waitpid(child, NULL, 0);
+    char command[64];
+    int rewritten = 0, alive = 1;
+    while (fgets(command, sizeof command, stdin)) {
+        int n;
+        if (sscanf(command, "rewrite %d", &n) == 1 && n > 0 &&
+            rewritten + n <= PRIVATE_PAGES / 2) {
+            char *first = private + (PRIVATE_PAGES / 2 + rewritten) * page;
+            memset(first, 'P', n * page);
+            rewritten += n;
+            printf("done rewrite first=%p\n", (void *)first);
+        } else if (strcmp(command, "end-child\n") == 0 && alive) {
+            kill(child, SIGKILL);
+            waitpid(child, NULL, 0);
+            alive = 0;
+            printf("done end-child\n");
+        } else {
+            printf("error %s", command);
+        }
+    }
+    if (alive) {
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+    }
     return 0;
 }

@@ -47,12 +47,15 @@ from ..model import (
     VIA_COPY_ON_WRITE,
     VIA_OBJECT,
     FileKey,
+    JSONDict,
     Mapping,
     Region,
     Resident,
     Sharer,
     Sharing,
+    hex_address,
 )
+from ..units import plural
 from .resident import largest_remainder
 
 # (pid, start, end) -> the pagemap entries of [start, end), one per page; None if unreadable.
@@ -323,3 +326,101 @@ def _split(
             largest_remainder(exclusive, once if any(once) else sizes),
         )
     )
+
+
+# --- sharing as a watch sees it change ------------------------------------------------
+
+
+class SharingChange(NamedTuple):
+    """How a region's sharing changed between two reads of a watch."""
+
+    start: int
+    end: int
+    kind: str
+    path: str | None
+    joined: tuple[Sharer, ...]  # new sharers
+    left: tuple[Sharer, ...]  # sharers gone (their figures as last seen)
+    shared_pages: tuple[int, int]  # before, after
+    exclusive_pages: tuple[int, int]
+
+    def to_dict(self) -> JSONDict:
+        return {
+            "start": hex_address(self.start),
+            "end": hex_address(self.end),
+            "kind": self.kind,
+            "path": self.path,
+            "joined": [s.to_dict() for s in self.joined],
+            "left": [s.to_dict() for s in self.left],
+            "shared_pages": list(self.shared_pages),
+            "exclusive_pages": list(self.exclusive_pages),
+        }
+
+
+Shared = dict[tuple[int, int], tuple[Region, Sharing]]  # by (start, end)
+
+
+def sharing_changes(before: Shared, after: Shared) -> list[SharingChange]:
+    """What changed in the regions of both reads, in address order.
+
+    Only memory processes share on purpose or by fork: shared memory and
+    shared files (sharers joining and leaving) and private memory (its pages
+    copied on write).  An ELF image's file is mapped by every process that
+    runs it, which come and go all the time: its sharers are not news.
+    """
+    out = []
+    for key in sorted(after.keys() & before.keys()):
+        r, new = after[key]
+        _, old = before[key]
+        if r.object is not None:
+            continue
+        was = {s.pid: s for s in old.sharers}
+        now = {s.pid: s for s in new.sharers}
+        joined = tuple(now[p] for p in sorted(now.keys() - was.keys()))
+        left = tuple(was[p] for p in sorted(was.keys() - now.keys()))
+        pages_changed = (old.shared_pages, old.exclusive_pages) != (
+            new.shared_pages,
+            new.exclusive_pages,
+        )
+        if joined or left or (pages_changed and (was or now)):
+            out.append(
+                SharingChange(
+                    r.start,
+                    r.end,
+                    r.kind,
+                    r.path,
+                    joined,
+                    left,
+                    (old.shared_pages, new.shared_pages),
+                    (old.exclusive_pages, new.exclusive_pages),
+                )
+            )
+    return out
+
+
+def change_sentences(c: SharingChange) -> list[str]:
+    """A watch's lines for one change: "heap at 0x55..: now shared with sh 812 (copy-on-write)"."""
+    where = f"{c.kind} at {c.start:#x}"
+    lines = []
+    for s in c.joined:
+        how = [
+            w
+            for w, on in (
+                ("it can write it", s.writable),
+                ("copy-on-write", s.via == VIA_COPY_ON_WRITE),
+            )
+            if on
+        ]
+        lines.append(
+            f"{where}: now shared with {s.name} {s.pid}" + (f" ({', '.join(how)})" if how else "")
+        )
+    for s in c.left:
+        lines.append(f"{where}: no longer shared with {s.name} {s.pid}")
+    (s0, s1), (e0, e1) = c.shared_pages, c.exclusive_pages
+    if (s0, e0) != (s1, e1):
+        if s1 < s0 and e1 > e0:
+            n = min(s0 - s1, e1 - e0)
+            why = "their sharer is gone" if c.left else "copied on write"
+            lines.append(f"{where}: {plural(n, 'page')} now its own, {why} ({s1} still shared)")
+        else:
+            lines.append(f"{where}: shared pages {s0} -> {s1}, its own {e0} -> {e1}")
+    return lines

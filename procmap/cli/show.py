@@ -182,7 +182,7 @@ def show(
             raise click.UsageError(
                 "--sections, --save, --from, --svg and --html do not go with --watch"
             )
-        watch_process(resolve_target(target), interval, count, as_json, wanted, rss)
+        watch_process(resolve_target(target), interval, count, as_json, wanted, rss, shared)
         return
     if from_file is not None or save_to is not None:
         from ..live.capture import capture

@@ -49,7 +49,13 @@ class _Ending:
 
 
 def watch_process(
-    pid: int, interval: float, count: int | None, as_json: bool, kinds, rss: bool = False
+    pid: int,
+    interval: float,
+    count: int | None,
+    as_json: bool,
+    kinds,
+    rss: bool = False,
+    shared: bool = False,
 ) -> None:
     from ..live.sampler import Sampler
     from ..live.watch import History, ResidentWatch
@@ -61,7 +67,7 @@ def watch_process(
     ending = _Ending()
     ending.install()
     with Sampler(pid) as sampler:
-        resident = ResidentWatch(sampler, interval) if rss else None
+        resident = ResidentWatch(sampler, interval, sharing=shared) if rss or shared else None
         history = History(sampler, resident=resident)
         if as_json:
             _watch_json(sampler, history, interval, count, kinds)
@@ -72,7 +78,14 @@ def watch_process(
 
 
 def _watch_json(sampler, history, interval, count, kinds) -> None:
-    from ..live.watch import change_record, end_record, resident_record, run_watch, snapshot_record
+    from ..live.watch import (
+        change_record,
+        end_record,
+        resident_record,
+        run_watch,
+        sharing_record,
+        snapshot_record,
+    )
     from ..names import to_json
 
     resident = history.resident
@@ -82,6 +95,8 @@ def _watch_json(sampler, history, interval, count, kinds) -> None:
         sys.stdout.flush()  # a reader (jq, a log) sees each record as it happens
 
     emit(snapshot_record(sampler, kinds, resident))
+    if resident is not None and resident.with_sharing:
+        emit(sharing_record(resident, kinds))
 
     def on_tick(tick, _sentences) -> None:
         record = change_record(tick, kinds, resident)
@@ -89,6 +104,9 @@ def _watch_json(sampler, history, interval, count, kinds) -> None:
             emit(record)
         if resident is not None and resident.read_full:
             emit(resident_record(resident, kinds))
+            sharing = sharing_record(resident, kinds) if resident.with_sharing else None
+            if sharing is not None:
+                emit(sharing)
 
     end = run_watch(sampler, history, interval, count, on_tick)
     emit(end_record(end, history))

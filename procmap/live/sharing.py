@@ -1,10 +1,11 @@
 """Who else maps a live process's memory: every readable process's maps, and pagemaps.
 
 `read_sharing(pd, pmap)` gives each region of a map read with its figures
-(rss=True) a Sharing, by classify.sharing.find_sharing: the maps of every
-other process the user can read, and the pagemap entries of the ranges that
-overlap.  procmap itself is never a sharer (it maps libc and Python's own
-files: what it shares with a target is there only because procmap looks).
+(rss=True) a Sharing (`sharing_of` does it for the regions a watch holds),
+by classify.sharing.find_sharing: the maps of every other process the user
+can read, and the pagemap entries of the ranges that overlap.  procmap
+itself is never a sharer (it maps libc and Python's own files: what it
+shares with a target is there only because procmap looks).
 """
 
 from __future__ import annotations
@@ -17,20 +18,33 @@ from ..errors import AccessDenied, NoSuchProcess, ProcessExited
 from ..kernel.maps import parse_maps
 from ..kernel.procfs import ProcessDir, ProcFS, zero_page_frame
 from ..kernel.smaps import page_entries
-from ..model import ProcessMap, Resident, Sharing, total
+from ..model import FileKey, Mapping, ProcessMap, Region, Resident, Sharing, total
 from ..units import plural
 
 # A range of more pages than this is not compared page by page (8 bytes a page).
 _MAX_PAGES = 1 << 21
 
 
-def read_sharing(
-    pd: ProcessDir, pmap: ProcessMap, procfs: ProcFS | None = None
-) -> tuple[list[Sharing], list[str]]:
+def read_sharing(pd: ProcessDir, pmap: ProcessMap) -> tuple[list[Sharing], list[str]]:
     """Each region's Sharing, and warnings (processes that could not be read)."""
     if pmap.resident is None:
         raise ValueError("read_sharing needs a map read with its figures (rss=True)")
-    procfs = procfs or pd.procfs
+    program = next((im.key for im in pmap.images if im.role == "program"), None)
+    return sharing_of(
+        pd, pmap.mappings, _mapping_figures(pmap), pmap.regions, pmap.page_size, program
+    )
+
+
+def sharing_of(
+    pd: ProcessDir,
+    mappings: Sequence[Mapping],
+    figures: Sequence[Resident],
+    regions: Sequence[Region],
+    page_size: int,
+    program: FileKey | None,
+) -> tuple[list[Sharing], list[str]]:
+    """The Sharing of `regions` (which tile `mappings`, with smaps' `figures`), and warnings."""
+    procfs = pd.procfs
     me = os.getpid()
     others: list[Neighbour] = []
     denied: list[str] = []
@@ -41,7 +55,6 @@ def read_sharing(
         if neighbour is not None:
             others.append(neighbour)
     opened: dict[int, ProcessDir] = {pd.pid: pd}
-    page_size = pmap.page_size
 
     def read_pages(pid: int, start: int, end: int) -> Sequence[int] | None:
         if (end - start) // page_size > _MAX_PAGES:
@@ -55,15 +68,13 @@ def read_sharing(
         raw = other.pagemap(start, end, page_size)
         return None if raw is None else page_entries(raw)
 
-    program = next((im.key for im in pmap.images if im.role == "program"), None)
-    figures = _mapping_figures(pmap)
     try:
         sharing = find_sharing(
             pd.pid,
             pd.stat().ppid,
-            pmap.mappings,
+            mappings,
             figures,
-            pmap.regions,
+            regions,
             others,
             read_pages,
             page_size,

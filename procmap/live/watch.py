@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from ..classify.resident import attribute
+from ..classify.sharing import Shared, SharingChange, change_sentences, sharing_changes
 from ..errors import ProcessExited
 from ..kernel.smaps import parse_rollup, parse_smaps, parse_statm
 from ..model import FIGURES, KINDS, JSONDict, Mapping, Region, Resident, hex_address, total
@@ -26,6 +27,7 @@ from ..units import human_size
 from .capture import read_page_states
 from .events import Change, describe
 from .sampler import PidReused, Sampler
+from .sharing import sharing_of
 
 END_REASONS = ("exited", "count", "interrupted", "reused")
 
@@ -122,9 +124,19 @@ class ResidentWatch:
     """
 
     def __init__(
-        self, sampler: Sampler, interval: float, clock: Callable[[], float] = time.perf_counter
+        self,
+        sampler: Sampler,
+        interval: float,
+        clock: Callable[[], float] = time.perf_counter,
+        sharing: bool = False,
     ):
         self.sampler = sampler
+        # --shared: each full read also finds every region's sharers (classify.sharing);
+        # the changes since the read before are what the watch reports.
+        self.with_sharing = sharing
+        self.sharing: Shared | None = None
+        self.sharing_changes: list[SharingChange] = []
+        self.sharing_warnings: list[str] = []
         self.interval = interval
         self.clock = clock
         self.page_size = sampler.facts.page_size
@@ -226,6 +238,8 @@ class ResidentWatch:
         states = read_page_states(s.pd, matched, their, regions, self.page_size)
         shares, how = attribute(matched, their, regions, states, self.page_size)
         self.regions = {(r.start, r.end): (f, h) for r, f, h in zip(regions, shares, how)}
+        if self.with_sharing:
+            self._read_sharing(matched, their, regions)
         self.full_totals = total(figures)
         self.regions_t = now
         cost = self.clock() - before
@@ -233,6 +247,19 @@ class ResidentWatch:
         self.full_cost = cost
         self.full_cost_total += cost
         self._next_full = now + max(_FULL_EVERY, cost / _FULL_SHARE)
+
+    def _read_sharing(
+        self, mappings: list[Mapping], figures: list[Resident], regions: list[Region]
+    ) -> None:
+        s = self.sampler
+        program = s.facts.program_key or s.facts.exe_key
+        found, self.sharing_warnings = sharing_of(
+            s.pd, mappings, figures, regions, self.page_size, program
+        )
+        now = {(r.start, r.end): (r, x) for r, x in zip(regions, found)}
+        before = self.sharing
+        self.sharing_changes = [] if before is None else sharing_changes(before, now)
+        self.sharing = now
 
     def of(self, region: Region) -> tuple[Resident, str] | None:
         """A region's figures from the last full read, and how they were found; None if unknown."""
@@ -311,6 +338,11 @@ class History:
                 if e.event != "unmap":
                     self.recent[(e.start, e.end)] = tick.t
             lines = describe(tick.change)
+        resident = self.resident
+        if resident is not None and resident.read_full:
+            for c in resident.sharing_changes:
+                lines.extend(change_sentences(c))
+        if lines:
             self.log.extend((tick.t, line) for line in lines)
         if self.recent:
             # Forget highlights once they are old, or when there are too many to show.
@@ -450,6 +482,27 @@ def resident_record(resident: ResidentWatch, kinds: set[str] | None = None) -> J
         "totals": (resident.full_totals or Resident()).to_dict(),
         "regions": regions,
     }
+
+
+def sharing_record(resident: ResidentWatch, kinds: set[str] | None = None) -> JSONDict | None:
+    """A "sharing" record: the sharing of every region at the first read, the changes after."""
+    if resident.sharing is None:
+        return None
+    t = round(resident.regions_t or 0.0, 6)
+    if not t:
+        regions = [
+            {"start": hex_address(r.start), "end": hex_address(r.end), **x.to_dict()}
+            for r, x in resident.sharing.values()
+            if kinds is None or r.kind in kinds
+        ]
+        return {
+            "type": "sharing",
+            "t": t,
+            "regions": regions,
+            "warnings": resident.sharing_warnings,
+        }
+    changes = [c.to_dict() for c in resident.sharing_changes if kinds is None or c.kind in kinds]
+    return {"type": "sharing", "t": t, "changes": changes} if changes else None
 
 
 def _region_figures(resident: ResidentWatch, r: Region) -> JSONDict:

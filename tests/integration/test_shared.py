@@ -3,12 +3,21 @@ page split must be what it did, read as root (frames compared) and without the p
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 import tempfile
 from contextlib import contextmanager
 
-from tests.conftest import SAMPLE_BIN, Lines, run_sample, stop, wait_until_blocked
+from tests.conftest import (
+    SAMPLE_BIN,
+    Lines,
+    procmap_env,
+    run_sample,
+    stop,
+    wait_until_blocked,
+)
 from tests.helpers import procmap_json, run_cli
 from tests.users import (
     CAP_SYS_PTRACE,
@@ -33,15 +42,31 @@ def share_sample(path=None, preexec_fn=None, directory=None):
         preexec_fn=preexec_fn,
     )
     try:
-        line = Lines(process.stdout, "share").next()
+        lines = Lines(process.stdout, "share")
+        line = lines.next()
         words = line.split()
         assert words[0] == "ready", line
-        facts = {k: int(v, 0) for k, v in (w.split("=") for w in words[1:])}
+        facts = ShareFacts((k, int(v, 0)) for k, v in (w.split("=") for w in words[1:]))
+        facts.process, facts.lines = process, lines
         wait_until_blocked(facts["parent"])
         wait_until_blocked(facts["child"])
         yield facts
     finally:
         stop(process)
+
+
+class ShareFacts(dict):
+    """What the sample printed (name -> number), and a way to give it a command."""
+
+    process: subprocess.Popen
+    lines: Lines
+
+    def command(self, line: str) -> str:
+        self.process.stdin.write(line.encode() + b"\n")
+        self.process.stdin.flush()
+        reply = self.lines.next()
+        assert reply.startswith("done "), reply
+        return reply
 
 
 def regions_at(data: dict) -> dict[int, dict]:
@@ -188,6 +213,43 @@ def test_the_table_names_sharers_and_writers():
         assert f"share {facts['child']} (copy-on-write, 16 pages)" in private
         assert "shared with" in result.stdout
         assert "page frame numbers compared" in result.stdout
+
+
+@needs_root
+def test_a_watch_tells_pages_copied_on_write_and_a_sharer_gone():
+    with share_sample() as facts:
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "procmap", str(facts["parent"]), "--watch", "--shared",
+             "--json", "--interval", "0.1"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=procmap_env(),
+        )  # fmt: skip
+        try:
+            out = Lines(watch.stdout, "procmap --watch --shared")
+            records = [json.loads(out.next(30)) for _ in range(2)]
+            assert [r["type"] for r in records] == ["snapshot", "sharing"]
+            first = {int(r["start"], 16): r for r in records[1]["regions"]}
+            assert first[facts["private"]]["shared_pages"] == 16
+
+            def next_change(start: int) -> dict:
+                while True:
+                    record = json.loads(out.next(30))
+                    if record["type"] == "sharing":
+                        for c in record["changes"]:
+                            if int(c["start"], 16) == start:
+                                return c
+
+            facts.command("rewrite 4")
+            c = next_change(facts["private"])
+            assert c["shared_pages"] == [16, 12] and c["exclusive_pages"] == [16, 20]
+            assert c["joined"] == [] and c["left"] == []
+            facts.command("end-child")
+            c = next_change(facts["anon"])
+            assert [x["pid"] for x in c["left"]] == [facts["child"]]
+            assert c["shared_pages"] == [16, 0] and c["exclusive_pages"] == [0, 16]
+        finally:
+            watch.terminate()
+            _, err = watch.communicate(timeout=30)
+        assert watch.returncode == 0, err
 
 
 def test_no_such_process_is_one_line():

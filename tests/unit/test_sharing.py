@@ -153,3 +153,51 @@ def test_a_split_mapping_shares_its_counts_out_by_the_exclusive_bit():
     assert d.shared_pages + b.shared_pages == 2
     assert d.exclusive_pages + b.exclusive_pages == 2
     assert (b.shared_pages, b.exclusive_pages) == (1, 1)
+
+
+# --- a watch's changes ----------------------------------------------------------------
+
+
+def _read(*entries):
+    """A watch's read: {(start, end): (region, sharing)}."""
+    from procmap.model import Sharing
+
+    out = {}
+    for r, sharers, shared, own in entries:
+        out[(r.start, r.end)] = (r, Sharing(tuple(sharers), shared, own, "frames"))
+    return out
+
+
+def test_a_watch_reports_sharers_coming_and_going_and_pages_copied_not_elf_images():
+    from procmap.classify.sharing import change_sentences, sharing_changes
+    from procmap.model import Sharer
+
+    shm = region(mapping(0x10000, 4, "rw-s", inode=9, path="/dev/shm/ring"))
+    heap = region(mapping(0x20000, 4, "rw-p", path="[heap]"), kind="heap", detail=Detail.BRK_HEAP)
+    lib = region(mapping(0x30000, 4, "r-xp", inode=3, path="/lib/libc.so.6"), kind="text")
+    lib = lib._replace(object="/lib/libc.so.6")
+    writer = Sharer(CHILD, "writer", "object", True, 4)
+    cow = Sharer(CHILD, "child", "copy-on-write", False, 4)
+    other = Sharer(STRANGER, "ls", "object", False, 4)
+    before = _read((shm, [], 4, 0), (heap, [cow], 4, 0), (lib, [], 4, 0))
+    after = _read(
+        (shm, [writer], 4, 0), (heap, [cow._replace(pages=1)], 1, 3), (lib, [other], 4, 0)
+    )
+    changes = sharing_changes(before, after)
+    assert [(c.start, [s.pid for s in c.joined]) for c in changes] == [
+        (0x10000, [CHILD]),
+        (0x20000, []),
+    ]
+    shm_change, heap_change = changes
+    assert change_sentences(shm_change) == [
+        "mmap at 0x10000: now shared with writer 101 (it can write it)"
+    ]
+    assert change_sentences(heap_change) == [
+        "heap at 0x20000: 3 pages now its own, copied on write (1 still shared)"
+    ]
+    assert heap_change.to_dict()["shared_pages"] == [4, 1]
+    gone = sharing_changes(after, _read((heap, [], 0, 4)))
+    assert change_sentences(gone[0]) == [
+        "heap at 0x20000: no longer shared with child 101",
+        "heap at 0x20000: 1 page now its own, their sharer is gone (0 still shared)",
+    ]
