@@ -288,6 +288,31 @@ class Sharing(NamedTuple):
         }
 
 
+class SharingScope(NamedTuple):
+    """Which processes --shared could look at: sharers outside them go unnamed."""
+
+    processes_read: int  # other processes whose maps were read
+    unreadable: tuple[tuple[int, str], ...]  # (pid, name) of those that could not be
+    # The target's PID in each PID namespace, outermost first (status NSpid), when it
+    # is in a namespace of its own; procmap's own, when procmap is in one (its /proc
+    # then shows only the processes of that namespace).
+    target_pids: tuple[int, ...] = ()
+    own_namespace: bool = False
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.unreadable) or self.own_namespace
+
+    def to_dict(self) -> JSONDict:
+        return {
+            "partial": self.partial,
+            "processes_read": self.processes_read,
+            "unreadable": [{"pid": pid, "name": name} for pid, name in self.unreadable],
+            "target_pids": list(self.target_pids),
+            "own_namespace": self.own_namespace,
+        }
+
+
 # --- what the classifier makes ------------------------------------------------------------
 
 
@@ -423,8 +448,10 @@ class ProcessMap(NamedTuple):
     resident: list[Resident] | None = None
     resident_from: list[str] | None = None
     rollup: Resident | None = None
-    # With --shared: each region's sharers and page split (see Sharing).
+    # With --shared: each region's sharers and page split (see Sharing), and which
+    # processes were looked at.
     sharing: list[Sharing] | None = None
+    sharing_scope: SharingScope | None = None
 
     @property
     def pid(self) -> int:
@@ -474,6 +501,7 @@ class ProcessMap(NamedTuple):
             "images": [im.to_dict() for im in self.images],
             "summary": self.summary(),
             "warnings": self.warnings,
+            **({"sharing": self.sharing_scope.to_dict()} if self.sharing_scope else {}),
         }
 
 

@@ -85,10 +85,12 @@ def read_map(
 
 def with_sharing(pd: ProcessDir, pmap: ProcessMap) -> ProcessMap:
     """`pmap` (read with its figures) with each region's Sharing."""
-    from .sharing import read_sharing
+    from .sharing import read_sharing, scope_notes
 
-    sharing, warnings = read_sharing(pd, pmap)
-    return pmap._replace(sharing=sharing, warnings=pmap.warnings + warnings)
+    sharing, scope = read_sharing(pd, pmap)
+    return pmap._replace(
+        sharing=sharing, sharing_scope=scope, warnings=pmap.warnings + scope_notes(scope)
+    )
 
 
 def where(target: int | str, addresses: list[int], procfs: ProcFS | None = None) -> list[Location]:

@@ -18,15 +18,24 @@ from ..errors import AccessDenied, NoSuchProcess, ProcessExited
 from ..kernel.maps import parse_maps
 from ..kernel.procfs import ProcessDir, ProcFS, zero_page_frame
 from ..kernel.smaps import page_entries
-from ..model import FileKey, Mapping, ProcessMap, Region, Resident, Sharing, total
+from ..model import (
+    FileKey,
+    Mapping,
+    ProcessMap,
+    Region,
+    Resident,
+    Sharing,
+    SharingScope,
+    total,
+)
 from ..units import plural
 
 # A range of more pages than this is not compared page by page (8 bytes a page).
 _MAX_PAGES = 1 << 21
 
 
-def read_sharing(pd: ProcessDir, pmap: ProcessMap) -> tuple[list[Sharing], list[str]]:
-    """Each region's Sharing, and warnings (processes that could not be read)."""
+def read_sharing(pd: ProcessDir, pmap: ProcessMap) -> tuple[list[Sharing], SharingScope]:
+    """Each region's Sharing, and which processes were looked at."""
     if pmap.resident is None:
         raise ValueError("read_sharing needs a map read with its figures (rss=True)")
     program = next((im.key for im in pmap.images if im.role == "program"), None)
@@ -42,12 +51,12 @@ def sharing_of(
     regions: Sequence[Region],
     page_size: int,
     program: FileKey | None,
-) -> tuple[list[Sharing], list[str]]:
-    """The Sharing of `regions` (which tile `mappings`, with smaps' `figures`), and warnings."""
+) -> tuple[list[Sharing], SharingScope]:
+    """The Sharing of `regions` (which tile `mappings`, with smaps' `figures`), and its scope."""
     procfs = pd.procfs
     me = os.getpid()
     others: list[Neighbour] = []
-    denied: list[str] = []
+    denied: list[tuple[int, str]] = []
     for pid in procfs.pids():
         if pid in (pd.pid, me):
             continue
@@ -85,18 +94,64 @@ def sharing_of(
         for pid, other in opened.items():
             if pid != pd.pid:
                 other.close()
-    warnings = []
-    if denied:
-        warnings.append(
-            f"sharers: {plural(len(denied), 'process', 'processes')} could not be read (another "
+    scope = SharingScope(
+        processes_read=len(others),
+        unreadable=tuple(denied),
+        target_pids=_namespace_pids(pd.status().get("NSpid", "")),
+        own_namespace=_in_child_namespace(),
+    )
+    return sharing, scope
+
+
+def scope_notes(scope: SharingScope) -> list[str]:
+    """What a reader of the sharers must know: who was not looked at."""
+    notes = []
+    if scope.unreadable:
+        named = [f"{name} ({pid})" for pid, name in scope.unreadable[:8]]
+        n = len(scope.unreadable)
+        notes.append(
+            f"sharers: {plural(n, 'process', 'processes')} could not be read (another "
             "user's: run as root, or as their owner, to see them), so none of them is named: "
-            + ", ".join(denied[:8])
-            + (", ..." if len(denied) > 8 else "")
+            + ", ".join(named)
+            + (", ..." if n > 8 else "")
         )
-    return sharing, warnings
+    if scope.own_namespace:
+        notes.append(
+            "sharers: procmap runs in a PID namespace of its own (a container), and sees "
+            "only its processes: pages shared with processes outside it count as shared, "
+            "unnamed"
+        )
+    if len(scope.target_pids) > 1:
+        inner = scope.target_pids[-1]
+        notes.append(
+            f"sharers: the process is PID {inner} inside its own PID namespace; the PIDs "
+            "here are as procmap's /proc numbers them"
+        )
+    return notes
 
 
-def _neighbour(procfs: ProcFS, pid: int, denied: list[str]) -> Neighbour | None:
+def _namespace_pids(nspid: str) -> tuple[int, ...]:
+    """/proc/PID/status NSpid: the PID in each namespace, outermost first (Linux 4.1+)."""
+    return tuple(int(p) for p in nspid.split() if p.isdigit())
+
+
+# include/linux/proc_ns.h: the initial PID namespace's inode number, fixed by the kernel.
+_PROC_PID_INIT_INO = 0xEFFFFFFC
+
+
+def _in_child_namespace() -> bool:
+    """Whether procmap runs in a PID namespace other than the machine's first one.
+
+    Its /proc then shows only that namespace's processes (and NSpid, read
+    through it, has one PID): the namespace's inode number says it.
+    """
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino != _PROC_PID_INIT_INO
+    except OSError:
+        return False
+
+
+def _neighbour(procfs: ProcFS, pid: int, denied: list[tuple[int, str]]) -> Neighbour | None:
     """Another process's maps; None for a kernel thread, a process gone, or one denied."""
     try:
         with procfs.open(pid) as other:
@@ -106,13 +161,13 @@ def _neighbour(procfs: ProcFS, pid: int, denied: list[str]) -> Neighbour | None:
             try:
                 data = other.maps()
             except AccessDenied:
-                denied.append(f"{stat.comm} ({pid})")
+                denied.append((pid, stat.comm))
                 return None
             return Neighbour(pid, stat.comm, stat.ppid, parse_maps(data))
     except (NoSuchProcess, ProcessExited):
         return None
     except AccessDenied:
-        denied.append(f"PID {pid}")
+        denied.append((pid, "?"))
         return None
 
 

@@ -22,12 +22,22 @@ from ..classify.resident import attribute
 from ..classify.sharing import Shared, SharingChange, change_sentences, sharing_changes
 from ..errors import ProcessExited
 from ..kernel.smaps import parse_rollup, parse_smaps, parse_statm
-from ..model import FIGURES, KINDS, JSONDict, Mapping, Region, Resident, hex_address, total
+from ..model import (
+    FIGURES,
+    KINDS,
+    JSONDict,
+    Mapping,
+    Region,
+    Resident,
+    SharingScope,
+    hex_address,
+    total,
+)
 from ..units import human_size
 from .capture import read_page_states
 from .events import Change, describe
 from .sampler import PidReused, Sampler
-from .sharing import sharing_of
+from .sharing import scope_notes, sharing_of
 
 END_REASONS = ("exited", "count", "interrupted", "reused")
 
@@ -136,7 +146,7 @@ class ResidentWatch:
         self.with_sharing = sharing
         self.sharing: Shared | None = None
         self.sharing_changes: list[SharingChange] = []
-        self.sharing_warnings: list[str] = []
+        self.sharing_scope: SharingScope | None = None
         self.interval = interval
         self.clock = clock
         self.page_size = sampler.facts.page_size
@@ -253,7 +263,7 @@ class ResidentWatch:
     ) -> None:
         s = self.sampler
         program = s.facts.program_key or s.facts.exe_key
-        found, self.sharing_warnings = sharing_of(
+        found, self.sharing_scope = sharing_of(
             s.pd, mappings, figures, regions, self.page_size, program
         )
         now = {(r.start, r.end): (r, x) for r, x in zip(regions, found)}
@@ -495,11 +505,12 @@ def sharing_record(resident: ResidentWatch, kinds: set[str] | None = None) -> JS
             for r, x in resident.sharing.values()
             if kinds is None or r.kind in kinds
         ]
+        scope = resident.sharing_scope
         return {
             "type": "sharing",
             "t": t,
             "regions": regions,
-            "warnings": resident.sharing_warnings,
+            **({"scope": scope.to_dict(), "warnings": scope_notes(scope)} if scope else {}),
         }
     changes = [c.to_dict() for c in resident.sharing_changes if kinds is None or c.kind in kinds]
     return {"type": "sharing", "t": t, "changes": changes} if changes else None

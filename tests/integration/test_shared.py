@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 from contextlib import contextmanager
+
+import pytest
 
 from tests.conftest import (
     SAMPLE_BIN,
@@ -143,6 +146,9 @@ def test_as_an_ordinary_user_others_processes_are_counted_not_named():
         check_what_the_sample_did(data, facts, "exclusive-bit")
         (warning,) = [w for w in data["warnings"] if w.startswith("sharers:")]
         assert "could not be read" in warning and "run as root" in warning
+        scope = data["sharing"]
+        assert scope["partial"] is True and scope["processes_read"] >= 1
+        assert {"pid": 1, "name": scope["unreadable"][0]["name"]} in scope["unreadable"]
         # libc is mapped by root's processes too, which nobody cannot see.
         libc = [r for r in data["regions"] if r["kind"] == "text" and "libc" in (r["path"] or "")]
         assert libc and all(r["sharing"]["processes"] == [facts["child"]] for r in libc)
@@ -250,6 +256,65 @@ def test_a_watch_tells_pages_copied_on_write_and_a_sharer_gone():
             watch.terminate()
             _, err = watch.communicate(timeout=30)
         assert watch.returncode == 0, err
+
+
+@needs_root
+def test_a_target_in_its_own_pid_namespace_is_told_so():
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare (util-linux) is not installed")
+    directory = tempfile.mkdtemp(prefix="procmap-share-")
+    process = subprocess.Popen(
+        ["unshare", "--pid", "--fork", "--mount-proc", str(SAMPLE_BIN / "share"),
+         os.path.join(directory, "file")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        ready = Lines(process.stdout, "share in a namespace").next()
+        assert "parent=1 " in ready  # as the namespace numbers it
+        (pid,) = [
+            int(p) for p in os.listdir("/proc") if p.isdigit() and _nspid(int(p)) == [None, 1]
+            and _parent(int(p)) == process.pid
+        ]  # fmt: skip
+        data = shared_map(pid)
+        assert data["sharing"]["target_pids"] == [pid, 1]
+        assert any("PID 1 inside its own PID namespace" in w for w in data["warnings"])
+        anon = [r for r in data["regions"] if r["detail"] == "shared-anonymous"]
+        # Its child is seen, by this /proc's PID.
+        assert anon and anon[0]["sharing"]["processes"] and anon[0]["sharing"]["processes"] != [2]
+    finally:
+        stop(process)
+
+
+def _nspid(pid: int) -> list[int | None]:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    pids = [int(p) for p in line.split()[1:]]
+                    return [None, *pids[1:]] if len(pids) == 2 else pids
+    except OSError:
+        pass
+    return []
+
+
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+@needs_root
+def test_procmap_in_a_pid_namespace_of_its_own_says_its_answer_is_partial():
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare (util-linux) is not installed")
+    result = subprocess.run(
+        ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-m", "procmap", "self",
+         "--shared", "--json"],
+        capture_output=True, env=procmap_env(), timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["sharing"]["own_namespace"] is True and data["sharing"]["partial"] is True
+    assert any("PID namespace of its own" in w for w in data["warnings"])
 
 
 def test_no_such_process_is_one_line():
