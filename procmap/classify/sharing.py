@@ -161,6 +161,8 @@ class _Finder:
         # Pages (indices into m) each sharer shares, or None where unknown.
         marks: list[tuple[Sharer, bytearray | None]] = []
         if m.inode:
+            if mine is None and not f.rss and self.zero is not None:
+                mine = [0] * (m.size // page)  # nothing resident: no page is shared
             marks.extend(self._object_sharers(m, mine))
         elif m.perms[3:] == "p" and mine is not None and shared:
             marks.extend(self._copy_on_write_sharers(m, mine))
