@@ -130,6 +130,7 @@ class _Finder:
         anonymous.sort(key=lambda t: t[0])
         self.anonymous = anonymous
         self.anonymous_starts = [t[0] for t in anonymous]
+        self.longest = max((om.size for _, _, om in anonymous), default=0)
         # Without frames, copy-on-write sharers are guessed among relatives that
         # run the same program (no exec since the fork).
         self.relatives: set[int] | None = None
@@ -217,8 +218,10 @@ class _Finder:
         """The processes holding m's private pages at the same addresses, still shared."""
         page = self.page_size
         found: dict[int, bytearray] = {}
-        i = bisect.bisect_left(self.anonymous_starts, m.end)
-        for start, pid, om in self.anonymous[:i]:
+        # Those starting below m's end, and not so far below that they end before it.
+        lo = bisect.bisect_left(self.anonymous_starts, m.start - self.longest + 1)
+        hi = bisect.bisect_left(self.anonymous_starts, m.end)
+        for start, pid, om in self.anonymous[lo:hi]:
             if om.end <= m.start or start >= m.end:
                 continue
             if self.relatives is not None and pid not in self.relatives:
