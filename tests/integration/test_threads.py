@@ -329,3 +329,29 @@ def test_kind_and_sort_go_with_threads_only_in_json():
     assert result.returncode == 2 and "only with --json" in result.stderr
     data = threads_json("self", "--kind", "stack")
     assert {r["kind"] for r in data["regions"]} == {"stack"} and data["threads"]
+
+
+def test_a_thread_that_ends_while_read_is_left_out(running, monkeypatch):
+    from procmap.kernel.procfs import ProcessDir
+
+    gone = running.tids["pm-idle"]
+    stat, sp = ProcessDir.task_stat, ProcessDir.thread_sp
+    monkeypatch.setattr(
+        ProcessDir, "task_stat", lambda pd, tid: None if tid == gone else stat(pd, tid)
+    )
+    data = threads_json(str(running.pid))
+    assert gone not in by_tid(data) and len(data["threads"]) == 4
+    monkeypatch.setattr(ProcessDir, "task_stat", stat)
+    monkeypatch.setattr(
+        ProcessDir, "thread_sp", lambda pd, tid: (None, "gone") if tid == gone else sp(pd, tid)
+    )
+    data = threads_json(str(running.pid))
+    assert gone not in by_tid(data) and not data["warnings"]
+
+
+def test_a_plain_maps_text_has_no_threads(tmp_path):
+    maps = tmp_path / "x.maps"
+    maps.write_bytes(open("/proc/self/maps", "rb").read())
+    assert threads_json("--from", str(maps))["threads"] == []
+    result = run_cli("--from", str(maps), "--threads")
+    assert result.returncode == 0 and "no threads" in result.stdout
