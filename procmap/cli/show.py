@@ -139,6 +139,11 @@ def show(
     something, then an end record).  It ends on Ctrl-C, after --count
     samples, or when the process exits (exit status 0 for all three).
 
+    With --threads, one row per thread instead of the map: its name and
+    state, its stack pointer, its stack, how much of the stack is used and
+    how much is left before the guard page (the main thread's: before
+    RLIMIT_STACK or the kernel's guard gap, whichever is nearer).
+
     \b
     Examples:
       procmap self

@@ -56,4 +56,9 @@ def replay(snapshot: Snapshot, rss: bool = False, threads: bool = False) -> Proc
     )
     if threads:
         pmap = pmap._replace(threads=describe_threads(pmap, snapshot.facts, snapshot.threads))
+        if snapshot.source == "core" and snapshot.facts.thread_stack_size is None:
+            warnings.append(
+                "a core does not hold RLIMIT_STACK: what the main thread has left is "
+                "bounded by the stack guard gap alone"
+            )
     return pmap

@@ -302,7 +302,10 @@ def test_a_core_gives_its_threads(tmp_path):
         time.sleep(0.1)
     if not core.exists():
         pytest.skip(f"SIGABRT left no {core}")
-    rows = by_tid(threads_json("--from", str(core)))
+    data = threads_json("--from", str(core))
+    assert any("does not hold RLIMIT_STACK" in w for w in data["warnings"])
+    rows = by_tid(data)
+    assert rows[r.pid]["left_bound"] == "stack-guard-gap"
     assert set(rows) == set(live)
     assert rows[r.pid]["name"] == "threads" and rows[r.pid]["main"]
     for tid, t in rows.items():
