@@ -410,6 +410,148 @@ class Facts(NamedTuple):
     program_from: str | None = None
 
 
+# --- threads ------------------------------------------------------------------------------
+
+# A thread's state: stat's letter -> its key (proc(5); fs/proc/array.c, task_state_array).
+THREAD_STATES = {
+    "R": "running",
+    "S": "sleeping",
+    "D": "disk-sleep",
+    "T": "stopped",
+    "t": "tracing-stop",
+    "X": "dead",
+    "Z": "zombie",
+    "P": "parked",
+    "I": "idle",
+    "W": "waking",  # Linux 2.6.33 to 3.13; "paging" before 2.6.0
+    "K": "wakekill",  # Linux 2.6.33 to 3.13
+}
+
+# Why a thread's stack pointer is not known (Task.sp_unknown, Thread.sp_unknown).
+SP_UNKNOWN = {
+    "running": "on a CPU when read: the kernel shows no registers of a running thread",
+    "denied": "task/TID/syscall needs ptrace attach permission, stricter than maps",
+    "unreadable": "task/TID/syscall said nothing this procmap reads",
+    "not-saved": "the saved map holds no stack pointer for it",
+}
+
+# Where a thread's stack pointer is (Thread.sp_in).
+SP_IN = {
+    "stack": "in its stack",
+    "guard": "in the guard below its stack: it overflowed",
+    "elsewhere": "outside every stack (a signal stack, or a runtime's own stacks)",
+    "unmapped": "at no mapping",
+}
+
+# What bounds how far a thread's stack can grow down from its stack pointer (Thread.left_bound).
+LEFT_BOUNDS = {
+    "guard-page": "left ends at the guard page below the thread's stack",
+    "stack-start": "left ends at the start of the thread's stack (no guard page below it)",
+    "rlimit-stack": "left ends where the main stack would outgrow RLIMIT_STACK (its soft limit)",
+    "stack-guard-gap": (
+        "left ends where the main stack would come within the kernel's stack guard gap "
+        "of the mapping below"
+    ),
+    "mapping-below": "left ends at the mapping below (no access: the kernel keeps no gap from it)",
+}
+
+
+class Task(NamedTuple):
+    """One thread as /proc/PID/task/TID shows it, besides its stack pointer (in
+    Facts.thread_sps): what `--threads` reads, and snapshots keep."""
+
+    tid: int
+    name: str | None  # comm; None where unknown (a core's threads but the main one)
+    state: str | None  # stat's letter (THREAD_STATES); None where unknown
+    sp_unknown: str | None = None  # a SP_UNKNOWN key when Facts.thread_sps lacks its sp
+
+
+class ThreadFacts(NamedTuple):
+    """What `--threads` needs beyond the classifier's Facts."""
+
+    tasks: tuple[Task, ...]
+    stack_guard_gap: int | None  # bytes (the kernel's stack_guard_gap); None: not known
+
+
+# 256 pages: the kernel's stack_guard_gap unless the command line sets stack_guard_gap=.
+DEFAULT_GUARD_GAP_PAGES = 256
+
+
+def stack_use(top: int, lowest: int, sp: int) -> tuple[int, int]:
+    """(used, left) of a stack that spans [lowest, top) with its pointer at `sp`.
+
+    The one place that knows which way stacks grow: down, on every machine
+    procmap reads (x86-64 and AArch64, arch.py), so what is used lies between
+    sp and the top, and what is left between the lowest usable address and sp.
+    """
+    return top - sp, max(0, sp - lowest)
+
+
+class StackGuard(NamedTuple):
+    """What keeps a stack from running into the memory below it."""
+
+    start: int
+    end: int
+    kind: str  # "guard-page" (a thread's PROT_NONE page) or "stack-guard-gap" (the main stack's)
+
+    def to_dict(self) -> JSONDict:
+        return {
+            "kind": self.kind,
+            "start": hex_address(self.start),
+            "end": hex_address(self.end),
+            "size": self.end - self.start,
+        }
+
+
+class Thread(NamedTuple):
+    """One row of `procmap PID --threads`: a thread, its stack, and how much is used."""
+
+    tid: int
+    name: str | None
+    state: str | None  # stat's letter
+    main: bool  # the main thread (TID = PID), whose stack is [stack]
+    sp: int | None
+    sp_unknown: str | None  # a SP_UNKNOWN key, when sp is None
+    sp_in: str | None  # a SP_IN key, when sp is known
+    stack: Region | None  # its stack region (tid = this TID, or [stack] for the main thread)
+    guard: StackGuard | None
+    used: int | None  # bytes between sp and the top of its stack
+    left: int | None  # bytes between sp and the lowest address its stack may reach
+    left_bound: str | None  # a LEFT_BOUNDS key: what sets that lowest address
+
+    @property
+    def state_key(self) -> str | None:
+        if self.state is None:
+            return None
+        return THREAD_STATES.get(self.state, "unknown")
+
+    def to_dict(self) -> JSONDict:
+        s = self.stack
+        return {
+            "tid": self.tid,
+            "name": self.name,
+            "main": self.main,
+            "state": self.state_key,
+            "state_code": self.state,
+            "sp": hex_or_none(self.sp),
+            "sp_unknown": self.sp_unknown,
+            "sp_in": self.sp_in,
+            "stack": None
+            if s is None
+            else {
+                "start": hex_address(s.start),
+                "end": hex_address(s.end),
+                "size": s.end - s.start,
+                "detail": s.detail.value,
+                "heuristic": s.heuristic,
+            },
+            "guard": None if self.guard is None else self.guard.to_dict(),
+            "used": self.used,
+            "left": self.left,
+            "left_bound": self.left_bound,
+        }
+
+
 class ProcessInfo(NamedTuple):
     pid: int
     name: str
@@ -452,6 +594,7 @@ class ProcessMap(NamedTuple):
     # processes were looked at.
     sharing: list[Sharing] | None = None
     sharing_scope: SharingScope | None = None
+    threads: list[Thread] | None = None  # with --threads: one per thread, in TID order
 
     @property
     def pid(self) -> int:
@@ -494,7 +637,7 @@ class ProcessMap(NamedTuple):
         if self.sharing is not None:
             for d, sharing in zip(regions, self.sharing):
                 d["sharing"] = sharing.to_dict()
-        return {
+        out = {
             "pid": self.pid,
             "process": self.info.to_dict(),
             "regions": regions,
@@ -503,6 +646,9 @@ class ProcessMap(NamedTuple):
             "warnings": self.warnings,
             **({"sharing": self.sharing_scope.to_dict()} if self.sharing_scope else {}),
         }
+        if self.threads is not None:
+            out["threads"] = [t.to_dict() for t in self.threads]
+        return out
 
 
 def summarize(
@@ -769,6 +915,7 @@ class Snapshot(NamedTuple):
     procmap_version: str
     source: str = "snapshot"  # "snapshot", or "maps" / "smaps" for a plain text
     rollup: bytes | None = None  # /proc/PID/smaps_rollup, when it was read
+    threads: ThreadFacts | None = None  # each thread's name and state, when they were read
 
     def __repr__(self) -> str:
         return (

@@ -94,6 +94,12 @@ from .watch import watch_process
     metavar="N",
     help="With --watch: stop after N samples (the first one included).",
 )
+@click.option(
+    "--threads",
+    is_flag=True,
+    help="One row per thread instead of the map: its name, state, stack pointer, stack, "
+    "and how much of the stack is used and left (with --json: the map's `threads`).",
+)
 @debug_option
 def show(
     target: str | None,
@@ -114,6 +120,7 @@ def show(
     watch: bool,
     interval: float,
     count: int | None,
+    threads: bool = False,
 ):
     """The classified map of a process: TARGET is a PID, a process name, or "self".
 
@@ -140,6 +147,11 @@ def show(
     something, then an end record).  It ends on Ctrl-C, after --count
     samples, or when the process exits (exit status 0 for all three).
 
+    With --threads, one row per thread instead of the map: its name and
+    state, its stack pointer, its stack, how much of the stack is used and
+    how much is left before the guard page (the main thread's: before
+    RLIMIT_STACK or the kernel's guard gap, whichever is nearer).
+
     \b
     Examples:
       procmap self
@@ -155,6 +167,7 @@ def show(
       procmap 1234 --watch
       procmap 1234 --watch --interval 0.05 --count 200
       procmap 1234 --watch --json > events.jsonl
+      procmap 1234 --threads
     """
     from ..live.capture import read_map, resolve_target
 
@@ -177,6 +190,12 @@ def show(
             "--save - writes the snapshot to standard output: not with --json, --diagram, "
             "--sections, --svg, --html or --watch"
         )
+    if threads:
+        _check_threads(as_json, diagram, no_diagram, sections, svg_to, html_to, watch, save_to)
+        if not as_json and (wanted or sort != "address" or rss):
+            raise click.UsageError(
+                "--kind, --sort, --rss and --shared go with --threads only with --json"
+            )
     if watch:
         if sections or from_file or save_to or svg_to or html_to:
             raise click.UsageError(
@@ -205,9 +224,14 @@ def show(
             written = snapshots.write(saved, save_to, force=force)
             where = save_to if written == save_to else f"{save_to} (a link to {written})"
             click.echo(f"procmap: saved to {shown(where)}", err=True)
-        pmap = replay(saved, rss=rss)
+        pmap = replay(saved, rss=rss, threads=threads)
     else:
-        pmap = read_map(resolve_target(target), rss=rss, shared=shared)
+        pmap = read_map(resolve_target(target), rss=rss, threads=threads, shared=shared)
+    if threads and not as_json:
+        from ..render.threads import render_threads
+
+        make_console().print(render_threads(pmap), crop=False)
+        return
 
     def head():
         from ..render.table import render_header, render_warnings
@@ -247,3 +271,16 @@ def show(
         ),
         crop=console.is_terminal,  # piped, a long path is printed whole
     )
+
+
+def _check_threads(as_json, diagram, no_diagram, sections, svg_to, html_to, watch, save_to) -> None:
+    """--threads shows the threads instead of the map: not with the map's other views."""
+    if diagram or no_diagram or sections or svg_to or html_to or watch:
+        raise click.UsageError(
+            "--threads shows the threads, not the map: not with --diagram, --no-diagram, "
+            "--sections, --svg, --html or --watch"
+        )
+    if save_to == "-":
+        raise click.UsageError(
+            "--save - writes the snapshot to standard output: not with --threads"
+        )

@@ -19,7 +19,7 @@ import sys
 from typing import NamedTuple
 
 from ..errors import AccessDenied, AmbiguousProcess, NoSuchProcess, ProcessExited
-from ..model import Mapping
+from ..model import DEFAULT_GUARD_GAP_PAGES, Mapping
 
 PF_KTHREAD = 0x00200000  # include/linux/sched.h: this task is a kernel thread
 
@@ -162,6 +162,24 @@ class ProcFS:
                 f"{len(matches)} processes are named {name!r}; give one of their PIDs:", candidates
             )
         return matches[0][0]
+
+    def stack_guard_gap(self, page_size: int) -> int | None:
+        """The kernel's stack_guard_gap in bytes, from its command line
+        (stack_guard_gap=PAGES; mm/mmap.c: 256 pages unless set); None if unreadable."""
+        try:
+            with open(f"{self.root}/cmdline", "rb") as f:
+                words = f.read().split()
+        except OSError:
+            return None
+        pages = DEFAULT_GUARD_GAP_PAGES
+        for word in words:
+            if word == b"--":
+                break  # what follows is init's arguments, not the kernel's
+            if word.startswith(b"stack_guard_gap="):
+                value = word[16:]
+                if value.isdigit():
+                    pages = int(value)  # the last one given wins, as the kernel parses it
+        return pages * page_size
 
     def hidepid(self) -> str | None:
         """The hidepid= option of this procfs mount, if any (proc(5))."""
@@ -420,18 +438,37 @@ class ProcessDir:
         stricter than the maps file: None when refused or running.
         Raises PermissionError for the caller to count.
         """
+        sp, why = self.thread_sp(tid)
+        if why == "denied":
+            raise PermissionError
+        return sp
+
+    def thread_sp(self, tid: int) -> tuple[int | None, str | None]:
+        """(stack pointer, None), or (None, why not): a model.SP_UNKNOWN key, or "gone"
+        for a thread that ended (the process may go on)."""
         try:
             data = self.read(f"task/{tid}/syscall")
         except ProcessExited:
-            return None  # the thread ended; the process may go on
+            return None, "gone"
         except AccessDenied:
-            raise PermissionError from None
+            return None, "denied"
         fields = data.split()
-        if len(fields) < 3 or fields[0] == b"running":
-            return None
+        if fields[:1] == [b"running"]:
+            return None, "running"
+        if len(fields) < 3:
+            return None, "unreadable"
         try:
-            return int(fields[-2], 16)
+            return int(fields[-2], 16), None
         except ValueError:
+            return None, "unreadable"
+
+    def task_stat(self, tid: int) -> TaskStat | None:
+        """/proc/PID/task/TID/stat: the thread's name (comm, unescaped: the comm file
+        escapes "\\n" and backslashes) and state in one read; None for a thread that
+        ended meanwhile (whether the whole process did is the caller's to check)."""
+        try:
+            return parse_stat(self.read(f"task/{tid}/stat"))
+        except ProcessExited:
             return None
 
     def stack_limit(self) -> int | None:

@@ -19,6 +19,7 @@ from typing import NamedTuple
 from ..classify import classify
 from ..classify.locate import locate
 from ..classify.resident import attribute, split_mappings
+from ..classify.threads import describe_threads
 from ..elf import ElfLayout, SymbolTable, read_elf_fd, read_symbols_fd
 from ..elf.dynamic import read_dynamic_fd
 from ..elf.layout import ET_EXEC, PT_DYNAMIC
@@ -45,6 +46,8 @@ from ..model import (
     Resident,
     Snapshot,
     SymbolsOf,
+    Task,
+    ThreadFacts,
 )
 
 # --- reading a live process -----------------------------------------------------------
@@ -69,17 +72,20 @@ def read_map(
     procfs: ProcFS | None = None,
     cache: ElfCache | None = None,
     rss: bool = False,
+    threads: bool = False,
     shared: bool = False,
 ) -> ProcessMap:
     """The classified map of a live process (a PID, or "self").
 
     With rss, read from /proc/PID/smaps: each region gets its memory figures.
-    With shared (which implies rss), each region also gets its Sharing: the
-    other processes that map it, and its pages shared or its own.
+    With threads, each thread's name, state and stack pointer too: the map's
+    `threads` (classify.threads).  With shared (which implies rss), each region
+    also gets its Sharing: the other processes that map it, and its pages
+    shared or its own.
     """
     procfs = procfs or ProcFS()
     with procfs.open(_pid(target)) as pd:
-        pmap = _read(pd, cache or ElfCache(), rss or shared).pmap
+        pmap = _read(pd, cache or ElfCache(), rss or shared, threads).pmap
         return with_sharing(pd, pmap) if shared else pmap
 
 
@@ -145,13 +151,14 @@ class _Read(NamedTuple):
     rollup: bytes | None  # smaps_rollup, read with smaps where the kernel has it
     states: dict[int, str]  # page_states of split mappings, by start
     facts: Facts
+    threads: ThreadFacts | None = None  # each thread's name and state, when asked for
 
 
 # How many times a read is begun again when the process runs a new program meanwhile.
 _EXEC_RETRIES = 3
 
 
-def _read(pd: ProcessDir, cache: ElfCache, rss: bool = False) -> _Read:
+def _read(pd: ProcessDir, cache: ElfCache, rss: bool = False, threads: bool = False) -> _Read:
     """Read the process's map, again from the start if it ran a new program meanwhile.
 
     The maps text, the ELF files and the threads are read one after another: an
@@ -161,7 +168,7 @@ def _read(pd: ProcessDir, cache: ElfCache, rss: bool = False) -> _Read:
     execed = False
     for _ in range(_EXEC_RETRIES):
         before = check_alive(pd)
-        read = _read_once(pd, cache, before, rss)
+        read = _read_once(pd, cache, before, rss, threads)
         # Still the same process and program after the last read?  Through the
         # held descriptor, a process that exited (even if its PID was reused)
         # raises ProcessExited; one that exited but is not yet reaped is a zombie.
@@ -183,7 +190,9 @@ def _read(pd: ProcessDir, cache: ElfCache, rss: bool = False) -> _Read:
     )
 
 
-def _read_once(pd: ProcessDir, cache: ElfCache, stat: TaskStat, rss: bool) -> _Read:
+def _read_once(
+    pd: ProcessDir, cache: ElfCache, stat: TaskStat, rss: bool, threads: bool = False
+) -> _Read:
     smaps = pd.smaps() if rss else None
     data = smaps if smaps is not None else pd.maps()
     if not data:
@@ -198,7 +207,10 @@ def _read_once(pd: ProcessDir, cache: ElfCache, stat: TaskStat, rss: bool) -> _R
     warnings: list[str] = []
     facts = read_facts(pd, mappings, cache, warnings)
     tids = pd.task_ids()
-    if len(tids) > 1:  # one thread: its stack is [stack]
+    thread_facts = None
+    if threads:
+        facts, thread_facts = read_tasks(pd, facts, tids, warnings)
+    elif len(tids) > 1:  # one thread: its stack is [stack]
         facts = read_thread_stacks(pd, facts, tids, warnings)
     result = classify(mappings, cache.layouts, facts, cache.unreadable)
     states: dict[int, str] = {}
@@ -222,7 +234,10 @@ def _read_once(pd: ProcessDir, cache: ElfCache, stat: TaskStat, rss: bool) -> _R
         resident_from=resident_from,
         rollup=rollup,
     )
-    return _Read(pmap, None if smaps is not None else data, smaps, rollup_text, states, facts)
+    if thread_facts is not None:
+        pmap = pmap._replace(threads=describe_threads(pmap, facts, thread_facts))
+    text = None if smaps is not None else data
+    return _Read(pmap, text, smaps, rollup_text, states, facts, thread_facts)
 
 
 # pagemap of a split mapping larger than this is not read (8 bytes a page):
@@ -268,9 +283,9 @@ def capture(target: int | str = "self", procfs: ProcFS | None = None) -> Snapsho
     cache = ElfCache()
     with procfs.open(_pid(target)) as pd:
         try:
-            read = _read(pd, cache, rss=True)
+            read = _read(pd, cache, rss=True, threads=True)
         except AccessDenied:
-            read = _read(pd, cache)  # smaps refused where maps is not: no figures, then
+            read = _read(pd, cache, threads=True)  # smaps refused: no figures, then
         pmap = read.pmap
         symbols: dict[FileKey, SymbolTable] = {}
         for image in pmap.images:
@@ -295,6 +310,7 @@ def capture(target: int | str = "self", procfs: ProcFS | None = None) -> Snapsho
         saved_at=time.time(),
         procmap_version=__version__,
         rollup=read.rollup,
+        threads=read.threads,
     )
 
 
@@ -564,6 +580,48 @@ def read_thread_stacks(
         if warning not in warnings:
             warnings.append(warning)
     return facts._replace(thread_sps=sps, unknown_threads=tuple(unknown), thread_stack_size=size)
+
+
+def read_tasks(
+    pd: ProcessDir, facts: Facts, tids: Iterable[int], warnings: list[str]
+) -> tuple[Facts, ThreadFacts]:
+    """`facts` with every thread's stack pointer (the main thread's too), and each
+    thread's name and state (task/TID/stat) and why its stack pointer is unknown.
+
+    A thread that ends meanwhile is left out, quietly; whether the whole
+    process ended is for the caller to check (_read does).
+    """
+    sps = dict(facts.thread_sps)
+    unknown = []
+    tasks = []
+    denied = False
+    for tid in tids:
+        stat = pd.task_stat(tid)
+        if stat is None:
+            continue
+        sp, why = pd.thread_sp(tid)
+        if why == "gone":
+            continue
+        if sp is None:
+            unknown.append(tid)
+            denied = denied or why == "denied"
+            sps.pop(tid, None)
+        else:
+            sps[tid] = sp
+        tasks.append(Task(tid, stat.comm, stat.state, why))
+    if denied:
+        warning = (
+            f"thread stacks found by shape: {pd.path}/task/*/syscall is not readable "
+            "(it needs ptrace attach permission, stricter than reading maps)"
+        )
+        if warning not in warnings:
+            warnings.append(warning)
+    size = facts.thread_stack_size
+    if size is None:
+        size = pd.stack_limit()
+    facts = facts._replace(thread_sps=sps, unknown_threads=tuple(unknown), thread_stack_size=size)
+    gap = pd.procfs.stack_guard_gap(facts.page_size)
+    return facts, ThreadFacts(tuple(tasks), gap)
 
 
 def read_layouts(

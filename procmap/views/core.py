@@ -30,7 +30,7 @@ from ..errors import BadCore, BadFile, CorruptELF, NotAnELF
 from ..files import open_regular
 from ..kernel.procfs import dev_string, mmap_min_addr, parse_auxv, user_name
 from ..kernel.signals import SI_KERNEL, Siginfo, parse_siginfo
-from ..model import Facts, FileKey, Mapping, ProcessInfo, Region, Snapshot
+from ..model import Facts, FileKey, Mapping, ProcessInfo, Region, Snapshot, Task, ThreadFacts
 from .replay import replay
 
 # Auxiliary vector types (include/uapi/linux/auxvec.h).
@@ -114,6 +114,18 @@ def core_snapshot(dump: CoreDump, path: str, exe: str | None = None) -> Snapshot
     else:
         tid = dump.threads[0].tid
         info = ProcessInfo(tid, os.path.basename(path), (), "?", -1, len(dump.threads), "?")
+    # Each thread's TID and registers are in its NT_PRSTATUS; the name only of the
+    # main thread (NT_PRPSINFO's pr_fname), and no thread's own state.
+    main_tid = proc.pid if proc is not None else None
+    tasks = tuple(
+        Task(
+            t.tid,
+            proc.comm if proc is not None and t.tid == main_tid else None,
+            None,
+            None if t.tid in facts.thread_sps else "not-saved",
+        )
+        for t in dump.threads
+    )
     try:
         dumped_at = os.stat(path).st_mtime
     except OSError:
@@ -133,6 +145,7 @@ def core_snapshot(dump: CoreDump, path: str, exe: str | None = None) -> Snapshot
         saved_at=dumped_at,
         procmap_version=__version__,
         source="core",
+        threads=ThreadFacts(tasks, None),
     )
 
 

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 from ..classify import classify
 from ..classify.resident import attribute
+from ..classify.threads import describe_threads
 from ..errors import BadSnapshot
 from ..kernel.maps import parse_maps
 from ..kernel.smaps import parse_rollup, parse_smaps
 from ..model import ProcessMap, Snapshot
 
 
-def replay(snapshot: Snapshot, rss: bool = False) -> ProcessMap:
-    """The map a Snapshot holds, classified as it was live (same rules, same facts)."""
+def replay(snapshot: Snapshot, rss: bool = False, threads: bool = False) -> ProcessMap:
+    """The map a Snapshot holds, classified as it was live (same rules, same facts).
+
+    With threads, its `threads` rows as well (classify.threads), from the names
+    and states it saved, or, in an older snapshot, from its stack pointers alone.
+    """
     figures = None
     if snapshot.smaps is not None:
         mappings, figures = parse_smaps(snapshot.smaps)
@@ -38,7 +43,7 @@ def replay(snapshot: Snapshot, rss: bool = False) -> ProcessMap:
         rollup = parse_rollup(snapshot.rollup) if snapshot.rollup else None
     warnings = list(snapshot.warnings)
     warnings.extend(w for w in result.warnings if w not in warnings)
-    return ProcessMap(
+    pmap = ProcessMap(
         info=snapshot.info,
         mappings=mappings,
         regions=result.regions,
@@ -49,3 +54,11 @@ def replay(snapshot: Snapshot, rss: bool = False) -> ProcessMap:
         resident_from=resident_from,
         rollup=rollup,
     )
+    if threads:
+        pmap = pmap._replace(threads=describe_threads(pmap, snapshot.facts, snapshot.threads))
+        if snapshot.source == "core" and snapshot.facts.thread_stack_size is None:
+            warnings.append(
+                "a core does not hold RLIMIT_STACK: what the main thread has left is "
+                "bounded by the stack guard gap alone"
+            )
+    return pmap

@@ -18,7 +18,7 @@ shape is a new version):
 
     {
       "format": "procmap-snapshot",
-      "version": 3,                  # a reader refuses a greater one, naming it
+      "version": 4,                  # a reader refuses a greater one, naming it
       "procmap": TEXT,               # the version of procmap that saved it
       "saved_at": 1717171717.25,     # unix time
       "kernel": TEXT, "machine": TEXT, "hostname": TEXT,   # os.uname() when saved
@@ -36,8 +36,13 @@ shape is a new version):
       "page_states": {ADDRESS: "rrr.s", ...},
       "files": [{"dev": "fe:01", "inode": 1319, "layout": LAYOUT or null,
                  "symbols": SYMBOLS or null}, ...],
-      "warnings": [TEXT, ...]
+      "warnings": [TEXT, ...],
+      "threads": THREADS or null     # null: not read (a core or a plain text made it)
     }
+
+    THREADS = {"tasks": [[tid, TEXT name or null, TEXT state or null,
+                          SP_UNKNOWN or null], ...],
+               "stack_guard_gap": 1048576 or null}
 
     LAYOUT = {"elf_class": 64, "endian": "little", "machine": 62, "type": 3,
               "entry": ADDRESS,
@@ -64,7 +69,14 @@ linker run as a command (`ld.so PROGRAM`), which is then `exe_key` and
 `interp_key`; `program_from` says how it was found (model.Facts).  Both are
 null otherwise.
 
-Version 2 is still read: the same keys but `program_key` and `program_from`.
+`threads` holds what `--threads` shows besides the stack pointers (which
+are the facts'): each thread's TID, name (comm), state (stat's letter) and,
+when its stack pointer is not in `thread_sps`, why (a key of
+model.SP_UNKNOWN); and the kernel's stack guard gap, in bytes.
+
+Version 3 is still read: the keys of version 4 but `threads` (its threads
+are then those of `thread_sps` and `unknown_threads`, without names).
+Version 2 is still read: the keys of version 3 but `program_key` and `program_from`.
 Version 1, which procmap 0.1 wrote, is still read: the keys of version 2 but
 `smaps_rollup`, and its addresses are JSON numbers (page_states' keys, hex
 digits without "0x").
@@ -100,6 +112,7 @@ from ..files import open_regular, write_atomic
 from ..kernel.maps import parse_maps
 from ..kernel.smaps import parse_rollup, parse_smaps
 from ..model import (
+    SP_UNKNOWN,
     Facts,
     FileKey,
     JSONDict,
@@ -107,12 +120,14 @@ from ..model import (
     Mapping,
     ProcessInfo,
     Snapshot,
+    Task,
+    ThreadFacts,
     hex_address,
 )
 from .replay import replay  # this module's public name too, as before
 
 FORMAT = "procmap-snapshot"
-VERSION = 3
+VERSION = 4
 MAX_SIZE = 2 << 30  # bytes: far beyond any real snapshot, short of exhausting memory
 
 _U64 = 1 << 64
@@ -232,6 +247,22 @@ def to_dict(snapshot: Snapshot) -> JSONDict:
         },
         "files": files,
         "warnings": [_text(w) for w in s.warnings],
+        "threads": None if s.threads is None else _threads_dict(s.threads),
+    }
+
+
+def _threads_dict(threads: ThreadFacts) -> JSONDict:
+    return {
+        "tasks": [
+            [
+                t.tid,
+                None if t.name is None else _text(t.name),
+                None if t.state is None else _text(t.state),
+                t.sp_unknown,
+            ]
+            for t in threads.tasks
+        ],
+        "stack_guard_gap": threads.stack_guard_gap,
     }
 
 
@@ -468,8 +499,10 @@ _TOP = (
     "page_states",
     "files",
     "warnings",
+    "threads",
 )
-_TOP_1 = tuple(key for key in _TOP if key != "smaps_rollup")
+_TOP_3 = tuple(key for key in _TOP if key != "threads")
+_TOP_1 = tuple(key for key in _TOP_3 if key != "smaps_rollup")
 # The keys of each object, spelled out rather than taken from the classes'
 # fields: they are the file format, and a field added to a class must not
 # change it without a new VERSION (the round-trip tests fail first).
@@ -521,7 +554,7 @@ def _snapshot(data: Any, name: str) -> Snapshot:
     if type(version) is not int or version < 1:
         raise _Damage("version", f"expected an integer from 1, not {_show(version)}")
     v1 = version == 1
-    _object(data, "", _TOP_1 if v1 else _TOP)
+    _object(data, "", _TOP_1 if v1 else _TOP_3 if version < 4 else _TOP)
 
     maps = _read_bytes(data["maps"], "maps")
     try:
@@ -555,6 +588,9 @@ def _snapshot(data: Any, name: str) -> Snapshot:
         raise _Damage("saved_at", f"expected a unix time, not {_show(saved_at)}")
     layouts, symbols = _files(data["files"], "files", v1)
     states = _page_states(data["page_states"], "page_states", mappings, facts.page_size, v1)
+    threads = None
+    if version >= 4 and data["threads"] is not None:
+        threads = _threads(data["threads"], "threads")
     return Snapshot(
         maps=maps,
         smaps=smaps,
@@ -570,6 +606,40 @@ def _snapshot(data: Any, name: str) -> Snapshot:
         hostname=_read_text(data["hostname"], "hostname"),
         saved_at=float(saved_at),
         procmap_version=_read_text(data["procmap"], "procmap"),
+        threads=threads,
+    )
+
+
+_THREADS = ("tasks", "stack_guard_gap")
+
+
+def _threads(value: Any, where: str) -> ThreadFacts:
+    d = _object(value, where, _THREADS)
+    tasks = []
+    seen: set[int] = set()
+    for i, entry in enumerate(_list(d, "tasks", where)):
+        at = f"{where}.tasks[{i}]"
+        if type(entry) is not list or len(entry) != 4:
+            raise _Damage(at, "expected [tid, name, state, sp_unknown]")
+        tid = _int(entry[0], f"{at}[0]", 1, _TID)
+        if tid in seen:
+            raise _Damage(at, f"thread {tid} appears twice")
+        seen.add(tid)
+        name = None if entry[1] is None else _read_text(entry[1], f"{at}[1]")
+        state = None if entry[2] is None else _read_text(entry[2], f"{at}[2]")
+        if state is not None and len(state) != 1:
+            raise _Damage(f"{at}[2]", f"expected a state letter or null, not {_show(state)}")
+        why = entry[3]
+        if why is not None and why not in SP_UNKNOWN:
+            raise _Damage(
+                f"{at}[3]",
+                f"expected one of {', '.join(SP_UNKNOWN)} or null, not {_show(why)}",
+            )
+        tasks.append(Task(tid, name, state, why))
+    gap = d["stack_guard_gap"]
+    return ThreadFacts(
+        tuple(tasks),
+        None if gap is None else _int(gap, f"{where}.stack_guard_gap", 0, _U64),
     )
 
 
