@@ -313,6 +313,13 @@ class SharingScope(NamedTuple):
         }
 
 
+class SavedSharing(NamedTuple):
+    """--shared as a snapshot keeps it: the other processes cannot be read again later."""
+
+    scope: SharingScope
+    regions: dict[tuple[int, int], Sharing]  # by the region's (start, end)
+
+
 # --- what the classifier makes ------------------------------------------------------------
 
 
@@ -916,6 +923,7 @@ class Snapshot(NamedTuple):
     source: str = "snapshot"  # "snapshot", or "maps" / "smaps" for a plain text
     rollup: bytes | None = None  # /proc/PID/smaps_rollup, when it was read
     threads: ThreadFacts | None = None  # each thread's name and state, when they were read
+    sharing: SavedSharing | None = None  # with --save --shared
 
     def __repr__(self) -> str:
         return (

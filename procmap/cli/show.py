@@ -213,7 +213,7 @@ def show(
         elif from_file is not None:
             saved = snapshots.read(from_file)
         else:
-            saved = capture(resolve_target(target))
+            saved = capture(resolve_target(target), shared=shared)
         if from_file is not None:
             # The map is shown exactly as it was live; where it came from goes aside.
             click.echo(f"procmap: {shown(snapshots.describe(saved))}", err=True)
@@ -224,7 +224,7 @@ def show(
             written = snapshots.write(saved, save_to, force=force)
             where = save_to if written == save_to else f"{save_to} (a link to {written})"
             click.echo(f"procmap: saved to {shown(where)}", err=True)
-        pmap = replay(saved, rss=rss, threads=threads)
+        pmap = replay(saved, rss=rss, threads=threads, shared=shared)
     else:
         pmap = read_map(resolve_target(target), rss=rss, threads=threads, shared=shared)
     if threads and not as_json:

@@ -44,6 +44,7 @@ from ..model import (
     ProcessMap,
     Region,
     Resident,
+    SavedSharing,
     Snapshot,
     SymbolsOf,
     Task,
@@ -268,11 +269,14 @@ def read_page_states(
 # --- snapshots --------------------------------------------------------------------------
 
 
-def capture(target: int | str = "self", procfs: ProcFS | None = None) -> Snapshot:
+def capture(
+    target: int | str = "self", procfs: ProcFS | None = None, shared: bool = False
+) -> Snapshot:
     """Everything needed to show a live process's map later, elsewhere: a Snapshot.
 
     The map is read from smaps (figures included, where readable), with the
-    ELF headers the classification used and the symbols `where` needs.
+    ELF headers the classification used and the symbols `where` needs.  With
+    shared, each region's Sharing too: the other processes are not there later.
     """
     import platform
     import time
@@ -287,6 +291,16 @@ def capture(target: int | str = "self", procfs: ProcFS | None = None) -> Snapsho
         except AccessDenied:
             read = _read(pd, cache, threads=True)  # smaps refused: no figures, then
         pmap = read.pmap
+        sharing = None
+        if shared:
+            if pmap.resident is None:
+                raise AccessDenied(
+                    f"PID {pd.pid}: --shared needs {pd.path}/smaps, which is not readable"
+                )
+            pmap = with_sharing(pd, pmap)
+            assert pmap.sharing is not None and pmap.sharing_scope is not None
+            regions = {(r.start, r.end): x for r, x in zip(pmap.regions, pmap.sharing)}
+            sharing = SavedSharing(pmap.sharing_scope, regions)
         symbols: dict[FileKey, SymbolTable] = {}
         for image in pmap.images:
             if image.key not in symbols:
@@ -311,6 +325,7 @@ def capture(target: int | str = "self", procfs: ProcFS | None = None) -> Snapsho
         procmap_version=__version__,
         rollup=read.rollup,
         threads=read.threads,
+        sharing=sharing,
     )
 
 

@@ -15,11 +15,14 @@ from ..kernel.smaps import parse_rollup, parse_smaps
 from ..model import ProcessMap, Snapshot
 
 
-def replay(snapshot: Snapshot, rss: bool = False, threads: bool = False) -> ProcessMap:
+def replay(
+    snapshot: Snapshot, rss: bool = False, threads: bool = False, shared: bool = False
+) -> ProcessMap:
     """The map a Snapshot holds, classified as it was live (same rules, same facts).
 
     With threads, its `threads` rows as well (classify.threads), from the names
     and states it saved, or, in an older snapshot, from its stack pointers alone.
+    With shared (and rss), each region's Sharing as it was saved (--save --shared).
     """
     figures = None
     if snapshot.smaps is not None:
@@ -54,6 +57,8 @@ def replay(snapshot: Snapshot, rss: bool = False, threads: bool = False) -> Proc
         resident_from=resident_from,
         rollup=rollup,
     )
+    if shared:
+        pmap = _with_saved_sharing(pmap, snapshot)
     if threads:
         pmap = pmap._replace(threads=describe_threads(pmap, snapshot.facts, snapshot.threads))
         if snapshot.source == "core" and snapshot.facts.thread_stack_size is None:
@@ -62,3 +67,18 @@ def replay(snapshot: Snapshot, rss: bool = False, threads: bool = False) -> Proc
                 "bounded by the stack guard gap alone"
             )
     return pmap
+
+
+def _with_saved_sharing(pmap: ProcessMap, snapshot: Snapshot) -> ProcessMap:
+    saved = snapshot.sharing
+    name = snapshot.info.name
+    if saved is None:
+        raise BadSnapshot(f"{name}: no sharing in it (saved without --shared)")
+    try:
+        sharing = [saved.regions[(r.start, r.end)] for r in pmap.regions]
+    except KeyError:
+        raise BadSnapshot(
+            f"{name}: its sharing was saved for other regions than this procmap finds "
+            f"in its map (saved by procmap {snapshot.procmap_version})"
+        ) from None
+    return pmap._replace(sharing=sharing, sharing_scope=saved.scope)

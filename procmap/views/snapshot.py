@@ -37,8 +37,15 @@ shape is a new version):
       "files": [{"dev": "fe:01", "inode": 1319, "layout": LAYOUT or null,
                  "symbols": SYMBOLS or null}, ...],
       "warnings": [TEXT, ...],
-      "threads": THREADS or null     # null: not read (a core or a plain text made it)
+      "threads": THREADS or null,    # null: not read (a core or a plain text made it)
+      "sharing": SHARING or null     # null: saved without --shared
     }
+
+    SHARING = {"scope": {"processes_read": 42, "unreadable": [[pid, TEXT name], ...],
+                         "target_pids": [pid, ...], "own_namespace": false},
+               "regions": [[ADDRESS start, ADDRESS end, shared_pages, exclusive_pages,
+                            METHOD, [[pid, TEXT name, VIA, writable, pages or null],
+                                     ...]], ...]}
 
     THREADS = {"tasks": [[tid, TEXT name or null, TEXT state or null,
                           SP_UNKNOWN or null], ...],
@@ -73,6 +80,12 @@ null otherwise.
 are the facts'): each thread's TID, name (comm), state (stat's letter) and,
 when its stack pointer is not in `thread_sps`, why (a key of
 model.SP_UNKNOWN); and the kernel's stack guard gap, in bytes.
+
+`sharing` holds what `--shared` found when the snapshot was taken (the other
+processes are not there to read later): which processes were looked at, and
+for each region its resident pages shared and its own, how its sharers were
+found (METHOD: "frames", "exclusive-bit" or "maps") and each sharer (VIA:
+"object" or "copy-on-write"; writable a JSON boolean).
 
 Version 3 is still read: the keys of version 4 but `threads` (its threads
 are then those of `thread_sps` and `unknown_threads`, without names).
@@ -112,13 +125,22 @@ from ..files import open_regular, write_atomic
 from ..kernel.maps import parse_maps
 from ..kernel.smaps import parse_rollup, parse_smaps
 from ..model import (
+    EXCLUSIVE_BIT,
+    FRAMES,
+    MAPS_ONLY,
     SP_UNKNOWN,
+    VIA_COPY_ON_WRITE,
+    VIA_OBJECT,
     Facts,
     FileKey,
     JSONDict,
     Location,
     Mapping,
     ProcessInfo,
+    SavedSharing,
+    Sharer,
+    Sharing,
+    SharingScope,
     Snapshot,
     Task,
     ThreadFacts,
@@ -248,6 +270,30 @@ def to_dict(snapshot: Snapshot) -> JSONDict:
         "files": files,
         "warnings": [_text(w) for w in s.warnings],
         "threads": None if s.threads is None else _threads_dict(s.threads),
+        "sharing": None if s.sharing is None else _sharing_dict(s.sharing),
+    }
+
+
+def _sharing_dict(saved: SavedSharing) -> JSONDict:
+    scope = saved.scope
+    return {
+        "scope": {
+            "processes_read": scope.processes_read,
+            "unreadable": [[pid, _text(name)] for pid, name in scope.unreadable],
+            "target_pids": list(scope.target_pids),
+            "own_namespace": scope.own_namespace,
+        },
+        "regions": [
+            [
+                hex_address(start),
+                hex_address(end),
+                x.shared_pages,
+                x.exclusive_pages,
+                x.method,
+                [[y.pid, _text(y.name), y.via, y.writable, y.pages] for y in x.sharers],
+            ]
+            for (start, end), x in sorted(saved.regions.items())
+        ],
     }
 
 
@@ -500,8 +546,9 @@ _TOP = (
     "files",
     "warnings",
     "threads",
+    "sharing",
 )
-_TOP_3 = tuple(key for key in _TOP if key != "threads")
+_TOP_3 = tuple(key for key in _TOP if key not in ("threads", "sharing"))
 _TOP_1 = tuple(key for key in _TOP_3 if key != "smaps_rollup")
 # The keys of each object, spelled out rather than taken from the classes'
 # fields: they are the file format, and a field added to a class must not
@@ -591,6 +638,9 @@ def _snapshot(data: Any, name: str) -> Snapshot:
     threads = None
     if version >= 4 and data["threads"] is not None:
         threads = _threads(data["threads"], "threads")
+    sharing = None
+    if version >= 4 and data["sharing"] is not None:
+        sharing = _sharing(data["sharing"], "sharing")
     return Snapshot(
         maps=maps,
         smaps=smaps,
@@ -607,7 +657,81 @@ def _snapshot(data: Any, name: str) -> Snapshot:
         saved_at=float(saved_at),
         procmap_version=_read_text(data["procmap"], "procmap"),
         threads=threads,
+        sharing=sharing,
     )
+
+
+_SHARING = ("scope", "regions")
+_SCOPE = ("processes_read", "unreadable", "target_pids", "own_namespace")
+_METHODS = (FRAMES, EXCLUSIVE_BIT, MAPS_ONLY)
+_VIAS = (VIA_OBJECT, VIA_COPY_ON_WRITE)
+
+
+def _sharing(value: Any, where: str) -> SavedSharing:
+    d = _object(value, where, _SHARING)
+    at = f"{where}.scope"
+    scope = _object(d["scope"], at, _SCOPE)
+    unreadable = []
+    for i, entry in enumerate(_list(scope, "unreadable", at)):
+        here = f"{at}.unreadable[{i}]"
+        pid, name = _entry(entry, here, ("pid", "name"))
+        unreadable.append((_int(pid, f"{here}[0]", 0, _TID), _read_text(name, f"{here}[1]")))
+    pids = _list(scope, "target_pids", at)
+    saved_scope = SharingScope(
+        processes_read=_int(scope["processes_read"], f"{at}.processes_read", 0, _TID),
+        unreadable=tuple(unreadable),
+        target_pids=tuple(_int(p, f"{at}.target_pids[{i}]", 0, _TID) for i, p in enumerate(pids)),
+        own_namespace=_bool(scope["own_namespace"], f"{at}.own_namespace"),
+    )
+    regions: dict[tuple[int, int], Sharing] = {}
+    fields = ("start", "end", "shared_pages", "exclusive_pages", "method", "sharers")
+    for i, entry in enumerate(_list(d, "regions", where)):
+        at = f"{where}.regions[{i}]"
+        start, end, shared, own, method, sharers = _entry(entry, at, fields)
+        start, end = _address(start, f"{at}[0]"), _address(end, f"{at}[1]")
+        if end <= start or (start, end) in regions:
+            raise _Damage(at, "not a region, or one given twice")
+        if type(sharers) is not list:
+            raise _Damage(f"{at}[5]", f"expected a list, not {_kind(sharers)}")
+        regions[(start, end)] = Sharing(
+            tuple(_sharer(y, f"{at}[5][{j}]") for j, y in enumerate(sharers)),
+            _int(shared, f"{at}[2]", 0, _U64),
+            _int(own, f"{at}[3]", 0, _U64),
+            _choice(method, f"{at}[4]", _METHODS),
+        )
+    return SavedSharing(saved_scope, regions)
+
+
+def _sharer(value: Any, where: str) -> Sharer:
+    pid, name, via, writable, pages = _entry(
+        value, where, ("pid", "name", "via", "writable", "pages")
+    )
+    return Sharer(
+        _int(pid, f"{where}[0]", 0, _TID),
+        _read_text(name, f"{where}[1]"),
+        _choice(via, f"{where}[2]", _VIAS),
+        _bool(writable, f"{where}[3]"),
+        None if pages is None else _int(pages, f"{where}[4]", 0, _U64),
+    )
+
+
+def _entry(value: Any, where: str, fields: tuple[str, ...]) -> list[Any]:
+    """A JSON array of exactly these fields."""
+    if type(value) is not list or len(value) != len(fields):
+        raise _Damage(where, f"expected [{', '.join(fields)}]")
+    return value
+
+
+def _choice(value: Any, where: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise _Damage(where, f"expected one of {', '.join(choices)}, not {_show(value)}")
+    return str(value)
+
+
+def _bool(value: Any, where: str) -> bool:
+    if type(value) is not bool:
+        raise _Damage(where, f"expected true or false, not {_show(value)}")
+    return value
 
 
 _THREADS = ("tasks", "stack_guard_gap")

@@ -321,3 +321,61 @@ def test_no_such_process_is_one_line():
     result = run_cli("999999999", "--shared")
     assert result.returncode != 0
     assert result.stderr.count("\n") == 1 and "999999999" in result.stderr
+
+
+@needs_root
+def test_a_snapshot_keeps_the_sharing_as_it_was(tmp_path):
+    saved = tmp_path / "share.json"
+    with share_sample() as facts:
+        live = shared_map(facts["parent"])
+        result = run_cli(str(facts["parent"]), "--shared", "--save", str(saved), "--json")
+        assert result.returncode == 0, result.stderr
+        at_save = procmap_json(result.stdout)
+    # The processes are gone: the saved sharers are still there.
+    again = run_cli("--from", str(saved), "--shared", "--json")
+    assert again.returncode == 0, again.stderr
+    replayed = procmap_json(again.stdout)
+    assert [r["sharing"] for r in replayed["regions"]] == [r["sharing"] for r in at_save["regions"]]
+    assert replayed["sharing"] == at_save["sharing"]
+    private = regions_at(replayed)[facts["private"]]["sharing"]
+    assert private == regions_at(live)[facts["private"]]["sharing"]
+    text = run_cli("--from", str(saved), "--shared", "--no-diagram", "--no-notes")
+    assert f"share {facts['child']} (copy-on-write, 16 pages)" in text.stdout
+
+
+def test_a_snapshot_saved_without_shared_says_so(tmp_path):
+    saved = tmp_path / "self.json"
+    assert run_cli("self", "--save", str(saved)).returncode == 0
+    result = run_cli("--from", str(saved), "--shared")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    # After the line saying where the map came from, one line saying why not.
+    assert "saved without --shared" in result.stderr.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "words"),
+    [
+        (("regions", 0, 4), "guessed", "expected one of frames"),
+        (("regions", 0, 5, 0, 2), "telepathy", "expected one of object"),
+        (("regions", 0, 5, 0, 3), "yes", "expected true or false"),
+        (("regions", 0, 2), -1, "sharing.regions[0][2]"),
+        (("scope", "own_namespace"), None, "expected true or false"),
+        (("regions", 0), [1, 2], "expected [start, end"),
+    ],
+)
+def test_a_damaged_saved_sharing_is_one_line(tmp_path, path, value, words):
+    saved = tmp_path / "self.json"
+    assert run_cli("self", "--shared", "--save", str(saved), "--json").returncode == 0
+    data = json.loads(saved.read_text())
+    target = data["sharing"]
+    regions = target["regions"]
+    regions.insert(0, [*regions[0][:5], [[1, "init", "object", False, None]]])
+    regions[0][0] = "0x1000"  # a region of its own, first
+    regions[0][1] = "0x2000"
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    saved.write_text(json.dumps(data))
+    result = run_cli("--from", str(saved), "--shared")
+    assert result.returncode != 0
+    assert result.stderr.count("\n") == 1 and words in result.stderr, result.stderr

@@ -912,7 +912,7 @@ def strict_json_of(s: Snapshot, tmp_path: Path):
 def test_a_version_2_snapshot_still_loads_and_has_no_program_key(real, tmp_path):
     d = snap.to_dict(real)
     d["version"] = 2
-    del d["facts"]["program_key"], d["facts"]["program_from"], d["threads"]
+    del d["facts"]["program_key"], d["facts"]["program_from"], d["threads"], d["sharing"]
     path = tmp_path / "v2.json"
     path.write_text(json.dumps(d))
     again = snap.read(str(path))
