@@ -20,27 +20,18 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from crash import wall  # benchmarks/crash.py: the median wall time of a command
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / "samples/bin"
 PROCMAP = [sys.executable, "-m", "procmap"]
 UNPRIVILEGED = ["setpriv", "--bounding-set", "-sys_admin"]
 NEIGHBOURS = 40
-
-
-def wall(cmd: list[str], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1000
 
 
 def _start(cmd: list[str], ready: str) -> subprocess.Popen:

@@ -584,16 +584,26 @@ def read_thread_stacks(
             sps[tid] = sp
             if tid in unknown:
                 unknown.remove(tid)
+    if denied:
+        _stacks_by_shape(pd, warnings)
+    return _with_stacks(pd, facts, sps, unknown)
+
+
+def _stacks_by_shape(pd: ProcessDir, warnings: list[str]) -> None:
+    """Say once that the threads' stack pointers are not readable."""
+    warning = (
+        f"thread stacks found by shape: {pd.path}/task/*/syscall is not readable "
+        "(it needs ptrace attach permission, stricter than reading maps)"
+    )
+    if warning not in warnings:
+        warnings.append(warning)
+
+
+def _with_stacks(pd: ProcessDir, facts: Facts, sps: dict[int, int], unknown: list[int]) -> Facts:
+    """`facts` with these stack pointers, and glibc's default thread stack size."""
     size = facts.thread_stack_size
     if size is None:
         size = pd.stack_limit()
-    if denied:
-        warning = (
-            f"thread stacks found by shape: {pd.path}/task/*/syscall is not readable "
-            "(it needs ptrace attach permission, stricter than reading maps)"
-        )
-        if warning not in warnings:
-            warnings.append(warning)
     return facts._replace(thread_sps=sps, unknown_threads=tuple(unknown), thread_stack_size=size)
 
 
@@ -625,16 +635,8 @@ def read_tasks(
             sps[tid] = sp
         tasks.append(Task(tid, stat.comm, stat.state, why))
     if denied:
-        warning = (
-            f"thread stacks found by shape: {pd.path}/task/*/syscall is not readable "
-            "(it needs ptrace attach permission, stricter than reading maps)"
-        )
-        if warning not in warnings:
-            warnings.append(warning)
-    size = facts.thread_stack_size
-    if size is None:
-        size = pd.stack_limit()
-    facts = facts._replace(thread_sps=sps, unknown_threads=tuple(unknown), thread_stack_size=size)
+        _stacks_by_shape(pd, warnings)
+    facts = _with_stacks(pd, facts, sps, unknown)
     gap = pd.procfs.stack_guard_gap(facts.page_size)
     return facts, ThreadFacts(tuple(tasks), gap)
 
