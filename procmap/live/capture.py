@@ -19,6 +19,7 @@ from typing import NamedTuple
 from ..classify import classify
 from ..classify.locate import locate
 from ..classify.resident import attribute, split_mappings
+from ..classify.rules import ClassifyMemo
 from ..elf import ElfLayout, SymbolTable, read_elf_fd, read_symbols_fd
 from ..elf.dynamic import read_dynamic_fd
 from ..elf.layout import ET_EXEC, PT_DYNAMIC
@@ -62,6 +63,9 @@ class ElfCache:
         self.sources: dict[FileKey, str] = {}
         self.problems: dict[FileKey, str] = {}
         self.unreadable: dict[FileKey, str] = {}  # files that could not be opened: why
+        # What the classifier works out per layout, for readers of many processes
+        # that pass it to classify() (procmap system); it lives as long as the layouts.
+        self.memo = ClassifyMemo()
 
 
 def read_map(
