@@ -93,6 +93,7 @@ class ClassifyMemo:
         self.load_indexes: dict[int, _LoadIndex] = {}
         self.code_runs: dict[tuple[int, Segment], list[tuple[int, int, str, Detail]]] = {}
         self.pieces: dict[tuple[object, ...], list[_Piece]] = {}
+        self.biases: dict[tuple[object, ...], list[int]] = {}
 
 
 class _Classifier:
@@ -232,7 +233,7 @@ class _Classifier:
             layout = self.layouts.get(key)
             if layout is None or not layout.loads:
                 continue
-            for bias in self.load_biases(layout, indexes):
+            for bias in self.biases_of(layout, indexes):
                 lo = bias + align_down(min(s.vaddr for s in layout.loads), self.page)
                 hi = bias + align_up(max(s.vaddr + s.memsz for s in layout.loads), self.page)
                 named = self.maps[indexes[0]].path or ""
@@ -251,6 +252,26 @@ class _Classifier:
         if key == facts.interp_key:
             return "dynamic linker"
         return "shared library"
+
+    def biases_of(self, layout: ElfLayout, indexes: list[int]) -> list[int]:
+        """load_biases(), from the memo when the file's mappings had this shape before:
+        the same offsets and permissions at the same distances from each other (a
+        library in another process, at another address).  Not for ET_EXEC, whose
+        bias must be 0."""
+        if self.memo is None or layout.type == ET_EXEC:
+            return self.load_biases(layout, indexes)
+        maps = self.maps
+        base = maps[indexes[0]].start
+        key = (
+            id(layout),
+            self.page,
+            tuple((maps[i].start - base, maps[i].offset, maps[i].perms) for i in indexes),
+        )
+        biases = self.memo.biases.get(key)
+        if biases is None:
+            biases = [b - base for b in self.load_biases(layout, indexes)]
+            self.memo.biases[key] = biases
+        return [b + base for b in biases]
 
     def load_biases(self, layout: ElfLayout, indexes: list[int]) -> list[int]:
         """The load biases at which this file is loaded (usually one; none if only mmap()ed).
