@@ -137,8 +137,9 @@ def _columns(
     return columns
 
 
-def _parse_blocks(data: bytes) -> list[Resident]:
-    """Line by line: for a text whose blocks differ (not seen from a kernel)."""
+def _parse_blocks(data: bytes, wanted: frozenset[int] | None = None) -> list[Resident]:
+    """Line by line: for a text whose blocks differ (not seen from a kernel), and for
+    smaps_rollup's one block."""
     rows: list[list[int]] = []
     row: list[int] = []
     index = _INDEX
@@ -151,7 +152,7 @@ def _parse_blocks(data: bytes) -> list[Resident]:
             continue
         name, _, value = line.partition(b":")
         i = index.get(name)
-        if i is not None and rows:
+        if i is not None and rows and (wanted is None or i in wanted):
             figure = _figure(line)
             if figure < 0:
                 raise _not_a_figure(line)
@@ -182,8 +183,9 @@ def maps_text_of(smaps: bytes) -> bytes:
 
 def parse_rollup(data: bytes, only: frozenset[str] | None = None) -> Resident:
     """/proc/PID/smaps_rollup (Linux 4.14+): the figures of every mapping, summed
-    (`only`: as parse_smaps)."""
-    _, figures = parse_smaps(data, only)
+    (`only`: as parse_smaps).  One block, read line by line: no columns to gain."""
+    wanted = None if only is None else frozenset(FIGURES.index(f) for f in only)
+    figures = _parse_blocks(data, wanted)
     return figures[0] if figures else ZERO
 
 
