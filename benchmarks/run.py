@@ -34,6 +34,10 @@ notes) at most 5x the JSON view.  `--only huge` measures these alone.
 second that does not crash (goal: at most 1.1x the program alone) and the time
 from a fatal signal to the verdict (goal: under 300 ms); `--only crash`.
 
+`benchmarks/system.py` measures `procmap system --json` against `smem -t` on
+the same machine, with 40 lesson samples running (goal: at most 1.0x smem);
+`--only system`.
+
 Nothing here is asserted: the numbers are printed, and written as JSON to
 benchmarks/results/latest.json.
 """
@@ -228,7 +232,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer runs")
     parser.add_argument(
         "--only",
-        choices=["lesson", *map(str, SIZES), "huge", "crash"],
+        choices=["lesson", *map(str, SIZES), "huge", "crash", "system"],
         help="measure this one target, nothing else (no explain, sampler or watch)",
     )
     args = parser.parse_args()
@@ -247,6 +251,15 @@ def main() -> None:
         import crash  # benchmarks/crash.py: procmap run
 
         results["crash"] = crash.main(quick=args.quick)
+        return
+    if args.only == "system":
+        import system  # benchmarks/system.py: procmap system against smem
+
+        results["system"] = system.main(quick=args.quick)
+        out = ROOT / "benchmarks/results"
+        out.mkdir(exist_ok=True)
+        (out / "only-system.json").write_text(json.dumps(results, indent=2) + "\n")
+        print(f"\nwritten to {out / 'only-system.json'}")
         return
     if args.only == "huge":
         results["huge"] = bench_huge(runs)
@@ -359,6 +372,10 @@ def main() -> None:
     import crash  # benchmarks/crash.py: procmap run, crashing and not
 
     results["crash"] = crash.main(quick=args.quick)
+    print()
+    import system  # benchmarks/system.py: procmap system against smem
+
+    results["system"] = system.main(quick=args.quick)
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwritten to {out / 'latest.json'}")
