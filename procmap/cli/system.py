@@ -90,8 +90,9 @@ def system(
     more map; sharing it saves its RSS summed minus its PSS summed.
 
     Processes that cannot be read (another user's, without root; or gone
-    meanwhile) are counted and named on one line; the result is then
-    partial.  Kernel threads have no memory and are skipped.
+    meanwhile) are counted and named on one line, and the exit status is
+    still 0; those refused make the result partial (said in the JSON).
+    Kernel threads have no memory and are skipped.
 
     --openmetrics prints the figures as OpenMetrics text, summed by process
     name and by kind (--per-pid adds one series per process); --serve PORT
@@ -150,7 +151,9 @@ def system(
 
         console = make_console()
         console.print(
-            render_system(view, sort, limit, 10 if objects is None else objects),
+            render_system(
+                view, sort, limit, 10 if objects is None else objects, width=console.width
+            ),
             crop=console.is_terminal,
         )
     _say_unreadable(view)

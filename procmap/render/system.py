@@ -3,10 +3,12 @@ and the progress bar shown while the processes are read."""
 
 from __future__ import annotations
 
+import io
 from contextlib import contextmanager
 
 from rich import box
 from rich.console import Console, Group, RenderableType
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -29,52 +31,80 @@ def render_system(
     sort: str = "pss",
     limit: int | None = None,
     objects: int = 10,
+    width: int | None = None,
 ) -> RenderableType:
     """The processes (sorted, the first `limit`), the totals, and the first `objects`
-    shared objects, most saved first."""
-    parts: list[RenderableType] = [render_processes(view, sort, limit)]
+    shared objects, most saved first; kinds that do not fit in `width` are left out
+    (and said to be)."""
+    parts: list[RenderableType] = [render_processes(view, sort, limit, width)]
     if objects > 0:
         parts.append(Text(""))
-        parts.append(render_objects(view, objects))
+        parts.extend(render_objects(view, objects))
     return Group(*parts)
 
 
-def render_processes(view: SystemView, sort: str = "pss", limit: int | None = None) -> Table:
+_HEADINGS = ("PID", "user", "name", "RSS", "PSS", "USS", "swap")
+
+
+def render_processes(
+    view: SystemView, sort: str = "pss", limit: int | None = None, width: int | None = None
+) -> Group:
     processes = sort_processes(view.processes, sort)
     shown = processes[:limit]
     kinds = [k for k in SHOWN_KINDS if any(k in p.kinds for p in processes)]
+    whole = add_up(p.total for p in processes)
+    kind_pss = {k: sum(p.kinds[k].pss for p in processes if k in p.kinds) for k in kinds}
+    rows = [_row(p, kinds) for p in shown]
+    last = ["", "", "all", *map(_size, whole), *(_size(kind_pss[k]) for k in kinds)]
+    if len(processes) > 1:
+        rows.append(last)
     n = len(processes)
     title = f"{n} process{'es' if n != 1 else ''}"
     if limit is not None and limit < n:
         title += f", the first {len(shown)} by {sort}"
-    title += f"; PSS by kind (from smaps); totals from {view.figures_from}"
-    table = Table(
-        title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False
-    )
+    title += f"; totals from {view.figures_from}; PSS by kind from smaps"
+    table = _process_table(rows, kinds, len(processes) > 1)
+    # Sizes are never cut: the kinds that do not fit go, the smallest first.
+    left_out: list[str] = []
+    if width is not None:
+        # Measured on a console wide enough for the table's natural width.
+        measuring = Console(file=io.StringIO(), width=1 << 16)
+        while kinds and Measurement.get(measuring, measuring.options, table).maximum > width:
+            smallest = min(kinds, key=lambda k: kind_pss[k])
+            i = len(_HEADINGS) + kinds.index(smallest)
+            kinds.remove(smallest)
+            left_out.append(smallest)
+            for r in rows:
+                del r[i]
+            table = _process_table(rows, kinds, len(processes) > 1)
+    parts: list[RenderableType] = [Text(title, style="bold"), table]
+    if left_out:
+        parts.append(
+            Text(f"(not shown for want of width: PSS of {', '.join(left_out)}; --json has all)")
+        )
+    return Group(*parts)
+
+
+def _process_table(rows: list[list[str]], kinds: list[str], total: bool) -> Table:
+    """The rows (and the last one, the sums, when `total`) under their headings."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     table.add_column("PID", justify="right", no_wrap=True)
-    table.add_column("user", no_wrap=True, max_width=12)
+    table.add_column("user", no_wrap=True)
     table.add_column("name", no_wrap=True)
-    for heading in ("RSS", "PSS", "USS", "swap"):
+    for heading in _HEADINGS[3:]:
         table.add_column(heading, justify="right", no_wrap=True)
     for kind in kinds:
         table.add_column(Text(kind, style=kind_style(kind)), justify="right", no_wrap=True)
-    for p in shown:
-        table.add_row(*_row(p, kinds))
-    whole = add_up(p.total for p in processes)
-    if n > 1:
+    body = rows[:-1] if total else rows
+    for r in body:
+        table.add_row(*r)
+    if total:
         table.add_section()
-        kind_pss = [sum(p.kinds[k].pss for p in processes if k in p.kinds) for k in kinds]
-        table.add_row(
-            "",
-            "",
-            Text("all", style="bold"),
-            *(Text(_size(v), style="bold") for v in whole),
-            *(Text(_size(v), style="bold") for v in kind_pss),
-        )
+        table.add_row(*(Text(v, style="bold") for v in rows[-1]))
     return table
 
 
-def _row(p: ProcessUsage, kinds: list[str]) -> list[Text | str]:
+def _row(p: ProcessUsage, kinds: list[str]) -> list[str]:
     return [
         str(p.pid),
         printable(p.user),
@@ -87,20 +117,19 @@ def _row(p: ProcessUsage, kinds: list[str]) -> list[Text | str]:
     ]
 
 
-def render_objects(view: SystemView, first: int = 10) -> RenderableType:
+def render_objects(view: SystemView, first: int = 10) -> list[RenderableType]:
     shared = shared_objects(view.processes)
     if not shared:
-        return Text("No file or shared memory is mapped by more than one of these processes.")
+        return [Text("No file or shared memory is mapped by more than one of these processes.")]
     saved = sum(o.saved for o in shared)
-    title = (
-        f"shared objects: {len(shared)} mapped by several processes; sharing saves "
-        f"{human_size(saved)} (RSS summed - PSS summed)"
+    title = Text(
+        f"{len(shared)} shared object{'s' if len(shared) != 1 else ''} (mapped by several "
+        f"processes): sharing saves {human_size(saved)}, RSS summed - PSS summed",
+        style="bold",
     )
     if first < len(shared):
-        title += f"; the {first} that save most"
-    table = Table(
-        title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False
-    )
+        title.append(f"; the {first} that save most", style="bold")
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     table.add_column("object", overflow="fold")
     table.add_column("processes", justify="right", no_wrap=True)
     table.add_column("RSS", justify="right", no_wrap=True)
@@ -114,7 +143,7 @@ def render_objects(view: SystemView, first: int = 10) -> RenderableType:
             _size(o.pss),
             _size(o.saved),
         )
-    return table
+    return [title, table]
 
 
 @contextmanager

@@ -253,3 +253,58 @@ def test_the_json_shape():
     assert data["figures_from"] == "smaps_rollup"
     assert system_json(view, objects=1)["objects"][0]["object"] == "/lib/libc.so.6"
     assert len(system_json(view, objects=1)["objects"]) == 1
+
+
+# --- the table ------------------------------------------------------------------------
+
+
+def test_the_table_shows_processes_kinds_sums_and_objects():
+    from procmap.render.system import render_system
+    from tests.helpers import render
+
+    text = render(render_system(_view(), width=200), width=200)
+    lines = text.splitlines()
+    assert lines[0].startswith("3 processes; totals from smaps_rollup")
+    header = next(line for line in lines if line.lstrip().startswith("PID"))
+    assert header.split() == [
+        "PID",
+        "user",
+        "name",
+        "RSS",
+        "PSS",
+        "USS",
+        "swap",
+        "text",
+        "heap",
+        "stack",
+        "mmap",
+    ]
+    row = next(line for line in lines if line.lstrip().startswith("11 "))
+    assert row.split()[:4] == ["11", "root", "web", "500"]
+    assert "all" in text and "770 B" in text  # the sums' row: PSS of every process
+    assert "2 shared objects" in text and "/lib/libc.so.6" in text
+
+
+def test_a_narrow_table_leaves_kinds_out_but_never_cuts_a_size():
+    from procmap.render.system import render_processes
+    from tests.helpers import render
+
+    text = render(render_processes(_view(), width=60), width=60)
+    assert "…" not in text
+    assert "not shown for want of width: PSS of" in text
+    assert all(len(line) <= 60 for line in text.splitlines())
+
+
+def test_the_progress_bar_draws_on_a_terminal():
+    import io
+
+    from rich.console import Console
+
+    from procmap.render.system import progress_bar
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=80)
+    with progress_bar(console) as advance:
+        for done in range(1, 11):
+            advance(done, 10)
+    assert "reading processes" in out.getvalue()
