@@ -587,3 +587,35 @@ def test_bad_input_is_a_clear_error(args, code, words):
     assert "Traceback" not in result.stderr
     if code != 2:
         assert result.stderr.count("\n") == 1
+
+
+def test_zombies_and_kernel_threads_are_counted_not_read():
+    zombie = subprocess.Popen(["true"])  # not reaped until the end: a zombie meanwhile
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{zombie.pid}/stat").read_text().split(") ")[1][0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        data = system()
+    finally:
+        zombie.wait()
+    assert data["totals"]["zombies"] >= 1
+    assert zombie.pid not in {p["pid"] for p in data["processes"]}
+    assert zombie.pid not in {u["pid"] for u in data["unreadable"]}
+    kthreads = kernel_thread_pids()
+    if kthreads:  # none are seen inside a container's PID namespace
+        assert data["totals"]["kernel_threads"] >= 1
+        assert not kthreads & {p["pid"] for p in data["processes"]}
+
+
+def kernel_thread_pids() -> set[int]:
+    """The kernel threads this PID namespace shows (PF_KTHREAD in /proc/PID/stat's flags)."""
+    found = set()
+    for pid in os.listdir("/proc"):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # not a process, or gone
+        if int(fields[6]) & 0x00200000:
+            found.add(int(pid))
+    return found
