@@ -150,8 +150,13 @@ class _Classifier:
         """
         m = self.maps[i]
         start, end = max(start, m.start), min(end, m.end)
+        pieces = self.claims.get(i)
+        if pieces is None:  # the first claim on this mapping (most are): nothing to skip
+            if start >= end:
+                return False
+            self.claims[i] = [(start, end, label)]
+            return True
         claimed = False
-        pieces = self.claims.setdefault(i, [])
         for s, e, _ in sorted(pieces, key=lambda c: c[0]):
             if start >= end:
                 break

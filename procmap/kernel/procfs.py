@@ -353,16 +353,24 @@ class ProcessDir:
 
     def pagemap(self, start: int, end: int, page_size: int) -> bytes | None:
         """The pagemap entries (8 bytes a page) of [start, end); None if not readable."""
+        return self.pagemaps([(start, end)], page_size)[0]
+
+    def pagemaps(self, ranges: list[tuple[int, int]], page_size: int) -> list[bytes | None]:
+        """pagemap() of each [start, end) in `ranges`, through one open of the file."""
         try:
             fd = os.open("pagemap", os.O_RDONLY | os.O_CLOEXEC, dir_fd=self.fd)
         except OSError:
-            return None
+            return [None] * len(ranges)
+        out: list[bytes | None] = []
         try:
-            want = (end - start) // page_size * 8
-            data = os.pread(fd, want, start // page_size * 8)
-            return data if len(data) == want else None
-        except OSError:
-            return None
+            for start, end in ranges:
+                want = (end - start) // page_size * 8
+                try:
+                    data = os.pread(fd, want, start // page_size * 8)
+                except OSError:
+                    data = b""
+                out.append(data if len(data) == want else None)
+            return out
         finally:
             os.close(fd)
 
