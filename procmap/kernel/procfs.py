@@ -322,6 +322,14 @@ class ProcessDir:
         finally:
             os.close(fd)
 
+    def owner(self) -> int:
+        """The owner of /proc/PID: the process's effective UID (root's, for a process
+        that is not dumpable, proc(5)); for when its status may not be read."""
+        try:
+            return os.fstat(self.fd).st_uid
+        except OSError as err:
+            raise self.error(err, ".") from None
+
     def task_links(self) -> int:
         """The link count of /proc/PID/task: 2 + the number of threads
         (proc_task_getattr), so one stat() tells whether threads came or went."""

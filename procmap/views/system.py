@@ -82,9 +82,13 @@ class Filters(NamedTuple):
     name: str | None = None
 
     def wants(self, name: str, uid: int) -> bool:
-        if self.users is not None and uid not in self.users:
-            return False
+        return self.wants_name(name) and self.wants_user(uid)
+
+    def wants_name(self, name: str) -> bool:
         return self.name is None or self.name.casefold() in name.casefold()
+
+    def wants_user(self, uid: int) -> bool:
+        return self.users is None or uid in self.users
 
 
 class SystemView(NamedTuple):
@@ -159,9 +163,18 @@ def read_system(
                 if stat.is_zombie:
                     zombies += 1
                     continue
-                status = pd.status()
+                if not filters.wants_name(name):
+                    continue
+                try:
+                    status = pd.status()
+                except AccessDenied:
+                    # Whose it is, then, from its /proc directory: only another
+                    # user's wanted process is named as not readable.
+                    if filters.users is not None and not filters.wants_user(pd.owner()):
+                        continue
+                    raise
                 uids = status.get("Uid", "0 0").split()
-                if not filters.wants(name, int(uids[1] if len(uids) > 1 else uids[0])):
+                if not filters.wants_user(int(uids[1] if len(uids) > 1 else uids[0])):
                     continue
                 processes.append(read_usage(pd, cache, stat, status))
         except AccessDenied:

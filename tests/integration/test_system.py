@@ -94,32 +94,51 @@ def test_each_process_pss_agrees_with_smaps_rollup():
     """Every process read, within 2% of the kernel's PSS read before and after it.
 
     A process's PSS moves whenever another process mapping the same pages starts
-    or exits (libc's, on a busy machine): the samples here have PSS of their own
-    (a heap), and the other processes are checked when their PSS moved by less
-    than 0.5% between the two reads of the kernel's."""
+    or exits (libc's, on a busy machine; the tests beside this one start samples
+    all the time).  The samples here have PSS of their own (a heap) and are
+    always checked; another process is checked when its PSS moved by less than
+    0.5% between the two reads of the kernel's, and is wrong only if it is wrong
+    in each of three reads: a process that started or ended in the middle of one
+    moves it for that read alone."""
     with heavy_samples(3) as (name, procs):
-        before = {int(p): rollup_pss(int(p)) for p in os.listdir("/proc") if p.isdigit()}
-        data = system()
-        after = {pid: rollup_pss(pid) for pid in before}
-    ours = {p.pid for p in procs}
+        ours = {p.pid for p in procs}
+        wrong: dict[int, list] | None = None
+        for _ in range(3):
+            misses, checked = _compare_with_rollups(ours, name)
+            assert checked >= len(ours)
+            wrong = (
+                misses
+                if wrong is None
+                else {p: wrong[p] + v for p, v in misses.items() if p in wrong}
+            )
+            assert not set(wrong) & ours, wrong
+            if not wrong:
+                break
+    assert not wrong, wrong
+
+
+def _compare_with_rollups(ours: set[int], name: str) -> tuple[dict[int, list], int]:
+    """One read: {pid: [what procmap and the kernel said]} for those that disagree."""
+    before = {int(p): rollup_pss(int(p)) for p in os.listdir("/proc") if p.isdigit()}
+    data = system()
+    after = {pid: rollup_pss(pid) for pid in before}
     assert ours <= {p["pid"] for p in data["processes"]}
-    checked = 0
+    assert data["figures_from"] == "smaps_rollup"
+    misses, checked = {}, 0
     for p in data["processes"]:
         a, b = before.get(p["pid"]), after.get(p["pid"])
         if a is None or b is None:
             continue  # started or ended meanwhile
         if p["pid"] not in ours and not near(a, b, 0.005):
             continue  # busy, or sharing with processes that came and went
-        low, high = min(a, b), max(a, b)
-        assert low * 0.98 - 4 * KIB <= p["pss"] <= high * 1.02 + 4 * KIB, (p, a, b)
         checked += 1
-    assert checked >= len(ours)
-    assert data["figures_from"] == "smaps_rollup"
-    for p in data["processes"]:
+        if not min(a, b) * 0.98 - 4 * KIB <= p["pss"] <= max(a, b) * 1.02 + 4 * KIB:
+            misses[p["pid"]] = [(p["name"], p["pss"], a, b)]
         if p["pid"] in ours:
             assert p["name"] == name and p["figures_from"] == "smaps_rollup"
             assert p["rss"] >= p["pss"] >= p["uss"] > 8 << 20
             assert p["user"] == "root" and p["uid"] == 0
+    return misses, checked
 
 
 def test_kinds_are_those_of_procmap_pid_rss():
@@ -332,6 +351,23 @@ def test_as_nobody_the_table_and_the_metrics_say_the_same():
     assert result.returncode == 0
     assert result.stderr.startswith("procmap: ") and result.stderr.count("\n") == 1
     assert "not readable" in result.stderr
+
+
+@needs_root
+def test_as_nobody_the_filters_choose_which_unreadable_processes_are_named():
+    """Processes left out by --name or --user are not named as not readable."""
+    with named_samples(1, preexec_fn=become(NOBODY)) as (name, (mine,)):
+        by_name = run_cli_as(NOBODY, ["system", "--json", "--name", name])
+        by_user = run_cli_as(NOBODY, ["system", "--json", "--user", "nobody"])
+        of_root = run_cli_as(NOBODY, ["system", "--json", "--user", "root"])
+    for result in (by_name, by_user):
+        assert result.returncode == 0 and result.stderr == ""
+        data = procmap_json(result.stdout)
+        assert data["unreadable"] == [] and data["partial"] is False
+        assert mine.pid in {p["pid"] for p in data["processes"]}
+    data = procmap_json(of_root.stdout)
+    assert data["processes"] == [] and data["partial"] is True
+    assert os.getpid() in {u["pid"] for u in data["unreadable"]}
 
 
 class _Vanishing(ProcessDir):
