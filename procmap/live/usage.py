@@ -76,7 +76,7 @@ def read_usage(
             break
         if after.exec_marks == stat.exec_marks:
             return usage
-        stat = after
+        stat, status = after, pd.status()  # a new program: its name, maybe its user
     raise ProcessExited(f"PID {pd.pid} exited while procmap was reading it")
 
 

@@ -15,11 +15,12 @@ metrics.
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..errors import MissingExtra, ServeFailed
+from ..errors import MissingExtra, ProcmapError, ServeFailed
 from ..model import UNREADABLE_REASONS
 from ..names import escape
 from .system import SystemView, name_groups, shared_objects
@@ -244,6 +245,17 @@ def make_server(collector: SystemCollector, bind: str, port: int) -> ThreadingHT
     class Server(ThreadingHTTPServer):
         daemon_threads = True  # a scrape in progress does not hold the exit
         address_family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            # A scraper that hangs up early is no error; one of procmap's is one
+            # line; anything else is a bug, and keeps its traceback.
+            error = sys.exc_info()[1]
+            if isinstance(error, ConnectionError):
+                return
+            if isinstance(error, ProcmapError):
+                print(f"procmap: a scrape failed: {error}", file=sys.stderr)
+                return
+            super().handle_error(request, client_address)
 
     try:
         return Server((bind, port), handler)

@@ -655,3 +655,35 @@ def kernel_thread_pids() -> set[int]:
         if int(fields[6]) & 0x00200000:
             found.add(int(pid))
     return found
+
+
+def test_a_scrape_that_fails_is_one_line_and_the_server_goes_on(capsys):
+    import threading
+    import urllib.error
+
+    from procmap.errors import MapsFormatError
+    from procmap.views.metrics import SystemCollector, make_server
+
+    reads = []
+
+    def read():
+        reads.append(1)
+        if len(reads) == 1:
+            raise MapsFormatError("not a figure in kB, as smaps gives them: 'Rss: x'")
+        return read_system(filters=Filters(name="no-such-process-name"))
+
+    server = make_server(SystemCollector(read), "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/metrics"
+        with pytest.raises((urllib.error.URLError, ConnectionError)):
+            scrape(url)
+        found = families(scrape(url))  # the next scrape reads again, and works
+        assert found["procmap_processes"].samples == []
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    err = capsys.readouterr().err
+    assert err == "procmap: a scrape failed: not a figure in kB, as smaps gives them: 'Rss: x'\n"
