@@ -488,9 +488,6 @@ class Usage(NamedTuple):
         return {"rss": self.rss, "pss": self.pss, "uss": self.uss, "swap": self.swap}
 
 
-NO_USAGE = Usage()
-
-
 def usage_of(f: Resident) -> Usage:
     """A Resident's figures as a Usage."""
     return Usage(f.rss, f.pss, f.private_clean + f.private_dirty, f.swap)
