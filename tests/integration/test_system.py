@@ -542,7 +542,8 @@ def scrape(url: str) -> str:
         return response.read().decode()
 
 
-def test_serve_answers_scrapes_and_stops_on_sigterm():
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_serve_answers_scrapes_and_stops_cleanly(stop):
     with heavy_samples(2) as (name, samples):
         server = subprocess.Popen(
             [sys.executable, "-m", "procmap", "system", "--serve", "0", "--name", name],
@@ -570,7 +571,7 @@ def test_serve_answers_scrapes_and_stops_on_sigterm():
             (count,) = samples_of(second["procmap_processes"], name=name)
             assert count.value == 1
         finally:
-            server.send_signal(signal.SIGTERM)
+            server.send_signal(stop)
             try:
                 server.wait(timeout=10)
             finally:
