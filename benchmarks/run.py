@@ -38,6 +38,10 @@ from a fatal signal to the verdict (goal: under 300 ms); `--only crash`.
 `procmap PID --json` without CAP_SYS_ADMIN, with forty samples alongside to
 share libc with (goal: at most 2x); `--only shared`.
 
+`benchmarks/system.py` measures `procmap system --json` against `smem -t` on
+the same machine, with 40 lesson samples running (goal: at most 1.0x smem);
+`--only system`.
+
 Nothing here is asserted: the numbers are printed, and written as JSON to
 benchmarks/results/latest.json.
 """
@@ -232,7 +236,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer runs")
     parser.add_argument(
         "--only",
-        choices=["lesson", *map(str, SIZES), "huge", "crash", "shared"],
+        choices=["lesson", *map(str, SIZES), "huge", "crash", "shared", "system"],
         help="measure this one target, nothing else (no explain, sampler or watch)",
     )
     args = parser.parse_args()
@@ -256,6 +260,15 @@ def main() -> None:
         import shared  # benchmarks/shared.py: procmap PID --shared
 
         results["shared"] = shared.main(quick=args.quick)
+        return
+    if args.only == "system":
+        import system  # benchmarks/system.py: procmap system against smem
+
+        results["system"] = system.main(quick=args.quick)
+        out = ROOT / "benchmarks/results"
+        out.mkdir(exist_ok=True)
+        (out / "only-system.json").write_text(json.dumps(results, indent=2) + "\n")
+        print(f"\nwritten to {out / 'only-system.json'}")
         return
     if args.only == "huge":
         results["huge"] = bench_huge(runs)
@@ -372,6 +385,10 @@ def main() -> None:
     import shared  # benchmarks/shared.py: procmap PID --shared, against --json
 
     results["shared"] = shared.main(quick=args.quick)
+    print()
+    import system  # benchmarks/system.py: procmap system against smem
+
+    results["system"] = system.main(quick=args.quick)
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwritten to {out / 'latest.json'}")

@@ -106,3 +106,17 @@ class BadCore(ProcmapError):
     machine's, without the notes that tie its memory to files and threads."""
 
     exit_code = 18
+
+
+class MissingExtra(ProcmapError):
+    """An optional part of procmap is not installed: prometheus_client, for
+    `system --openmetrics` and `--serve` (pip install 'procmap[metrics]')."""
+
+    exit_code = 19
+
+
+class ServeFailed(ProcmapError):
+    """`system --serve` cannot listen: the port is in use or needs privileges, or
+    the address given to --bind is not one of this machine's."""
+
+    exit_code = 20

@@ -6,7 +6,6 @@ Not /proc: kernel/procfs.py reads that.  Core: no click, no rich.
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 from collections.abc import Callable
 from typing import NoReturn
@@ -57,6 +56,8 @@ def write_atomic(
             )
     directory, base = os.path.split(target)
     directory = directory or "."
+    import secrets  # here: it imports hashlib and random (4 ms), and only writes need it
+
     temp = os.path.join(directory, f".{base[:200]}.{secrets.token_hex(6)}.tmp")
     # A new file: 0666 or 0600 less the umask.  A replaced one: 0600 until it
     # has the old file's owner and mode, so no one can open it in between.

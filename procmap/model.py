@@ -707,6 +707,81 @@ def summarize(
     }
 
 
+# --- the whole machine: procmap system -----------------------------------------------
+
+
+class Usage(NamedTuple):
+    """The memory a process (or one kind of its memory, or a file it maps) holds, in bytes.
+
+    USS, the unique set size, is the memory only this process maps: private
+    clean + private dirty, what its exit would free.
+    """
+
+    rss: int = 0
+    pss: int = 0
+    uss: int = 0
+    swap: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {"rss": self.rss, "pss": self.pss, "uss": self.uss, "swap": self.swap}
+
+
+def usage_of(f: Resident) -> Usage:
+    """A Resident's figures as a Usage."""
+    return Usage(f.rss, f.pss, f.private_clean + f.private_dirty, f.swap)
+
+
+class ObjectUse(NamedTuple):
+    """What one process maps of a file (a library, a data file, shared memory)."""
+
+    path: str
+    rss: int
+    pss: int
+
+
+class ProcessUsage(NamedTuple):
+    """One process's memory, whole and by kind, and the files it maps."""
+
+    pid: int
+    name: str  # comm: the kernel's name of the process, at most 15 bytes
+    user: str
+    uid: int
+    threads: int
+    total: Usage  # smaps_rollup's figures, or smaps' summed where the kernel has no rollup
+    kinds: dict[str, Usage]  # kind -> the figures of its regions (smaps, shared by pages)
+    objects: dict[FileKey, ObjectUse]  # the files it maps, by (device, inode)
+    figures_from: str  # "smaps_rollup" or "smaps"
+
+    def to_dict(self) -> JSONDict:
+        return {
+            "pid": self.pid,
+            "name": self.name,
+            "user": self.user,
+            "uid": self.uid,
+            "threads": self.threads,
+            **self.total.to_dict(),
+            "kinds": {k: self.kinds[k].to_dict() for k in KINDS if k in self.kinds},
+            "figures_from": self.figures_from,
+        }
+
+
+class Unreadable(NamedTuple):
+    """A process procmap system could not read, and why: a key of UNREADABLE_REASONS."""
+
+    pid: int
+    name: str
+    reason: str
+
+    def to_dict(self) -> JSONDict:
+        return {"pid": self.pid, "name": self.name, "reason": self.reason}
+
+
+UNREADABLE_REASONS = {
+    "permission-denied": "permission denied; run as root or as their owner",
+    "exited": "exited while procmap was reading them",
+}
+
+
 # --- the address space: the process's half, the hole, the kernel's half -----------------
 
 

@@ -72,7 +72,11 @@ def attribute(
         else:
             resident = swapped = [r.end - r.start for r in group]
             method = BY_SIZE
-        columns = [_share(v, swapped if i in _SWAP_FIELDS else resident) for i, v in enumerate(f)]
+        zeros = [0] * len(group)  # most figures are 0: no call for them
+        columns = [
+            _share(v, swapped if i in _SWAP_FIELDS else resident) if v else zeros
+            for i, v in enumerate(f)
+        ]
         out.extend(Resident(*values) for values in zip(*columns))
         how.extend([method] * len(group))
     return out, how

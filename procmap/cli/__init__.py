@@ -7,7 +7,7 @@ classifier and rich are imported inside the commands, so `--help` and
 
 from __future__ import annotations
 
-from . import core, explain, run, show, where  # noqa: F401  (each registers its command)
+from . import core, explain, run, show, system, where  # noqa: F401  (each registers its command)
 from .base import cli, guard_standard_streams
 
 

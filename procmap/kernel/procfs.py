@@ -65,11 +65,13 @@ def parse_stat(data: bytes) -> TaskStat:
 
 
 def parse_status(data: bytes) -> dict[str, str]:
+    # Decoded once, not line by line: twice as fast (procmap system reads every
+    # process's).  The keys are ASCII; a name's bytes that are not UTF-8 are kept.
     out = {}
-    for line in data.split(b"\n"):
-        key, sep, value = line.partition(b":")
+    for line in data.decode("utf-8", "surrogateescape").split("\n"):
+        key, sep, value = line.partition(":")
         if sep:
-            out[key.decode("ascii", "replace")] = value.strip().decode("utf-8", "surrogateescape")
+            out[key] = value.strip()
     return out
 
 
@@ -339,6 +341,14 @@ class ProcessDir:
         finally:
             os.close(fd)
 
+    def owner(self) -> int:
+        """The owner of /proc/PID: the process's effective UID (root's, for a process
+        that is not dumpable, proc(5)); for when its status may not be read."""
+        try:
+            return os.fstat(self.fd).st_uid
+        except OSError as err:
+            raise self.error(err, ".") from None
+
     def task_links(self) -> int:
         """The link count of /proc/PID/task: 2 + the number of threads
         (proc_task_getattr), so one stat() tells whether threads came or went."""
@@ -370,16 +380,24 @@ class ProcessDir:
 
     def pagemap(self, start: int, end: int, page_size: int) -> bytes | None:
         """The pagemap entries (8 bytes a page) of [start, end); None if not readable."""
+        return self.pagemaps([(start, end)], page_size)[0]
+
+    def pagemaps(self, ranges: list[tuple[int, int]], page_size: int) -> list[bytes | None]:
+        """pagemap() of each [start, end) in `ranges`, through one open of the file."""
         try:
             fd = os.open("pagemap", os.O_RDONLY | os.O_CLOEXEC, dir_fd=self.fd)
         except OSError:
-            return None
+            return [None] * len(ranges)
+        out: list[bytes | None] = []
         try:
-            want = (end - start) // page_size * 8
-            data = os.pread(fd, want, start // page_size * 8)
-            return data if len(data) == want else None
-        except OSError:
-            return None
+            for start, end in ranges:
+                want = (end - start) // page_size * 8
+                try:
+                    data = os.pread(fd, want, start // page_size * 8)
+                except OSError:
+                    data = b""
+                out.append(data if len(data) == want else None)
+            return out
         finally:
             os.close(fd)
 

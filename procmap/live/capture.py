@@ -19,6 +19,7 @@ from typing import NamedTuple
 from ..classify import classify
 from ..classify.locate import locate
 from ..classify.resident import attribute, split_mappings
+from ..classify.rules import ClassifyMemo
 from ..classify.threads import describe_threads
 from ..elf import ElfLayout, SymbolTable, read_elf_fd, read_symbols_fd
 from ..elf.dynamic import read_dynamic_fd
@@ -66,6 +67,9 @@ class ElfCache:
         self.sources: dict[FileKey, str] = {}
         self.problems: dict[FileKey, str] = {}
         self.unreadable: dict[FileKey, str] = {}  # files that could not be opened: why
+        # What the classifier works out per layout, for readers of many processes
+        # that pass it to classify() (procmap system); it lives as long as the layouts.
+        self.memo = ClassifyMemo()
 
 
 def read_map(
@@ -255,15 +259,16 @@ def read_page_states(
 ) -> dict[int, str]:
     """page_states() of each mapping split into several regions that has pages in RAM or swap."""
     resident = {m.start: f for m, f in zip(mappings, figures)}
-    states = {}
-    for m in split_mappings(mappings, regions):
-        f = resident[m.start]
-        if not (f.rss or f.swap) or m.size // page_size > _MAX_PAGEMAP_PAGES:
-            continue
-        raw = pd.pagemap(m.start, m.end, page_size)
-        if raw is not None:
-            states[m.start] = page_states(raw)
-    return states
+    wanted = [
+        m
+        for m in split_mappings(mappings, regions)
+        if (resident[m.start].rss or resident[m.start].swap)
+        and m.size // page_size <= _MAX_PAGEMAP_PAGES
+    ]
+    if not wanted:
+        return {}
+    raws = pd.pagemaps([(m.start, m.end) for m in wanted], page_size)
+    return {m.start: page_states(raw) for m, raw in zip(wanted, raws) if raw is not None}
 
 
 # --- snapshots --------------------------------------------------------------------------
