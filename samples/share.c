@@ -7,6 +7,8 @@
  *            the parent before the fork: parent and child map the same pages.
  *   memfd    8 pages of a memfd, mapped shared and read-only by the parent;
  *            the child makes its copy of the mapping writable and writes to it.
+ *   sysv     4 pages of SysV shared memory (shmget, shmat; removed at once, so
+ *            it goes when both have detached), written by the parent.
  *   file     FILE (created, 4 pages), mapped shared and read-only by the
  *            parent; the child maps it again, shared and writable, and writes.
  *   private  32 private anonymous pages (read-only pages on either side keep it
@@ -16,11 +18,11 @@
  *
  * A fork copies no page table entries of shared mappings: the child maps a
  * shared page only once it touches it.  So the child reads every page of anon,
- * memfd and file: then each of their pages is mapped by both processes.
+ * memfd, sysv and file: then each of their pages is mapped by both processes.
  *
  * When the child is done, the parent prints one line (stdout):
- *   ready parent=<pid> child=<pid> anon=0x.. memfd=0x.. file=0x.. file_rw=0x..
- *         private=0x.. pages=32 rewritten=16
+ *   ready parent=<pid> child=<pid> anon=0x.. memfd=0x.. sysv=0x.. file=0x..
+ *         file_rw=0x.. private=0x.. pages=32 rewritten=16
  * (file_rw: the child's own writable mapping of FILE), then reads commands,
  * one a line, and answers each with one line:
  *   rewrite N   the parent writes the first N private pages the child has not
@@ -38,12 +40,14 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/shm.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define ANON_PAGES 16
 #define MEMFD_PAGES 8
 #define FILE_PAGES 4
+#define SYSV_PAGES 4
 #define PRIVATE_PAGES 32
 
 static void die(const char *what)
@@ -88,6 +92,15 @@ int main(int argc, char **argv)
     char *memfd = map(MEMFD_PAGES * page, PROT_READ, MAP_SHARED, mfd);
     touch(memfd, MEMFD_PAGES * page, page);
 
+    int shmid = shmget(IPC_PRIVATE, SYSV_PAGES * page, IPC_CREAT | 0600);
+    if (shmid < 0)
+        die("shmget");
+    char *sysv = shmat(shmid, NULL, 0);
+    if (sysv == (void *)-1)
+        die("shmat");
+    shmctl(shmid, IPC_RMID, NULL); /* gone once no process has it attached */
+    memset(sysv, 's', SYSV_PAGES * page);
+
     int ffd = open(argv[1], O_RDWR | O_CREAT | O_TRUNC, 0600);
     if (ffd < 0)
         die(argv[1]);
@@ -119,6 +132,7 @@ int main(int argc, char **argv)
         touch(anon, ANON_PAGES * page, page);
         touch(memfd, MEMFD_PAGES * page, page);
         touch(file, FILE_PAGES * page, page);
+        touch(sysv, SYSV_PAGES * page, page);
         memfd[0] = 'M';
         char *file_rw = map(FILE_PAGES * page, PROT_READ | PROT_WRITE, MAP_SHARED, ffd);
         file_rw[0] = 'F';
@@ -135,10 +149,10 @@ int main(int argc, char **argv)
     if (read(done[0], line, sizeof line - 1) <= 0)
         die("child");
     line[strcspn(line, "\n")] = 0;
-    printf("ready parent=%d child=%d anon=%p memfd=%p file=%p file_rw=%s private=%p pages=%d "
-           "rewritten=%d\n",
-           (int)parent, (int)child, (void *)anon, (void *)memfd, (void *)file, line,
-           (void *)private, PRIVATE_PAGES, PRIVATE_PAGES / 2);
+    printf("ready parent=%d child=%d anon=%p memfd=%p sysv=%p file=%p file_rw=%s private=%p "
+           "pages=%d rewritten=%d\n",
+           (int)parent, (int)child, (void *)anon, (void *)memfd, (void *)sysv, (void *)file,
+           line, (void *)private, PRIVATE_PAGES, PRIVATE_PAGES / 2);
     char command[64];
     int rewritten = 0, alive = 1;
     while (fgets(command, sizeof command, stdin)) {

@@ -96,6 +96,7 @@ def check_what_the_sample_did(data: dict, facts: dict, method: str) -> None:
         facts["anon"]: (16, "object", True),  # the child's inherited rw-s mapping
         facts["memfd"]: (8, "object", True),  # the child made its copy writable
         facts["file"]: (4, "object", True),  # the child mapped it again, rw-s
+        facts["sysv"]: (4, "object", True),  # shmat'ed read-write, inherited
     }
     for start, (pages, via, writes) in expected.items():
         r = regions[start]
@@ -110,6 +111,7 @@ def check_what_the_sample_did(data: dict, facts: dict, method: str) -> None:
         assert mine["pages"] == (pages if frames else None)
     assert regions[facts["anon"]]["detail"] == "shared-anonymous"
     assert regions[facts["memfd"]]["detail"] == "memfd"
+    assert regions[facts["sysv"]]["detail"] == "sysv-shm"
     assert regions[facts["memfd"]]["perms"] == "r--s"  # the parent's own copy stays read-only
     # The private region: the child rewrote half, the other half is still shared.
     private = regions[facts["private"]]["sharing"]
