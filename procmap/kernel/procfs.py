@@ -75,6 +75,12 @@ def parse_status(data: bytes) -> dict[str, str]:
     return out
 
 
+def effective_uid(status: dict[str, str]) -> int:
+    """The effective UID from parse_status(): "Uid:" holds real, effective, saved, fs."""
+    uids = status.get("Uid", "0 0").split()
+    return int(uids[1] if len(uids) > 1 else uids[0])
+
+
 def parse_auxv(data: bytes, pointer_size: int, endian: str = "little") -> dict[int, int]:
     """The auxiliary vector (getauxval(3)): a_type -> a_val, up to AT_NULL; the first
     of a repeated type (the kernel writes each once)."""

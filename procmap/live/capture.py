@@ -33,7 +33,7 @@ from ..errors import (
     ZombieProcess,
 )
 from ..kernel.maps import parse_maps
-from ..kernel.procfs import ProcessDir, ProcFS, TaskStat, parse_auxv, user_name
+from ..kernel.procfs import ProcessDir, ProcFS, TaskStat, effective_uid, parse_auxv, user_name
 from ..kernel.smaps import maps_text_of, page_states, parse_rollup, parse_smaps
 from ..model import (
     Facts,
@@ -352,8 +352,7 @@ def check_alive(pd: ProcessDir) -> TaskStat:
 
 def process_info(pd: ProcessDir, stat: TaskStat) -> ProcessInfo:
     status = pd.status()
-    uids = status.get("Uid", "0 0").split()
-    uid = int(uids[1] if len(uids) > 1 else uids[0])
+    uid = effective_uid(status)
     return ProcessInfo(
         pid=pd.pid,
         name=status.get("Name", stat.comm),

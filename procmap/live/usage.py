@@ -24,7 +24,7 @@ from functools import cache
 from ..classify import classify
 from ..classify.resident import attribute
 from ..errors import ProcessExited
-from ..kernel.procfs import ProcessDir, TaskStat, user_name
+from ..kernel.procfs import ProcessDir, TaskStat, effective_uid, user_name
 from ..kernel.smaps import parse_rollup, parse_smaps
 from ..model import (
     FileKey,
@@ -115,8 +115,7 @@ def _read_usage(pd: ProcessDir, cache: ElfCache, name: str, status: dict[str, st
         raise ProcessExited(f"PID {pd.pid} exited while procmap was reading it")
     else:
         whole, source = usage_of(parse_rollup(rollup, _FIGURES)), "smaps_rollup"
-    uids = status.get("Uid", "0 0").split()
-    uid = int(uids[1] if len(uids) > 1 else uids[0])
+    uid = effective_uid(status)
     return ProcessUsage(
         pid=pd.pid,
         name=name,

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from ..errors import AccessDenied, KernelThread, NoSuchProcess, ProcessExited, ZombieProcess
-from ..kernel.procfs import ProcFS
+from ..kernel.procfs import ProcFS, effective_uid
 from ..live.capture import ElfCache
 from ..live.usage import read_usage
 from ..model import (
@@ -173,8 +173,7 @@ def read_system(
                     if filters.users is not None and not filters.wants_user(pd.owner()):
                         continue
                     raise
-                uids = status.get("Uid", "0 0").split()
-                if not filters.wants_user(int(uids[1] if len(uids) > 1 else uids[0])):
+                if not filters.wants_user(effective_uid(status)):
                     continue
                 processes.append(read_usage(pd, cache, stat, status))
         except AccessDenied:
