@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import cores
 from tests.conftest import ROOT, SAMPLE_BIN, procmap_env
 from tests.helpers import procmap_json
 
@@ -44,9 +45,7 @@ def run(tmp_path: Path, *args: str, extra: tuple[str, ...] = ()) -> tuple[dict, 
 
 
 def printed_address(stdout: str) -> int:
-    found = re.search(r"^addr (0x[0-9a-f]+|\(nil\))$", stdout, re.M)
-    assert found, stdout
-    return 0 if found.group(1) == "(nil)" else int(found.group(1), 16)
+    return cores.printed_address(stdout.splitlines())
 
 
 # mode: (signal, code, cause, access)
@@ -72,21 +71,23 @@ VERDICTS = {
 }
 
 
+def check_verdict(fault: dict, mode: str, lines: list[str]) -> None:
+    """The signal, code, cause and access of VERDICTS[mode], at the address the program
+    printed (an overflow's is wherever the stack ran out)."""
+    assert (fault["signal"], fault["code"], fault["cause"], fault["access"]) == VERDICTS[mode], (
+        fault["explanation"]
+    )
+    if mode != "stack-overflow" and "thread" not in mode:
+        # The address the program said it would touch is the one procmap names.
+        assert fault["address"] == cores.printed_address(lines)
+
+
 @pytest.mark.parametrize("mode", sorted(VERDICTS))
 def test_each_fault_gets_its_verdict(tmp_path, mode):
     report, stdout, status = run(tmp_path, mode)
-    sig, code, cause, access = VERDICTS[mode]
     fault = report["fault"]
-    assert (fault["signal"], fault["code"], fault["cause"], fault["access"]) == (
-        sig,
-        code,
-        cause,
-        access,
-    ), fault["explanation"]
-    assert status == 128 + signal.Signals[sig].value == report["exit_status"]
-    if mode != "stack-overflow" and "thread" not in mode:
-        # The address the program said it would touch is the one procmap names.
-        assert fault["address"] == printed_address(stdout)
+    check_verdict(fault, mode, stdout.splitlines())
+    assert status == 128 + signal.Signals[VERDICTS[mode][0]].value == report["exit_status"]
     assert fault["explanation"]
     # The map is there, next to the fault, and it is the crashing process's.
     assert report["map"]["pid"] == report["pid"]
