@@ -84,6 +84,26 @@ class Detail(Enum):
     BRK_HEAP = "brk-heap", "brk heap"
     MALLOC_ARENA = "malloc-arena", "malloc arena"
     MALLOC_ARENA_RESERVE = "malloc-arena-reserve", "malloc arena reserve"
+    # Other allocators and runtimes (the region's `allocator` says whose).
+    JEMALLOC_HEAP = "jemalloc-heap", "jemalloc heap"
+    TCMALLOC_HEAP = "tcmalloc-heap", "tcmalloc heap"
+    MIMALLOC_HEAP = "mimalloc-heap", "mimalloc heap"
+    HEAP_RESERVE = "heap-reserve", "heap, reserved, not yet committed"
+    GO_HEAP_ARENA = "go-heap-arena", "Go heap arena"
+    GO_HEAP_RESERVE = "go-heap-reserve", "Go heap arena, reserved, not yet committed"
+    GO_RUNTIME_DATA = "go-runtime-data", "the Go runtime's own data, off the heap"
+    JAVA_HEAP = "java-heap", "Java heap"
+    JAVA_HEAP_YOUNG = "java-heap-young", "Java heap (young generation)"
+    JAVA_HEAP_OLD = "java-heap-old", "Java heap (old generation)"
+    JAVA_HEAP_RESERVE = "java-heap-reserve", "Java heap, reserved up to the maximum heap size"
+    METASPACE = "metaspace", "metaspace (class metadata)"
+    CLASS_SPACE = "class-space", "compressed class space (class metadata)"
+    JVM_RESERVE = "jvm-reserve", "reserved by the JVM, not yet committed"
+    JIT_CODE = "jit-code", "JIT-compiled code (the code cache)"
+    JIT_CODE_RESERVE = "jit-code-reserve", "code cache, reserved, not yet committed"
+    JVM_PERF_DATA = "jvm-perf-data", "JVM performance counters (hsperfdata)"
+    JAVA_STACK_GUARD = "java-stack-guard", "Java stack guard zone"
+    V8_HEAP = "javascript-heap", "V8 (JavaScript) heap"
     # Stacks.
     MAIN_STACK = "main-stack", "main thread stack"
     THREAD_STACK = "thread-stack", "thread stack"
@@ -134,9 +154,63 @@ KERNEL_MADE_DETAILS = frozenset(
 )
 STACK_DETAILS = frozenset((Detail.THREAD_STACK, Detail.THREAD_STACK_BY_SHAPE))
 
+# The allocators and runtimes procmap recognises, by key (what JSON carries and
+# code compares), with the name people read.
+ALLOCATORS = {
+    "glibc": "glibc malloc",
+    "jemalloc": "jemalloc",
+    "tcmalloc": "tcmalloc",
+    "mimalloc": "mimalloc",
+    "go": "Go runtime",
+    "jvm": "JVM (HotSpot)",
+    "v8": "V8 (node)",
+}
 
-def detail_words(detail: Detail, tid: int | None = None, path: str | None = None) -> str:
-    """The words for a detail, with the facts that complete them (a TID, a name)."""
+
+class Runtime(NamedTuple):
+    """An allocator or language runtime found in a process, and the image it lives in."""
+
+    name: str  # a key of ALLOCATORS
+    object: str  # the image it was found in, as maps names it
+    malloc: bool = False  # it answers the program's malloc() (it defines malloc, or is glibc's)
+    found_by: str = "symbols"  # "name" (the file's), "symbols" (what it defines), "section"
+
+    @property
+    def title(self) -> str:
+        return ALLOCATORS.get(self.name, self.name)
+
+    def to_dict(self) -> JSONDict:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "object": self.object,
+            "malloc": self.malloc,
+            "found_by": self.found_by,
+        }
+
+
+class HeapRange(NamedTuple):
+    """Memory a runtime manages: read from the runtime itself, or found by its layout.
+
+    `kind` and `detail` are the region's; `allocator` a key of ALLOCATORS.
+    """
+
+    start: int
+    end: int
+    kind: str
+    detail: Detail
+    allocator: str
+    heuristic: bool = False
+
+
+def detail_words(
+    detail: Detail, tid: int | None = None, path: str | None = None, allocator: str | None = None
+) -> str:
+    """The words for a detail, with the facts that complete them (a TID, a name, an allocator)."""
+    if allocator is not None and detail is Detail.HEAP_RESERVE:
+        return f"{ALLOCATORS.get(allocator, allocator)} heap, reserved, not yet committed"
+    if allocator not in (None, "glibc") and detail is Detail.BRK_HEAP:
+        return f"brk heap ({ALLOCATORS.get(allocator, allocator)})"
     if tid is not None and detail in (Detail.THREAD_STACK, Detail.GUARD_PAGE):
         return f"{detail.text} (TID {tid})"
     if path is not None:
@@ -343,6 +417,7 @@ class Region(NamedTuple):
     sections: tuple[str, ...] = ()
     heuristic: bool = False
     tid: int | None = None  # the thread whose stack (or guard page) this is
+    allocator: str | None = None  # a key of ALLOCATORS: whose memory this is
 
     @property
     def size(self) -> int:
@@ -351,7 +426,7 @@ class Region(NamedTuple):
     @property
     def description(self) -> str:
         """The detail in words: "thread stack (TID 812)", "anonymous, named ring"."""
-        return detail_words(self.detail, self.tid, self.path)
+        return detail_words(self.detail, self.tid, self.path, self.allocator)
 
     def to_dict(self) -> JSONDict:
         return {
@@ -370,6 +445,7 @@ class Region(NamedTuple):
             "object": self.object,
             "sections": list(self.sections),
             "heuristic": self.heuristic,
+            "allocator": self.allocator,
         }
 
 
@@ -415,6 +491,12 @@ class Facts(NamedTuple):
     # list of loaded objects, read from the process's memory) or "heuristic".
     program_key: FileKey | None = None
     program_from: str | None = None
+    # The allocators and runtimes found in the mapped images, in the order of the
+    # images; None when unknown (a snapshot saved before procmap looked for them):
+    # the glibc arena rule then fires as it always did.
+    runtimes: tuple[Runtime, ...] | None = None
+    # What runtimes report of their own memory, read from the process (the JVM's).
+    heap_ranges: tuple[HeapRange, ...] = ()
 
 
 # --- threads ------------------------------------------------------------------------------
@@ -602,6 +684,7 @@ class ProcessMap(NamedTuple):
     sharing: list[Sharing] | None = None
     sharing_scope: SharingScope | None = None
     threads: list[Thread] | None = None  # with --threads: one per thread, in TID order
+    runtimes: tuple[Runtime, ...] = ()  # the allocators and runtimes found (Facts.runtimes)
 
     @property
     def pid(self) -> int:
@@ -650,6 +733,7 @@ class ProcessMap(NamedTuple):
             "regions": regions,
             "images": [im.to_dict() for im in self.images],
             "summary": self.summary(),
+            "allocators": [r.to_dict() for r in self.runtimes],
             "warnings": self.warnings,
             **({"sharing": self.sharing_scope.to_dict()} if self.sharing_scope else {}),
         }

@@ -408,6 +408,86 @@ DETAILS: dict[Detail, str] = {
         "The not-yet-used, no-access rest of a malloc arena's reservation, made writable as "
         "that arena grows."
     ),
+    # Other allocators and runtimes.
+    Detail.JEMALLOC_HEAP: (
+        "Memory jemalloc took from the kernel with mmap() and carves into extents: runs of "
+        "pages split into slabs of one size class for small blocks, or handed out whole "
+        "for large ones."
+    ),
+    Detail.TCMALLOC_HEAP: (
+        "Memory tcmalloc took from the kernel (with sbrk first, then mmap()) and manages "
+        "in spans of pages, cut into objects of one size class and cached per thread."
+    ),
+    Detail.MIMALLOC_HEAP: (
+        "A mimalloc segment: a large aligned block from mmap(), divided into pages that "
+        "each hold blocks of one size, with a free list per page."
+    ),
+    Detail.HEAP_RESERVE: (
+        "Address space an allocator reserved with no access, to hand out later by making "
+        "it read-write; it costs no memory until then."
+    ),
+    Detail.GO_HEAP_ARENA: (
+        "A Go heap arena: 64 MiB of address space (on 64-bit Linux) the Go runtime maps at "
+        "addresses of its own choosing, holding Go objects and also the stacks of "
+        "goroutines, which the runtime allocates from its heap."
+    ),
+    Detail.GO_HEAP_RESERVE: (
+        "The part of a Go heap arena reserved with no access and not yet used; the runtime "
+        "makes it read-write as the heap grows into it."
+    ),
+    Detail.GO_RUNTIME_DATA: (
+        "Memory the Go runtime mapped for itself rather than for Go objects: the arena "
+        "index, span descriptors, the garbage collector's bitmaps and other bookkeeping."
+    ),
+    Detail.JAVA_HEAP: (
+        "The committed part of the Java heap, where the JVM allocates Java objects and its "
+        "garbage collector reclaims them; with G1 it is a set of equal regions that each "
+        "serve the young or the old generation in turn."
+    ),
+    Detail.JAVA_HEAP_YOUNG: (
+        "The young generation of the Java heap, where new objects are allocated and most "
+        "of them die at the next minor collection."
+    ),
+    Detail.JAVA_HEAP_OLD: (
+        "The old generation of the Java heap, holding objects that survived several "
+        "collections, collected less often."
+    ),
+    Detail.JAVA_HEAP_RESERVE: (
+        "The part of the Java heap's reservation not yet committed: the JVM reserves the "
+        "maximum heap size (-Xmx) at start-up and commits more of it as the heap grows."
+    ),
+    Detail.METASPACE: (
+        "Metaspace: the JVM's native memory for class metadata (methods, constant pools), "
+        "reserved in chunks and freed when a class loader is unloaded."
+    ),
+    Detail.CLASS_SPACE: (
+        "The compressed class space: class structures the JVM keeps in one reservation so "
+        "that objects can point to their class with 32-bit offsets."
+    ),
+    Detail.JVM_RESERVE: (
+        "Address space the JVM reserved with no access and has not committed yet (for "
+        "metaspace, the class space or the code cache)."
+    ),
+    Detail.JIT_CODE: (
+        "The JVM's code cache: machine code its just-in-time compilers wrote at run time, "
+        "text the program produced rather than loaded from a file."
+    ),
+    Detail.JIT_CODE_RESERVE: (
+        "The uncommitted rest of the code cache's reservation, committed as the compilers "
+        "need room."
+    ),
+    Detail.JVM_PERF_DATA: (
+        "The JVM's performance counters: a file the JVM maps shared so that tools such as "
+        "jstat and jcmd can read its heap and collector figures without stopping it."
+    ),
+    Detail.JAVA_STACK_GUARD: (
+        "No-access pages the JVM keeps at the far end of a Java thread's stack, so that a "
+        "stack overflow becomes a StackOverflowError rather than a crash."
+    ),
+    Detail.V8_HEAP: (
+        "Memory V8, the JavaScript engine of node, reserved for JavaScript objects and "
+        "manages with its own garbage collector."
+    ),
     # Stacks.
     Detail.MAIN_STACK: (
         "The [stack] mapping of the main thread, which the kernel grows downward on demand "
@@ -529,6 +609,50 @@ DETAILS[Detail.NAMED_SHARED_ANONYMOUS] = _NAMED_SHARED_ANONYMOUS
 DETAILS[Detail.KERNEL_NAMED] = (
     "A mapping the kernel named in brackets, with a name procmap has no description for."
 )
+
+
+# How each allocator or runtime gets its memory from the kernel, by the keys of
+# model.ALLOCATORS: the map's notes show those of the runtimes a process uses.
+ALLOCATOR_NOTES: dict[str, str] = {
+    "glibc": (
+        "glibc's malloc grows the main heap with brk, moving the program break up; each "
+        "extra arena, for threads, is a 64 MiB-aligned reservation from mmap() made "
+        "read-write as it fills. Blocks of 128 KiB and up get a mapping of their own, "
+        "unmapped again by free()."
+    ),
+    "jemalloc": (
+        "jemalloc asks mmap() for large runs of pages (extents) and never uses brk by "
+        "default. It cuts extents into slabs of one size class each, and keeps arenas per "
+        "CPU or thread; freed pages are handed back with madvise() while the address "
+        "range stays mapped, so its mappings seldom shrink."
+    ),
+    "tcmalloc": (
+        "tcmalloc grows its page heap with sbrk while it can, then with mmap(); it cuts "
+        "spans of pages into objects of about ninety size classes, keeps a cache of free "
+        "objects per thread, and returns unused spans to the kernel with madvise()."
+    ),
+    "mimalloc": (
+        "mimalloc maps large aligned segments with mmap(), at hinted addresses above "
+        "2 TiB on 64-bit systems, and splits each into pages holding blocks of one size "
+        "with a free list per page, so a block's page is found by masking its address."
+    ),
+    "go": (
+        "The Go runtime never calls malloc for Go objects: it reserves 64 MiB heap arenas "
+        "with mmap() at addresses it picks (from 0xc000000000 on 64-bit Linux), makes them "
+        "read-write as the heap grows, and gives memory back with madvise(). Goroutine "
+        "stacks are allocated from the same heap, so they live inside the arenas."
+    ),
+    "jvm": (
+        "The JVM reserves the whole Java heap (the -Xmx maximum) with one mmap() at "
+        "start-up, with no access, and commits parts of it as the heap grows; metaspace, "
+        "the class space and the code cache are reservations of their own. The JVM's own "
+        "native memory comes from glibc's malloc."
+    ),
+    "v8": (
+        "V8 reserves its JavaScript heap in aligned pages from mmap() and manages it with "
+        "its own garbage collector; node's C++ side uses the C library's malloc."
+    ),
+}
 
 
 def describe_kind(kind: str) -> KindNote:

@@ -15,14 +15,20 @@ with no gap and no overlap.  The rules, strongest first:
    (a read-only one, or RELRO: a writable one the dynamic linker made read-only),
    data (writable bytes from the file) and bss (writable bytes past p_filesz,
    in the last file page and the anonymous mapping after it).
-2. glibc malloc arenas: anonymous reservations aligned to their maximum size.
-3. Thread stacks, from each thread's stack pointer, and the guard page below.
-4. Thread stacks by shape, for threads whose stack pointer could not be read.
-5. Everything else, by its kernel name ([heap], [stack], [vdso]...), its path
+2. The memory other allocators and runtimes manage where its place is known:
+   reported by the runtime itself (the JVM's heap, metaspace and code cache)
+   or fixed by its design (the Go heap's arenas, mimalloc's hint area); see
+   classify.runtimes.
+3. glibc malloc arenas: anonymous reservations aligned to their maximum size,
+   only where glibc answers malloc.
+4. Thread stacks, from each thread's stack pointer, and the guard page below.
+5. Thread stacks by shape, for threads whose stack pointer could not be read.
+6. Other allocators' heaps found by their shape (jemalloc, tcmalloc).
+7. Everything else, by its kernel name ([heap], [stack], [vdso]...), its path
    (memfd, SysV shared memory...) or its permissions.
 
-Rules 2 and 4, and any image classified without its ELF headers, are
-heuristics, and their regions say so.
+Rules 3, 5 and 6, any range of rule 2 inferred from layout, and any image
+classified without its ELF headers, are heuristics, and their regions say so.
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ from typing import NamedTuple
 
 from ..elf import ElfLayout, Segment, align_down, align_up
 from ..elf.layout import ET_EXEC, PF_W, PF_X, SHF_EXECINSTR
-from ..model import Detail, Facts, FileKey, LoadedImage, Mapping, Region
+from ..model import Detail, Facts, FileKey, HeapRange, LoadedImage, Mapping, Region
+from . import runtimes
 
 
 class Classification(NamedTuple):
@@ -51,6 +58,7 @@ class _Label(NamedTuple):
     sections: tuple[str, ...] = ()
     heuristic: bool = False
     tid: int | None = None
+    allocator: str | None = None  # whose memory: a key of model.ALLOCATORS
 
 
 _Piece = tuple[int, int, _Label]  # (start, end, label): bytes of a mapping that a rule claims
@@ -117,6 +125,8 @@ class _Classifier:
         # Mapping index -> claimed (start, end, label) pieces; the first claim on a byte wins.
         self.claims: dict[int, list[tuple[int, int, _Label]]] = {}
         self.warnings: list[str] = []
+        owner = runtimes.brk_owner(facts)
+        self.brk_heap = _Label("heap", Detail.BRK_HEAP, allocator=owner)
         shared = memo or ClassifyMemo()
         self._load_indexes = shared.load_indexes
         self._code_runs = shared.code_runs
@@ -132,9 +142,14 @@ class _Classifier:
         for image in images:
             self.claim_image(image)
         self.claim_unreadable_binaries()
-        self.claim_arenas()
+        for r in runtimes.early_ranges(self.maps, self.facts):
+            self.claim_range(r)
+        if runtimes.glibc_arenas_possible(self.facts):
+            self.claim_arenas()
         stacked = self.claim_thread_stacks()
         self.claim_stacks_by_shape(stacked)
+        for r in runtimes.late_ranges(self.maps, self.unclaimed, self.facts):
+            self.claim_range(r)
         regions = []
         for i, m in enumerate(self.maps):
             regions.extend(self.cut(i, m))
@@ -170,6 +185,15 @@ class _Classifier:
             pieces.append((start, end, label))
             claimed = True
         return claimed
+
+    def claim_range(self, r: HeapRange) -> None:
+        """Give a runtime's range its label, in every mapping it meets."""
+        label = _Label(r.kind, r.detail, None, (), r.heuristic, None, r.allocator)
+        i = max(bisect.bisect_right(self.starts, r.start) - 1, 0)
+        while i < len(self.maps) and self.maps[i].start < r.end:
+            if self.maps[i].end > r.start:
+                self.claim(i, r.start, r.end, label)
+            i += 1
 
     def unclaimed(self, i: int) -> bool:
         return not self.claims.get(i)
@@ -636,10 +660,8 @@ class _Classifier:
             arena = align_down(m.start - 1, heap_max)
             if arena < prev.start or arena + heap_max > m.end:
                 continue
-            label = _Label("heap", Detail.MALLOC_ARENA, None, (), True)
-            if self.claim(i - 1, arena, m.start, label):
-                reserve = _Label("heap", Detail.MALLOC_ARENA_RESERVE, None, (), True)
-                self.claim(i, m.start, arena + heap_max, reserve)
+            if self.claim(i - 1, arena, m.start, _ARENA):
+                self.claim(i, m.start, arena + heap_max, _ARENA_RESERVE)
         for i, m in enumerate(maps):
             # An arena heap grown to its full size has no PROT_NONE part left.
             if m.start % heap_max == 0 and m.perms == "rw-p" and m.is_anonymous:
@@ -681,7 +703,7 @@ class _Classifier:
                 return _RESERVED
             return _SHARED_ANONYMOUS if m.perms[3] == "s" else _ANONYMOUS
         if path.startswith("["):
-            return _kernel_named(path)
+            return self.brk_heap if path == "[heap]" else _kernel_named(path)
         base = _strip_deleted(path)
         if base.startswith("/memfd:"):
             return _Label("mmap", Detail.MEMFD)
@@ -711,7 +733,8 @@ _ANONYMOUS = _Label("mmap", Detail.ANONYMOUS)
 _SHARED_ANONYMOUS = _Label("mmap", Detail.SHARED_ANONYMOUS)
 _HUGE_ANONYMOUS = _Label("mmap", Detail.HUGE_ANONYMOUS)
 _HUGE_SHARED_ANONYMOUS = _Label("mmap", Detail.HUGE_SHARED_ANONYMOUS)
-_ARENA = _Label("heap", Detail.MALLOC_ARENA, None, (), True)
+_ARENA = _Label("heap", Detail.MALLOC_ARENA, None, (), True, None, "glibc")
+_ARENA_RESERVE = _Label("heap", Detail.MALLOC_ARENA_RESERVE, None, (), True, None, "glibc")
 
 # A ---p mapping right below a thread stack larger than this is more than a guard.
 _MAX_GUARD_PAGES = 16
@@ -781,7 +804,7 @@ def _kernel_named(path: str) -> _Label:
         # mappings when glibc.mem.decorate_maps is set.
         glibc = path[6:-1].strip()
         if glibc.startswith("glibc: malloc arena"):
-            return _Label("heap", Detail.MALLOC_ARENA)
+            return _Label("heap", Detail.MALLOC_ARENA, allocator="glibc")
         if glibc.startswith("glibc: pthread stack guard"):
             return _Label("stack", Detail.GUARD_PAGE)
         if glibc.startswith("glibc: pthread stack"):

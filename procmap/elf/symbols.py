@@ -267,3 +267,43 @@ def _needed_versions(reader: Reader, layout: ElfLayout) -> tuple[tuple[int, ...]
 # Symbols worth naming an address after: code, data, and untyped labels (_start,
 # _end...) that assemblers leave; not files, sections or TLS offsets.
 _LOOKUP_TYPES = frozenset((STT_NOTYPE, STT_OBJECT, STT_FUNC, STT_GNU_IFUNC))
+
+
+def defined_names(
+    fd: int, layout: ElfLayout, names: frozenset[str], name: str = "file"
+) -> frozenset[str]:
+    """Which of `names` the file defines (a symbol with a section), in .dynsym or .symtab.
+
+    For telling which allocator a file holds, once per file: a name missing
+    from both string tables is rejected by one bytes search, so a file with
+    none of them (nearly every one) costs two reads and no unpacking.  (The
+    search is for the name's end: a linker stores "malloc" as the tail of
+    "__libc_malloc" when both are there.)
+    """
+    reader = Reader(fd, os.fstat(fd).st_size, name)
+    found: set[str] = set()
+    for table in layout.sections:
+        if table.type not in (SHT_SYMTAB, SHT_DYNSYM):
+            continue
+        if not (0 < table.link <= len(layout.sections)):
+            continue
+        strtab = layout.sections[table.link - 1]
+        if strtab.type == SHT_NOBITS or table.type == SHT_NOBITS:
+            continue
+        strings = reader.read(strtab.offset, strtab.size, f"the strings of {table.name}")
+        present = {n for n in names - found if n.encode() + b"\0" in strings}
+        if not present:
+            continue
+        _, data, st = _symbol_table_bytes(reader, layout, table)
+        wanted = {n.encode() for n in present}
+        for fields in st.iter_unpack(data[: len(data) - len(data) % st.size]):
+            if layout.elf_class == 64:
+                offset, _info, _other, shndx = fields[:4]
+            else:
+                offset, shndx = fields[0], fields[5]
+            if shndx == SHN_UNDEF or not offset:
+                continue
+            end = strings.find(b"\0", offset)
+            if strings[offset:end] in wanted:
+                found.add(strings[offset:end].decode())
+    return frozenset(found)

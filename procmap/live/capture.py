@@ -14,16 +14,19 @@ import bisect
 import os
 import struct
 from collections.abc import Iterable
+from functools import partial
 from typing import NamedTuple
 
 from ..classify import classify
 from ..classify.locate import locate
 from ..classify.resident import attribute, split_mappings
 from ..classify.rules import ClassifyMemo
+from ..classify.runtimes import Mark, identify, runtimes_of
 from ..classify.threads import describe_threads
 from ..elf import ElfLayout, SymbolTable, read_elf_fd, read_symbols_fd
 from ..elf.dynamic import read_dynamic_fd
 from ..elf.layout import ET_EXEC, PT_DYNAMIC
+from ..elf.symbols import defined_names
 from ..errors import (
     AccessDenied,
     CorruptELF,
@@ -51,6 +54,7 @@ from ..model import (
     Task,
     ThreadFacts,
 )
+from .runtimes import read_heap_ranges
 
 # --- reading a live process -----------------------------------------------------------
 
@@ -67,6 +71,8 @@ class ElfCache:
         self.sources: dict[FileKey, str] = {}
         self.problems: dict[FileKey, str] = {}
         self.unreadable: dict[FileKey, str] = {}  # files that could not be opened: why
+        # The allocators and runtimes each ELF file holds (classify.runtimes.identify).
+        self.marks: dict[FileKey, tuple[Mark, ...]] = {}
         # What the classifier works out per layout, for readers of many processes
         # that pass it to classify() (procmap system); it lives as long as the layouts.
         self.memo = ClassifyMemo()
@@ -238,6 +244,7 @@ def _read_once(
         resident=resident,
         resident_from=resident_from,
         rollup=rollup,
+        runtimes=facts.runtimes or (),
     )
     if thread_facts is not None:
         pmap = pmap._replace(threads=describe_threads(pmap, facts, thread_facts))
@@ -378,11 +385,14 @@ def read_facts(
         pointer_size = exe_layout.elf_class // 8
     else:
         pointer_size = 8 if mappings[-1].end > 1 << 32 else 4
+    found = runtimes_of(mappings, cache.marks)
     facts = Facts(
         page_size=os.sysconf("SC_PAGE_SIZE"),
         pointer_size=pointer_size,
         exe_key=exe_key,
         interp_key=interp_key,
+        runtimes=found,
+        heap_ranges=read_heap_ranges(pd, mappings, found, warnings),
     )
     if exe_layout is not None and exe_layout.interpreter is None:
         facts = read_loaded_program(pd, mappings, cache, facts, exe_layout, warnings)
@@ -671,8 +681,10 @@ def read_layouts(
             cache.unreadable[key] = source  # why not: said in classify's warning
             continue
         try:
-            cache.layouts[key] = read_elf_fd(fd, m.path)
+            layout = cache.layouts[key] = read_elf_fd(fd, m.path)
             cache.sources[key] = source
+            defines = partial(defined_names, fd, layout, name=m.path)
+            cache.marks[key] = identify(m.path, layout, defines)
         except NotAnELF:
             cache.layouts[key] = None
         except CorruptELF as err:

@@ -29,7 +29,10 @@ shape is a new version):
                 "program_key": [dev, inode] or null,
                 "program_from": "auxv" or "link-map" or "heuristic" or null,
                 "thread_sps": [[tid, ADDRESS], ...], "unknown_threads": [tid, ...],
-                "thread_stack_size": 8388608 or null},
+                "thread_stack_size": 8388608 or null,
+                "runtimes": [RUNTIME, ...] or null,
+                "heap_ranges": [[ADDRESS start, ADDRESS end, KIND, DETAIL, ALLOCATOR,
+                                 heuristic], ...]},
       "maps": BYTES,                 # /proc/PID/maps exactly as read
       "smaps": BYTES or null,        # /proc/PID/smaps, when it was read
       "smaps_rollup": BYTES or null, # /proc/PID/smaps_rollup, read with smaps
@@ -87,6 +90,15 @@ for each region its resident pages shared and its own, how its sharers were
 found (METHOD: "frames", "exclusive-bit" or "maps") and each sharer (VIA:
 "object" or "copy-on-write"; writable a JSON boolean).
 
+`runtimes` holds the allocators and runtimes found in the mapped files,
+RUNTIME = {"name": ALLOCATOR, "object": TEXT, "malloc": boolean, "found_by":
+"name" or "symbols" or "section"}, or null when they were not looked for;
+`heap_ranges` what runtimes reported of their own memory (model.HeapRange):
+ALLOCATOR is a key of model.ALLOCATORS, KIND of model.KINDS, DETAIL a
+model.Detail's key.
+
+Version 4 is still read: the keys of version 5 but the facts' `runtimes` and
+`heap_ranges` (procmap then does not know them, as before it looked).
 Version 3 is still read: the keys of version 4 but `threads` (its threads
 are then those of `thread_sps` and `unknown_threads`, without names).
 Version 2 is still read: the keys of version 3 but `program_key` and `program_from`.
@@ -125,18 +137,23 @@ from ..files import open_regular, write_atomic
 from ..kernel.maps import parse_maps
 from ..kernel.smaps import parse_rollup, parse_smaps
 from ..model import (
+    ALLOCATORS,
     EXCLUSIVE_BIT,
     FRAMES,
+    KINDS,
     MAPS_ONLY,
     SP_UNKNOWN,
     VIA_COPY_ON_WRITE,
     VIA_OBJECT,
+    Detail,
     Facts,
     FileKey,
+    HeapRange,
     JSONDict,
     Location,
     Mapping,
     ProcessInfo,
+    Runtime,
     SavedSharing,
     Sharer,
     Sharing,
@@ -149,7 +166,7 @@ from ..model import (
 from .replay import replay  # this module's public name too, as before
 
 FORMAT = "procmap-snapshot"
-VERSION = 4
+VERSION = 5
 MAX_SIZE = 2 << 30  # bytes: far beyond any real snapshot, short of exhausting memory
 
 _U64 = 1 << 64
@@ -260,6 +277,28 @@ def to_dict(snapshot: Snapshot) -> JSONDict:
             "thread_sps": [[tid, hex_address(sp)] for tid, sp in facts.thread_sps.items()],
             "unknown_threads": list(facts.unknown_threads),
             "thread_stack_size": facts.thread_stack_size,
+            "runtimes": None
+            if facts.runtimes is None
+            else [
+                {
+                    "name": r.name,
+                    "object": _text(r.object),
+                    "malloc": r.malloc,
+                    "found_by": r.found_by,
+                }
+                for r in facts.runtimes
+            ],
+            "heap_ranges": [
+                [
+                    hex_address(h.start),
+                    hex_address(h.end),
+                    h.kind,
+                    h.detail.value,
+                    h.allocator,
+                    h.heuristic,
+                ]
+                for h in facts.heap_ranges
+            ],
         },
         "maps": _bytes(s.maps),
         "smaps": None if s.smaps is None else _bytes(s.smaps),
@@ -564,8 +603,13 @@ _FACTS = (
     "thread_sps",
     "unknown_threads",
     "thread_stack_size",
+    "runtimes",
+    "heap_ranges",
 )
-_FACTS_2 = tuple(key for key in _FACTS if key not in ("program_key", "program_from"))
+_FACTS_4 = tuple(key for key in _FACTS if key not in ("runtimes", "heap_ranges"))
+_FACTS_2 = tuple(key for key in _FACTS_4 if key not in ("program_key", "program_from"))
+_RUNTIME = ("name", "object", "malloc", "found_by")
+_FOUND_BY = ("name", "symbols", "section")
 _PROGRAM_FROM = ("auxv", "link-map", "heuristic")
 _FILE = ("dev", "inode", "layout", "symbols")
 _LAYOUT = (
@@ -785,7 +829,8 @@ def _process(value: Any, where: str) -> ProcessInfo:
 
 def _facts(value: Any, where: str, version: int) -> Facts:
     v1 = version == 1
-    d = _object(value, where, _FACTS if version >= 3 else _FACTS_2)
+    keys = _FACTS if version >= 5 else _FACTS_4 if version >= 3 else _FACTS_2
+    d = _object(value, where, keys)
     page_size = _int(d["page_size"], f"{where}.page_size", 1 << 9, (1 << 24) + 1)
     if page_size & (page_size - 1):
         raise _Damage(f"{where}.page_size", f"{page_size} is not a power of two")
@@ -826,7 +871,61 @@ def _facts(value: Any, where: str, version: int) -> Facts:
         thread_sps=thread_sps,
         unknown_threads=unknown,
         thread_stack_size=None if size is None else _int(size, f"{where}.thread_stack_size"),
+        runtimes=_runtimes(d["runtimes"], f"{where}.runtimes") if version >= 5 else None,
+        heap_ranges=_heap_ranges(d, where) if version >= 5 else (),
     )
+
+
+def _runtimes(value: Any, where: str) -> tuple[Runtime, ...] | None:
+    if value is None:
+        return None
+    if type(value) is not list:
+        raise _Damage(where, f"expected a list or null, not {_show(value)}")
+    out = []
+    for i, item in enumerate(value):
+        at = f"{where}[{i}]"
+        d = _object(item, at, _RUNTIME)
+        name, found_by = d["name"], d["found_by"]
+        if name not in ALLOCATORS:
+            raise _Damage(
+                f"{at}.name", f"expected one of {', '.join(ALLOCATORS)}, not {_show(name)}"
+            )
+        if found_by not in _FOUND_BY:
+            raise _Damage(
+                f"{at}.found_by", f"expected one of {', '.join(_FOUND_BY)}, not {_show(found_by)}"
+            )
+        out.append(
+            Runtime(
+                name,
+                _read_text(d["object"], f"{at}.object"),
+                _bool(d["malloc"], f"{at}.malloc"),
+                found_by,
+            )
+        )
+    return tuple(out)
+
+
+def _heap_ranges(d: JSONDict, where: str) -> tuple[HeapRange, ...]:
+    out = []
+    details = {detail.value: detail for detail in Detail}
+    for i, item in enumerate(_list(d, "heap_ranges", where)):
+        at = f"{where}.heap_ranges[{i}]"
+        if type(item) is not list or len(item) != 6:
+            raise _Damage(
+                at, f"expected [start, end, kind, detail, allocator, heuristic], not {_show(item)}"
+            )
+        start, end = _ints(_unhex(item[:2], at, (0, 1)), at, (_U64, _U64))
+        kind, detail, allocator = item[2], details.get(item[3]), item[4]
+        if not start < end:
+            raise _Damage(at, f"the range 0x{start:x}-0x{end:x} is empty")
+        if kind not in KINDS:
+            raise _Damage(f"{at}[2]", f"expected a kind, not {_show(kind)}")
+        if detail is None:
+            raise _Damage(f"{at}[3]", f"expected a detail's key, not {_show(item[3])}")
+        if allocator not in ALLOCATORS:
+            raise _Damage(f"{at}[4]", f"expected an allocator's key, not {_show(allocator)}")
+        out.append(HeapRange(start, end, kind, detail, allocator, _bool(item[5], f"{at}[5]")))
+    return tuple(out)
 
 
 def _optional_key(value: Any, where: str) -> FileKey | None:

@@ -173,7 +173,7 @@ def test_a_snapshot_replays_the_same_roles(tmp_path, mode):
     assert saved_data["regions"] == live_data["regions"]
     assert procmap_json(replayed_where.stdout) == procmap_json(live_where.stdout)
     saved = json.loads(path.read_text())
-    assert saved["version"] == 4
+    assert saved["version"] == 5
     assert saved["facts"]["program_from"] == "link-map"
 
 

@@ -913,10 +913,11 @@ def test_a_version_2_snapshot_still_loads_and_has_no_program_key(real, tmp_path)
     d = snap.to_dict(real)
     d["version"] = 2
     del d["facts"]["program_key"], d["facts"]["program_from"], d["threads"], d["sharing"]
+    del d["facts"]["runtimes"], d["facts"]["heap_ranges"]
     path = tmp_path / "v2.json"
     path.write_text(json.dumps(d))
     again = snap.read(str(path))
-    assert again.facts == real.facts and again.facts.program_key is None
+    assert again.facts == real.facts._replace(runtimes=None) and again.facts.program_key is None
     # A version-2 file never has the keys version 3 added.
     d["facts"]["program_key"] = None
     path.write_text(json.dumps(d))
@@ -929,6 +930,70 @@ def test_a_version_1_snapshot_saved_again_is_the_current_version_and_the_same(tm
     again = tmp_path / "again.json"
     snap.write(saved, again)
     data = json.loads(again.read_bytes())
-    assert data["version"] == snap.VERSION == 4
+    assert data["version"] == snap.VERSION == 5
     assert data["facts"]["thread_sps"][0][1].startswith("0x")
     assert snap.read(again) == saved
+
+
+# --- allocators and runtimes (format 5) ----------------------------------------------------
+
+
+def test_runtimes_and_heap_ranges_round_trip(real, tmp_path):
+    """What was found of allocators, and what a runtime reported, are kept exactly."""
+    from procmap.model import Detail, HeapRange, Runtime
+
+    facts = real.facts._replace(
+        runtimes=(
+            Runtime("glibc", "/usr/lib/x86_64-linux-gnu/libc.so.6", False, "name"),
+            Runtime("jemalloc", "/opt/x/\udcff-redis", True, "symbols"),
+        ),
+        heap_ranges=(HeapRange(0xC0000000, 0x100000000, "heap", Detail.JAVA_HEAP, "jvm"),),
+    )
+    again = round_trip(real._replace(facts=facts), tmp_path / "runtimes.json")
+    assert again.facts == facts
+    assert round_trip(real, tmp_path / "plain.json").facts == real.facts
+
+
+def test_a_version_4_snapshot_loads_without_runtimes(real, tmp_path):
+    d = snap.to_dict(real)
+    d["version"] = 4
+    del d["facts"]["runtimes"], d["facts"]["heap_ranges"]
+    path = tmp_path / "v4.json"
+    path.write_text(json.dumps(d))
+    again = snap.read(str(path))
+    assert again.facts.runtimes is None and again.facts.heap_ranges == ()
+
+
+@pytest.mark.parametrize(
+    "where, value, words",
+    [
+        (
+            "runtimes",
+            [{"name": "ptmalloc9", "object": "x", "malloc": True, "found_by": "name"}],
+            "facts.runtimes[0].name: expected one of glibc",
+        ),
+        (
+            "runtimes",
+            [{"name": "go", "object": "x", "malloc": 1, "found_by": "name"}],
+            "facts.runtimes[0].malloc",
+        ),
+        ("heap_ranges", [["0x2000", "0x1000", "heap", "java-heap", "jvm", False]], "is empty"),
+        (
+            "heap_ranges",
+            [["0x1000", "0x2000", "heap", "java-heap", "dlmalloc", False]],
+            "expected an allocator's key",
+        ),
+        (
+            "heap_ranges",
+            [["0x1000", "0x2000", "heap", "no-such-detail", "jvm", False]],
+            "expected a detail's key",
+        ),
+    ],
+)
+def test_damaged_runtimes_are_one_line_naming_where(real, tmp_path, where, value, words):
+    d = snap.to_dict(real)
+    d["facts"][where] = value
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(d))
+    with pytest.raises(BadSnapshot, match=re.escape(words)):
+        snap.read(str(path))
