@@ -953,6 +953,10 @@ UNMAPPED_REASONS = {
 }
 
 
+# Details whose words do not name the allocator that owns the memory.
+_UNNAMED_OWNER = frozenset((Detail.BRK_HEAP, Detail.MALLOC_ARENA, Detail.MALLOC_ARENA_RESERVE))
+
+
 class Location(NamedTuple):
     """What lives at one address."""
 
@@ -980,9 +984,12 @@ class Location(NamedTuple):
 
     @property
     def description(self) -> str:
-        """In words: the region's detail, or why nothing is mapped here."""
-        if self.region is not None:
-            return self.region.description
+        """In words: the region's detail (and whose memory it is), or why nothing is mapped here."""
+        r = self.region
+        if r is not None:
+            if r.allocator is not None and r.detail in _UNNAMED_OWNER:
+                return f"{r.description} ({ALLOCATORS.get(r.allocator, r.allocator)})"
+            return r.description
         return unmapped_note(
             self.address, self.unmapped or "gap", self.below, self.above, self.bounds
         )
@@ -995,6 +1002,8 @@ class Location(NamedTuple):
             "detail": r.detail.value if r else None,
             "description": self.description,
             "tid": r.tid if r else None,
+            "allocator": r.allocator if r else None,
+            "heuristic": r.heuristic if r else None,
             "unmapped": self.unmapped,
             "unmapped_range": (
                 None

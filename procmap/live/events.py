@@ -48,10 +48,11 @@ class Event(NamedTuple):
     # How many regions' alike events of one sample this one stands for: start and
     # end are then the lowest and highest address of them, bytes their sum.
     regions: int = 1
+    allocator: str | None = None  # whose heap (a key of model.ALLOCATORS)
 
     @property
     def description(self) -> str:
-        return detail_words(self.detail, self.tid, self.path)
+        return detail_words(self.detail, self.tid, self.path, self.allocator)
 
     def to_dict(self) -> JSONDict:
         out: JSONDict = {
@@ -68,6 +69,7 @@ class Event(NamedTuple):
             "perms": self.perms,
             "object": self.object,
             "regions": self.regions,
+            "allocator": self.allocator,
         }
         if self.before is not None:
             start, end, perms = self.before
@@ -112,6 +114,8 @@ def _event(
         region.object,
         before,
         region.tid,
+        1,
+        region.allocator,
     )
 
 
@@ -437,11 +441,7 @@ def _mprotects(events: list[Event], used: set[int]) -> list[str]:
         else:
             how = "a mapping split in two" if verb == "split" else "two mappings merged"
         for k in inside:
-            p = events[k]
-            lines.append(
-                f"mprotect made {human_size(p.bytes)} of {_a(_what(p))} "
-                f"{_perm_words(p.perms)}{_many(p)} ({how})"
-            )
+            lines.append(f"{_protected(events[k])} ({how})")
         if not inside:
             lines.append(f"{_what(e)} {verb}{_many(e)}")
     return lines
@@ -467,10 +467,23 @@ def _sentence(e: Event) -> str:
     if e.event == "unmap":
         return f"{size} {what} went away" + (many or f" (was at {e.start:#x})")
     if e.event == "protect":
-        return f"mprotect made {size} of {_a(what)} {_perm_words(e.perms)}{many}"
+        return _protected(e)
     if e.event == "split":
         return f"{what} split{many}"
     return f"{what} merged{many}"
+
+
+def _protected(e: Event) -> str:
+    """A protection change in words: a heap's commit is growth, not just an mprotect."""
+    what, size, many = _what(e), human_size(e.bytes), _many(e)
+    if e.kind == "heap" and e.before is not None:
+        # Allocators grow into a reservation by making it read-write (glibc's arenas,
+        # the JVM, Go), and some give memory back by making it inaccessible again.
+        if e.before[2][:3] == "---" and "w" in e.perms:
+            return f"{what}: {size} committed (made read-write){many}"
+        if e.perms[:3] == "---":
+            return f"{what}: {size} uncommitted (made inaccessible){many}"
+    return f"mprotect made {size} of {_a(what)} {_perm_words(e.perms)}{many}"
 
 
 def _many(e: Event) -> str:

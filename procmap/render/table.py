@@ -17,8 +17,9 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from ..classify.notes import describe_kind
+from ..classify.notes import ALLOCATOR_NOTES, describe_kind
 from ..model import (
+    ALLOCATORS,
     BY_PAGES,
     BY_SIZE,
     EXCLUSIVE_BIT,
@@ -30,6 +31,7 @@ from ..model import (
     Location,
     ProcessMap,
     Region,
+    Runtime,
     Sharing,
 )
 from ..units import plural
@@ -69,7 +71,8 @@ def render_map(
     parts.append(render_summary(pmap))
     if notes:
         shown = {pmap.regions[i].kind for i in rows}
-        parts.append(render_notes(k for k in KINDS if k in shown))
+        owners = tuple(dict.fromkeys(r.name for r in pmap.runtimes))
+        parts.append(render_notes((k for k in KINDS if k in shown), owners))
     return Group(*parts)
 
 
@@ -104,7 +107,19 @@ def render_header(pmap: ProcessMap) -> Text:
     if info.cmdline:
         text.append("\n")
         text.append(printable(" ".join(info.cmdline))[:400], style="dim")
+    if pmap.runtimes:
+        text.append("\nheap managed by ")
+        text.append(printable(runtimes_words(pmap.runtimes)))
     return text
+
+
+def runtimes_words(runtimes: Iterable[Runtime]) -> str:
+    """ "jemalloc (malloc, in libjemalloc.so.2), glibc malloc (in libc.so.6)" """
+    words = []
+    for r in sorted(runtimes, key=lambda r: not r.malloc):
+        where = r.object.rsplit("/", 1)[-1]
+        words.append(f"{r.title} ({'malloc, ' if r.malloc else ''}in {where})")
+    return ", ".join(words)
 
 
 def render_warnings(warnings: list[str]) -> list[Text]:
@@ -495,8 +510,13 @@ _SHARE_NOTES = {
 }
 
 
-def render_notes(kinds: Iterable[str]) -> Group:
-    """The lesson's explanation of each kind, with a hanging indent per fact."""
+def render_notes(kinds: Iterable[str], allocators: Iterable[str] = ()) -> Group:
+    """The lesson's explanation of each kind, with a hanging indent per fact.
+
+    `allocators` (keys of model.ALLOCATORS): the heap's note also says how each
+    of them gets its memory from the kernel.
+    """
+    how = [(ALLOCATORS[a], ALLOCATOR_NOTES[a]) for a in allocators if a in ALLOCATOR_NOTES]
     blocks: list[RenderableType] = [Text("What each kind is", style="bold underline")]
     for kind in kinds:
         note = describe_kind(kind)
@@ -511,6 +531,7 @@ def render_notes(kinds: Iterable[str]) -> Group:
             ("managed by", note.manager),
             ("in a real map", note.reality),
             ("shared", note.sharing),
+            *(how if kind == "heap" else ()),
         ):
             facts.add_row(Text(label), Text(value))
         blocks.append(Text(note.title, style="bold " + kind_style(kind)))

@@ -723,3 +723,31 @@ def test_coalesced_events_are_told_once_with_where():
     assert describe(Change(events([whole], every_other_page(whole, 1)), [], [])) == [
         "mprotect made 4 KiB of an anonymous mapping read-only (a mapping split in two)"
     ]
+
+
+def test_a_heap_committed_out_of_its_reservation_is_told_as_growth():
+    """An allocator that grows by making reserved memory read-write (the JVM, Go's
+    arenas, glibc's arenas) commits memory: that is what the sentence says."""
+    before = (0xC0000000, 0xC0200000, "---p")
+    common = (0xC0000000, 0xC0200000, None, 0x200000, None)
+    commit = Event(
+        "protect", "heap", Detail.JAVA_HEAP, *common, "rw-p", None, before, None, 1, "jvm"
+    )
+    back = Event(
+        "protect",
+        "heap",
+        Detail.GO_HEAP_RESERVE,
+        *common,
+        "---p",
+        None,
+        (0xC0000000, 0xC0200000, "rw-p"),
+        None,
+        1,
+        "go",
+    )
+    lines = describe(Change([commit, back], [], []))
+    assert lines == [
+        "Java heap: 2 MiB committed (made read-write)",
+        "Go heap arena, reserved, not yet committed: 2 MiB uncommitted (made inaccessible)",
+    ]
+    assert commit.to_dict()["allocator"] == "jvm"
