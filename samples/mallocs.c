@@ -15,7 +15,8 @@
  *
  * then waits until stdin closes (the second thread stays, blocked, till then).  Built with -DUSE_JEMALLOC, -DUSE_TCMALLOC or
  * -DUSE_MIMALLOC for the allocator's own report; with none of them (a plain
- * program run with LD_PRELOAD) it prints no report.  -DJE_PREFIX: jemalloc's API
+ * program, to run with LD_PRELOAD) it reports jemalloc's figures when it finds
+ * jemalloc's mallctl loaded, and nothing else.  -DJE_PREFIX: jemalloc's API
  * is je_mallctl and the blocks come from je_malloc (a jemalloc built with
  * --with-jemalloc-prefix=je_, as redis links it; malloc() is then glibc's).
  */
@@ -40,6 +41,14 @@ void *je_malloc(size_t size);
 #include <gperftools/malloc_extension_c.h>
 #elif defined(USE_MIMALLOC)
 #include <mimalloc.h>
+#else
+#include <dlfcn.h>
+/* A plain build finds jemalloc's mallctl when jemalloc is preloaded. */
+typedef int mallctl_fn(const char *, void *, size_t *, void *, size_t);
+#define USE_JEMALLOC
+#define MALLCTL(...) (mallctl_p ? mallctl_p(__VA_ARGS__) : -1)
+#define PLAIN
+static mallctl_fn *mallctl_p;
 #endif
 
 #ifndef MALLOC
@@ -84,6 +93,11 @@ static void *worker(void *arg)
 static void report(void)
 {
 #if defined(USE_JEMALLOC)
+#ifdef PLAIN
+    mallctl_p = (mallctl_fn *)dlsym(RTLD_DEFAULT, "mallctl");
+    if (mallctl_p == NULL)
+        return;  /* glibc's malloc: no report */
+#endif
     printf("allocator jemalloc\n");
     uint64_t epoch = 1;
     size_t len = sizeof epoch;

@@ -24,7 +24,7 @@ JE_PUBLIC := malloc calloc realloc free aligned_alloc posix_memalign memalign va
 	malloc_message malloc_conf malloc_conf_2_conf_harder
 
 $(BIN)/mallocs-plain: mallocs.c mallocs.mk | $(BIN)
-	$(CC) $(CFLAGS) -fPIE -pie -o $@ $< -pthread
+	$(CC) $(CFLAGS) -fPIE -pie -o $@ $< -pthread -ldl
 
 $(BIN)/mallocs-jemalloc: mallocs.c mallocs.mk | $(BIN)
 	$(CC) $(CFLAGS) -fPIE -pie -DUSE_JEMALLOC -o $@ $< -ljemalloc -pthread

@@ -18,12 +18,14 @@ private mappings (no file, no name) that no stronger rule claimed:
   64-bit Linux) jemalloc grows each arena by mapping runs of at least a huge
   page (2 MiB) and its metadata in huge-page blocks (src/extent.c,
   extent_grow_retained; src/base.c, base_block_alloc), and never unmaps them.
-- tcmalloc (late): read-write runs of at least 1 MiB that start and end on
-  8 KiB, tcmalloc's page: what it maps when sbrk fails (or with
-  TCMALLOC_SKIP_SBRK), in steps of at least kMinSystemAlloc (1 MiB) aligned to
-  its page (gperftools src/system-alloc.cc, MmapSysAllocator; page_heap.cc,
-  GrowHeap).  Its brk heap is [heap], which the classifier already gives to
-  the allocator that answers malloc (runtimes.brk_owner).
+- tcmalloc (late): read-write runs of at least 1 MiB: what it maps when sbrk
+  fails (or with TCMALLOC_SKIP_SBRK), its page heap in steps of at least
+  kMinSystemAlloc (1 MiB) (gperftools src/system-alloc.cc, MmapSysAllocator;
+  page_heap.cc, GrowHeap).  The page heap's steps are aligned to tcmalloc's
+  8 KiB page, but its metadata's are only to the system's page, and the
+  kernel merges the two into one mapping: alignment tells nothing.  Its brk
+  heap is [heap], which the classifier already gives to the allocator that
+  answers malloc (runtimes.brk_owner).
 
 A run is consecutive mappings with no gap between them, each read-write or
 no-access (the kernel splits one block into several mappings where an
@@ -55,7 +57,6 @@ _MI_MIN_SEGMENT = 4 * _MIB  # mimalloc 1.x; 2.x segments are 32 MiB
 _MI_SEGMENT = 32 * _MIB  # mimalloc 2.x (MI_SEGMENT_SHIFT = 9 + MI_SEGMENT_SLICE_SHIFT)
 _JE_HUGEPAGE = 2 * _MIB  # the least jemalloc maps with opt.retain (LG_HUGEPAGE on x86-64)
 _TC_MIN_SYSTEM_ALLOC = 1 * _MIB  # kMinSystemAlloc: kMaxPages (128) of 8 KiB pages
-_TC_PAGE = 8 << 10  # kPageSize (32 KiB and 256 KiB builds align to multiples of it)
 
 _RW, _NONE = "rw-p", "---p"
 _ANY = frozenset((_RW, _NONE))
@@ -129,8 +130,7 @@ def jemalloc_late(
 def tcmalloc_late(
     maps: Sequence[Mapping], free: Callable[[int], bool], facts: Facts, runtime: Runtime
 ) -> Iterator[HeapRange]:
-    """tcmalloc's mmap()ed page heap: read-write runs of 1 MiB or more on its 8 KiB pages."""
+    """tcmalloc's mmap()ed page heap and metadata: read-write runs of 1 MiB or more."""
     for first, last in _runs(maps, free, _RW_ONLY):
-        start, end = maps[first].start, maps[last - 1].end
-        if end - start >= _TC_MIN_SYSTEM_ALLOC and start % _TC_PAGE == 0 and end % _TC_PAGE == 0:
+        if maps[last - 1].end - maps[first].start >= _TC_MIN_SYSTEM_ALLOC:
             yield from _ranges(maps, first, last, Detail.TCMALLOC_HEAP, "tcmalloc")

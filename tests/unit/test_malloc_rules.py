@@ -178,16 +178,16 @@ def test_thread_stacks_are_claimed_first() -> None:
     assert heaps(text, "tcmalloc", unknown_threads=(7,)) == []
 
 
-def test_tcmalloc_takes_read_write_runs_on_its_pages() -> None:
-    page = 8 << 10
+def test_tcmalloc_takes_read_write_runs_of_a_system_alloc_and_more() -> None:
     text = (
-        line(BASE, BASE + MIB - page)  # under kMinSystemAlloc
-        + line(BASE + 2 * MIB, BASE + 3 * MIB)  # 1 MiB on 8 KiB pages
-        + line(BASE + 4 * MIB + 4096, BASE + 6 * MIB + 4096)  # off tcmalloc's pages
+        line(BASE, BASE + MIB - 4096)  # under kMinSystemAlloc
+        + line(BASE + 2 * MIB, BASE + 3 * MIB)  # 1 MiB
+        + line(BASE + 4 * MIB + 4096, BASE + 6 * MIB + 4096)  # page heap + metadata, merged
         + line(BASE + 8 * MIB, BASE + 12 * MIB, "---p")  # tcmalloc reserves nothing
     )
     assert heaps(text, "tcmalloc") == [
-        (BASE + 2 * MIB, BASE + 3 * MIB, "tcmalloc-heap", "tcmalloc")
+        (BASE + 2 * MIB, BASE + 3 * MIB, "tcmalloc-heap", "tcmalloc"),
+        (BASE + 4 * MIB + 4096, BASE + 6 * MIB + 4096, "tcmalloc-heap", "tcmalloc"),
     ]
 
 
