@@ -529,6 +529,10 @@ SP_IN = {
     "stack": "in its stack",
     "guard": "in the guard below its stack: it overflowed",
     "elsewhere": "outside every stack (a signal stack, or a runtime's own stacks)",
+    "goroutine-stack": (
+        "on a goroutine stack, in the Go heap: the Go runtime allocates goroutine stacks "
+        "from its heap arenas and sizes them itself"
+    ),
     "unmapped": "at no mapping",
 }
 
@@ -995,6 +999,7 @@ class Location(NamedTuple):
             "detail": r.detail.value if r else None,
             "description": self.description,
             "tid": r.tid if r else None,
+            "allocator": r.allocator if r else None,
             "unmapped": self.unmapped,
             "unmapped_range": (
                 None
