@@ -1,20 +1,26 @@
 """The Go runtime's memory, from the layout its design fixes.
 
-Pure.  Go 1.x on 64-bit Linux (runtime/malloc.go, mallocinit) asks the kernel
-for its heap at fixed hint addresses: 0x00c0<<32 | i<<40 for i = 0 .. 0x7f
-(0xc000000000, 0x1c000000000, ... 0x7fc000000000; arm64 uses the same hints on
-Linux).  The heap grows from the first hint upward in whole arenas of
-heapArenaBytes (64 MiB on 64-bit Linux): mheap.sysAlloc reserves an arena
-PROT_NONE at the hint (sysReserve) and makes the part it needs read-write
-(sysMap); it never gives an arena back to the kernel, it only MADV_DONTNEEDs
-free pages inside it.  A reservation that does not land on its hint is
+Pure.  Go on 64-bit Linux (runtime/malloc.go, mallocinit) asks the kernel for
+its heap at fixed hint addresses: 0x00c0<<32 | i<<40 for i = 0 .. 0x7f
+(0xc000000000, 0x1c000000000, ... 0x7fc000000000); on arm64, as of Go 1.19,
+0x0040<<32 | i<<40 (0x4000000000 ...: below 0xc000000000, which a kernel with
+39-bit addresses cannot give).  The heap grows from the first hint upward in
+whole arenas of heapArenaBytes (64 MiB on 64-bit Linux): mheap.sysAlloc
+reserves arenas PROT_NONE at the hint (sysReserve) and mheap.grow makes the
+part it needs read-write (sysMap), in multiples of 4 MiB; it never gives an
+arena back to the kernel, it only MADV_DONTNEEDs free pages inside it (the
+kernel may also split a run at 2 MiB steps, where the runtime changes its
+huge-page advice).  A reservation that does not land on its hint is
 dropped and the next hint tried, so the heap of one hint is one unbroken run
 of anonymous mappings starting at the hint.  Goroutine stacks are spans of
 that heap (runtime/stack.go allocates them from mheap), and so are the g0
 stacks of the threads of a program without cgo.
 
 What the rules cannot know from the maps: a mapping at a hint that Go did not
-make (a C library asking for that very address).  So the arenas are heuristic.
+make (a C library asking for that very address), or which architecture's
+hints apply (both are accepted: a run must start exactly at one).  So the
+arenas are heuristic.  A program built with the race detector uses hints
+0x00c0<<32 | i<<32 instead: its heap starts at 0xc000000000 as well.
 On 32-bit the arenas go wherever the kernel puts them (the hints follow the
 program's end): nothing there is claimed, and the memory keeps the kinds of
 any process.
@@ -34,20 +40,20 @@ from collections.abc import Callable, Iterable, Sequence
 
 from ..model import Detail, Facts, HeapRange, Mapping, Runtime
 
-# runtime/malloc.go (Go 1.11 to 1.22 at least): heapArenaBytes on 64-bit Linux.
+# heapArenaBytes on 64-bit Linux: arenas came with Go 1.11; read in Go 1.19's malloc.go.
 ARENA_BYTES = 64 << 20
-# The arena hints, 0x00c0<<32 | i<<40 for i in 0..0x7f (mallocinit, 64-bit).
-HINT_LOW = 0x00C0 << 32
-HINT_STEP = 1 << 40
+# The arena hints, base | i<<40 for i in 0..0x7f (mallocinit, 64-bit): base
+# 0x00c0<<32 on amd64 and most others, 0x0040<<32 on arm64 (Go 1.19).
+HINT_BASES = frozenset((0x00C0 << 32, 0x0040 << 32))
+HINT_STEP_BITS = 40
 HINT_COUNT = 0x80
 
 
-def hint_of(address: int) -> int | None:
-    """The arena hint whose window holds `address` (a window runs from one hint to the next)."""
-    if address < HINT_LOW:
-        return None
-    i = (address - HINT_LOW) // HINT_STEP
-    return HINT_LOW + i * HINT_STEP if i < HINT_COUNT else None
+def is_hint(address: int) -> bool:
+    """Whether `address` is one of the runtime's arena hints on 64-bit Linux."""
+    return (address >> HINT_STEP_BITS) < HINT_COUNT and (
+        address & ((1 << HINT_STEP_BITS) - 1)
+    ) in HINT_BASES
 
 
 def early(maps: Sequence[Mapping], facts: Facts, runtime: Runtime) -> Iterable[HeapRange]:
@@ -67,7 +73,7 @@ def early(maps: Sequence[Mapping], facts: Facts, runtime: Runtime) -> Iterable[H
         if run:
             _claim_run(run, out)
             run = []
-        if _arena_like(m) and hint_of(m.start) == m.start:
+        if _arena_like(m) and is_hint(m.start):
             run.append(m)
     if run:
         _claim_run(run, out)

@@ -3,7 +3,7 @@
 The live shapes (a pure Go and a cgo process on this machine) are in
 tests/integration/test_heap_go.py; these are the others the runtime's design
 allows: a fully committed arena (glibc's arena shape), the heap at the second
-hint (arm64 shown), a run that does not end on an arena boundary, 32-bit.
+hint, arm64's hints, a run that does not end on an arena boundary, 32-bit.
 """
 
 from __future__ import annotations
@@ -36,12 +36,14 @@ def by_start(pmap: ProcessMap) -> dict[int, tuple[str, Detail, str | None, int]]
 
 
 def test_hints():
-    assert go_rules.hint_of(0xC000000000) == 0xC000000000
-    assert go_rules.hint_of(0xC012345678) == 0xC000000000
-    assert go_rules.hint_of(0x1C000000000) == 0x1C000000000
-    assert go_rules.hint_of(0x7FC000000000) == 0x7FC000000000
-    assert go_rules.hint_of(0xBFFFFFFFFF) is None
-    assert go_rules.hint_of(0x80C000000000) is None  # past the last hint (i = 0x7f)
+    assert go_rules.is_hint(0xC000000000)
+    assert go_rules.is_hint(0x1C000000000)
+    assert go_rules.is_hint(0x7FC000000000)  # i = 0x7f, the last
+    assert go_rules.is_hint(0x4000000000)  # arm64's
+    assert go_rules.is_hint(0x7F4000000000)
+    assert not go_rules.is_hint(0xC004000000)  # inside the first hint's heap
+    assert not go_rules.is_hint(0xBFFFFFFFFF)
+    assert not go_rules.is_hint(0x80C000000000)  # past the last hint
 
 
 def test_a_full_arena_in_a_cgo_process_is_go_heap_not_a_glibc_arena():
@@ -69,13 +71,23 @@ def test_a_full_arena_in_a_cgo_process_is_go_heap_not_a_glibc_arena():
     assert rows[TID].sp_in == "stack" and rows[TID].used is not None
 
 
-def test_the_heap_at_the_second_hint_on_arm64():
+def test_the_heap_at_the_second_hint():
     pmap = classified("second-hint.maps", Facts(runtimes=(GO,)))
     regions = by_start(pmap)
     assert regions[0xC000000000][1] is Detail.POSIX_SHM  # not Go's: not anonymous
     assert regions[0x1C000000000] == ("heap", Detail.GO_HEAP_ARENA, "go", 0x1C000400000)
     assert regions[0x1C000400000] == ("heap", Detail.GO_HEAP_RESERVE, "go", 0x1C004000000)
     # A pure Go process: the rest of its anonymous memory is the runtime's own.
+    assert regions[0x7F8C00000000][:3] == ("mmap", Detail.GO_RUNTIME_DATA, "go")
+
+
+def test_the_heap_on_arm64():
+    """Go 1.19 on arm64 starts its heap at 0x4000000000, two arenas here."""
+    pmap = classified("arm64.maps", Facts(runtimes=(GO,)))
+    regions = by_start(pmap)
+    assert regions[0x4000000000] == ("heap", Detail.GO_HEAP_ARENA, "go", 0x4004000000)
+    assert regions[0x4004000000] == ("heap", Detail.GO_HEAP_ARENA, "go", 0x4004800000)
+    assert regions[0x4004800000] == ("heap", Detail.GO_HEAP_RESERVE, "go", 0x4008000000)
     assert regions[0xFFFF8C000000][:3] == ("mmap", Detail.GO_RUNTIME_DATA, "go")
 
 
