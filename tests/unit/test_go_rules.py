@@ -115,3 +115,21 @@ def test_without_the_go_runtime_nothing_is_go():
     pmap = classified("cgo-full-arena.maps", Facts(runtimes=(GLIBC,)))
     assert by_start(pmap)[0xC000000000][:3] == ("heap", Detail.MALLOC_ARENA, "glibc")
     assert not [r for r in pmap.regions if r.allocator == "go"]
+
+
+def test_a_window_that_cuts_the_heap_is_widened_to_its_hint():
+    """The sampler classifies windows: one inside the heap's run must reach back to its hint."""
+    maps = parse_maps((DATA / "cgo-full-arena.maps").read_bytes())
+    starts = [m.start for m in maps]
+    first, middle, reserve = (starts.index(a) for a in (0xC000000000, 0xC004000000, 0xC004400000))
+    assert go_rules.run_bounds(maps, middle, middle + 1) == (first, reserve + 1)
+    assert go_rules.run_bounds(maps, reserve, reserve + 1) == (first, reserve + 1)
+    # A window alone is not the heap: widened, it is.
+    alone = go_rules.early(maps[middle : middle + 1], Facts(runtimes=(GO,)), GO)
+    assert not list(alone)
+    lo, hi = go_rules.run_bounds(maps, middle, middle + 1)
+    widened = go_rules.early(maps[lo:hi], Facts(runtimes=(GO,)), GO)
+    assert [r.start for r in widened] == [0xC000000000, 0xC004000000, 0xC004400000]
+    # Outside any run: unchanged.
+    assert go_rules.run_bounds(maps, 0, 1) == (0, 1)
+    assert go_rules.run_bounds(maps, len(maps) - 1, len(maps)) == (len(maps) - 1, len(maps))
