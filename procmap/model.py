@@ -529,6 +529,10 @@ SP_IN = {
     "stack": "in its stack",
     "guard": "in the guard below its stack: it overflowed",
     "elsewhere": "outside every stack (a signal stack, or a runtime's own stacks)",
+    "goroutine-stack": (
+        "on a goroutine stack, in the Go heap: the Go runtime allocates goroutine stacks "
+        "from its heap arenas and sizes them itself"
+    ),
     "unmapped": "at no mapping",
 }
 

@@ -149,6 +149,7 @@ EARLY: dict[str, EarlyRule] = {
     "mimalloc": mallocs.mimalloc_early,
 }
 LATE: dict[str, LateRule] = {
+    "go": go.late,
     "jemalloc": mallocs.jemalloc_late,
     "tcmalloc": mallocs.tcmalloc_late,
     "mimalloc": mallocs.mimalloc_late,

@@ -68,9 +68,24 @@ def describe_threads(
         else:
             row = _thread(task, facts, stacks.get(task.tid), guards.get(task.tid))
         if row.sp is not None and row.sp_in is None:
-            row = row._replace(sp_in="elsewhere" if pmap.region_at(row.sp) else "unmapped")
+            row = row._replace(sp_in=_sp_elsewhere(pmap.region_at(row.sp)))
         out.append(row._replace(main=main))
     return out
+
+
+def _sp_elsewhere(region: Region | None) -> str:
+    """Where a stack pointer outside the thread's own stack is (a SP_IN key).
+
+    Go runs goroutines on stacks it allocates from its own heap (and, without
+    cgo, its threads' g0 stacks too): a Go thread's stack pointer is in a Go
+    heap arena, and the thread's stack size is the goroutine's, which only
+    the runtime knows.
+    """
+    if region is None:
+        return "unmapped"
+    if region.kind == "heap" and region.allocator == "go":
+        return "goroutine-stack"
+    return "elsewhere"
 
 
 def tasks_from_facts(pmap: ProcessMap, facts: Facts) -> tuple[Task, ...]:

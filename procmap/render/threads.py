@@ -58,7 +58,8 @@ def _row(t: Thread, width: int) -> tuple[str, ...]:
         sp = f"? {t.sp_unknown}"
     s = t.stack
     if s is None:
-        stack, size = "-", ""
+        # A Go thread's stack is a goroutine's, in the Go heap: its size is the runtime's.
+        stack, size = ("in the Go heap" if t.sp_in == "goroutine-stack" else "-"), ""
     else:
         stack = f"{s.start:0{width}x}-{s.end:0{width}x}" + (" [stack]" if t.main else "")
         size = human_size(s.size)
