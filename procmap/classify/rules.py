@@ -242,6 +242,7 @@ class _Classifier:
             label.sections,
             label.heuristic,
             label.tid,
+            label.allocator,
         )
 
     def index_at(self, address: int) -> int | None:
