@@ -995,6 +995,7 @@ class Location(NamedTuple):
             "detail": r.detail.value if r else None,
             "description": self.description,
             "tid": r.tid if r else None,
+            "allocator": r.allocator if r else None,
             "unmapped": self.unmapped,
             "unmapped_range": (
                 None

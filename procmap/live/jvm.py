@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from ..elf.layout import SHT_DYNSYM, Reader, read_elf_fd
+from ..elf.layout import SHT_DYNSYM, ElfLayout, Reader, read_elf_fd
 from ..errors import ProcmapError
 from ..kernel.procfs import ProcessDir
 from ..model import Detail, HeapRange, Mapping, Runtime
@@ -312,7 +312,7 @@ class _Vm:
             chunk *= 4
         raise _Unreadable(f"the {what} table has no end")
 
-    def strings(self, pointers: list[int]):  # type: ignore[no-untyped-def]
+    def strings(self, pointers: list[int]) -> Callable[[int], str]:
         """A function from a C string's address to the string (names are ASCII)."""
         live = [p for p in pointers if p]
         if not live:
@@ -465,7 +465,7 @@ def _align_up(x: int, a: int) -> int:
     return (x + a - 1) // a * a
 
 
-def _dynamic_symbols(fd: int, layout, path: str) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def _dynamic_symbols(fd: int, layout: ElfLayout, path: str) -> dict[str, int]:
     """The values of the _SYMBOLS libjvm defines in .dynsym (what it exports)."""
     table = next((s for s in layout.sections if s.type == SHT_DYNSYM), None)
     if table is None or not 0 < table.link <= len(layout.sections):
