@@ -360,8 +360,14 @@ class _Vm:
         heap = self.static_word("Universe", "_collectedHeap")
         out.heap = self.mem_region(heap + self.field("CollectedHeap", "_reserved", False), "heap")
         if flags["UseSerialGC"] & 0xFF:
-            young = self.word(heap + self.field("GenCollectedHeap", "_young_gen", False), "young")
-            old = self.word(heap + self.field("GenCollectedHeap", "_old_gen", False), "old")
+            # GenCollectedHeap's fields moved to SerialHeap in JDK 23 (JDK-8325104).
+            owner = (
+                "GenCollectedHeap"
+                if ("GenCollectedHeap", "_young_gen") in self.fields
+                else "SerialHeap"
+            )
+            young = self.word(heap + self.field(owner, "_young_gen", False), "young")
+            old = self.word(heap + self.field(owner, "_old_gen", False), "old")
             reserved = self.field("Generation", "_reserved", False)
             out.young = self.mem_region(young + reserved, "the young generation")
             out.old = self.mem_region(old + reserved, "the old generation")
@@ -414,7 +420,11 @@ class _Vm:
         if archive is not None:
             start = _align_up(top, _CLASS_SPACE_ALIGNMENT)
         else:
-            start = self.static_word("CompressedKlassPointers", "_narrow_klass._base")
+            # CompressedKlassPointers::_narrow_klass._base became _base in JDK 21.
+            base_field = "_narrow_klass._base"
+            if ("CompressedKlassPointers", base_field) not in self.fields:
+                base_field = "_base"
+            start = self.static_word("CompressedKlassPointers", base_field)
         if not start or not 0 < size <= 1 << 35:
             return archive, None
         if not any(m.start == start for m in self.maps):

@@ -1,7 +1,9 @@
 """The JVM's memory: procmap against the JVM's own report (jcmd GC.heap_info).
 
-One JVM with the default collector (G1) serves most tests (module-scoped);
-Serial and Parallel, whose generations lie in fixed ranges, start one JVM each.
+One JVM with the default collector (G1) serves most tests (module-scoped), with
+native memory tracking on, so that jcmd VM.native_memory detail lists each of its
+reservations (the code cache, metaspace, the class space, thread stacks); Serial
+and Parallel, whose generations lie in fixed ranges, start one JVM each.
 -Xms16m -Xmx256m: a small committed heap in a reservation of 256 MiB, so
 both committed and reserved parts are there to be told apart.
 """
@@ -20,6 +22,7 @@ from tests.helpers import procmap_json, run_cli
 from tests.users import CAP_SYS_PTRACE, NOBODY, needs_root, run_cli_as
 
 HEAP_DETAILS = {"java-heap", "java-heap-young", "java-heap-old", "java-heap-reserve"}
+_NMT = re.compile(r"^\[(0x[0-9a-f]+) - (0x[0-9a-f]+)\] reserved .*for (.+?) from", re.M)
 _RANGE = re.compile(r"\[(0x[0-9a-f]+), (0x[0-9a-f]+)(?:, (0x[0-9a-f]+))?\)")
 
 
@@ -62,6 +65,18 @@ def heap_info(pid: int) -> dict[str, tuple[int, ...]]:
     return found
 
 
+def reservations(pid: int) -> list[tuple[str, int, int]]:
+    """jcmd PID VM.native_memory detail: (what for, start, end) of each reservation."""
+    out = subprocess.run(
+        ["jcmd", str(pid), "VM.native_memory", "detail"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    return [(m[3], int(m[1], 16), int(m[2], 16)) for m in _NMT.finditer(out)]
+
+
 def union(regions: list[dict]) -> tuple[int, int]:
     """The span of adjacent regions, checked to leave no gap."""
     regions = sorted(regions, key=lambda r: r["start"])
@@ -72,10 +87,15 @@ def union(regions: list[dict]) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def g1():
-    with java() as process:
+    with java("-XX:NativeMemoryTracking=detail") as process:
         result = run_cli(str(process.pid), "--json")
         assert result.returncode == 0, result.stderr
         yield process.pid, procmap_json(result.stdout), heap_info(process.pid)
+
+
+@pytest.fixture(scope="module")
+def nmt(g1):
+    return reservations(g1[0])
 
 
 def test_the_jvm_is_named_by_its_library(g1):
@@ -125,6 +145,29 @@ def test_code_cache_class_metadata_perf_data_and_stack_guards(g1):
     stacks = {r["start"]: r for r in data["regions"] if r["detail"] == "thread-stack"}
     # Each zone lies right under a thread's stack (the thread procmap found by its SP).
     assert sum(g["end"] in stacks for g in guards) >= 2
+
+
+def test_code_cache_and_class_space_are_the_reservations_nmt_reports(g1, nmt):
+    _, data, _ = g1
+    regions = data["regions"]
+
+    def inside(start: int, end: int) -> list[dict]:
+        return [r for r in regions if r["start"] < end and r["end"] > start]
+
+    (code,) = [(s, e) for what, s, e in nmt if what == "Code" and e - s > 32 << 20]
+    assert union(inside(*code)) == code
+    assert {r["detail"] for r in inside(*code)} == {"jit-code", "jit-code-reserve"}
+    (klass,) = [(s, e) for what, s, e in nmt if what == "Class"]
+    assert union(inside(*klass)) == klass
+    assert {r["detail"] for r in inside(*klass)} == {"class-space", "jvm-reserve"}
+    archive = [(s, e) for what, s, e in nmt if what == "Shared class space"]
+    for s, e in archive:  # with -Xshare:auto, when the JDK has its archive
+        assert union(inside(s, e)) == (s, e)
+        assert {r["detail"] for r in inside(s, e)} <= {"metaspace", "jvm-reserve"}
+    # Every Java thread's stack guard zone is at the low end of a thread stack.
+    stacks = {s for what, s, e in nmt if what == "Thread Stack"}
+    guards = [r for r in regions if r["detail"] == "java-stack-guard"]
+    assert guards and all(g["start"] in stacks for g in guards)
 
 
 def test_where_on_the_heap_names_the_jvm(g1):
