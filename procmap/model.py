@@ -193,6 +193,9 @@ class HeapRange(NamedTuple):
     """Memory a runtime manages: read from the runtime itself, or found by its layout.
 
     `kind` and `detail` are the region's; `allocator` a key of ALLOCATORS.
+    `reserve`, where set, is the detail of the range's parts with no access: a
+    range read once (a JVM's heap) is cut at the mappings each time it is
+    classified, so memory the runtime commits later is told as committed.
     """
 
     start: int
@@ -201,6 +204,7 @@ class HeapRange(NamedTuple):
     detail: Detail
     allocator: str
     heuristic: bool = False
+    reserve: Detail | None = None
 
 
 def detail_words(

@@ -2,8 +2,6 @@
 # allocator whose development files are installed (libjemalloc-dev,
 # libgoogle-perftools-dev, libmimalloc-dev; `make deps`), and a plain one to run with
 # LD_PRELOAD=libjemalloc.so.2.
-# Included before samples/Makefile's own `all`: keep it the default goal.
-.DEFAULT_GOAL := all
 MALLOC_LIBDIR := $(firstword $(wildcard /usr/lib/$(shell $(CC) -print-multiarch 2>/dev/null)) /usr/lib)
 HAVE_JEMALLOC := $(wildcard /usr/include/jemalloc/jemalloc.h)
 HAVE_JEMALLOC_PIC := $(wildcard $(MALLOC_LIBDIR)/libjemalloc_pic.a)

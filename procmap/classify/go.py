@@ -80,26 +80,6 @@ def early(maps: Sequence[Mapping], facts: Facts, runtime: Runtime) -> Iterable[H
     return out
 
 
-def run_bounds(maps: Sequence[Mapping], lo: int, hi: int) -> tuple[int, int]:
-    """[lo, hi) widened over the whole runs of arena-like mappings that meet its ends.
-
-    For a caller that classifies a window of the maps (the live sampler): the
-    arenas are recognised from the hint at the start of their run, so a window
-    that cuts a run must be widened down to its hint (and up to its end,
-    where the last whole arena ends).  O(length of the runs).
-    """
-    while 0 < lo < len(maps) and _arena_like(maps[lo]) and not is_hint(maps[lo].start):
-        below = maps[lo - 1]
-        if below.end != maps[lo].start or not _arena_like(below):
-            break
-        lo -= 1
-    while 0 < hi < len(maps) and _arena_like(maps[hi - 1]) and _arena_like(maps[hi]):
-        if maps[hi].start != maps[hi - 1].end or is_hint(maps[hi].start):
-            break
-        hi += 1
-    return lo, hi
-
-
 def _arena_like(m: Mapping) -> bool:
     return m.path is None and m.inode == 0 and m.perms in ("rw-p", "---p")
 

@@ -429,7 +429,8 @@ DETAILS: dict[Detail, str] = {
     Detail.GO_HEAP_ARENA: (
         "A Go heap arena: 64 MiB of address space (on 64-bit Linux) the Go runtime maps at "
         "addresses of its own choosing, holding Go objects and also the stacks of "
-        "goroutines, which the runtime allocates from its heap."
+        "goroutines, which the runtime allocates from its heap (the kernel shows an arena "
+        "as several mappings where parts of it differ in access)."
     ),
     Detail.GO_HEAP_RESERVE: (
         "The part of a Go heap arena reserved with no access and not yet used; the runtime "
@@ -466,7 +467,7 @@ DETAILS: dict[Detail, str] = {
     ),
     Detail.JVM_RESERVE: (
         "Address space the JVM reserved with no access and has not committed yet (for "
-        "metaspace, the class space or the code cache)."
+        "metaspace, the class space or the class data archive)."
     ),
     Detail.JIT_CODE: (
         "The JVM's code cache: machine code its just-in-time compilers wrote at run time, "
@@ -624,7 +625,8 @@ ALLOCATOR_NOTES: dict[str, str] = {
         "jemalloc asks mmap() for large runs of pages (extents) and never uses brk by "
         "default. It cuts extents into slabs of one size class each, and keeps arenas per "
         "CPU or thread; freed pages are handed back with madvise() while the address "
-        "range stays mapped, so its mappings seldom shrink."
+        "range stays mapped: with its default on 64-bit Linux (retain) it never unmaps "
+        "what it mapped, so its mappings do not shrink."
     ),
     "tcmalloc": (
         "tcmalloc grows its page heap with sbrk while it can, then with mmap(); it cuts "
@@ -638,7 +640,8 @@ ALLOCATOR_NOTES: dict[str, str] = {
     ),
     "go": (
         "The Go runtime never calls malloc for Go objects: it reserves 64 MiB heap arenas "
-        "with mmap() at addresses it picks (from 0xc000000000 on 64-bit Linux), makes them "
+        "with mmap() at addresses it picks (from 0xc000000000 on x86-64, 0x4000000000 on "
+        "arm64), makes them "
         "read-write as the heap grows, and gives memory back with madvise(). Goroutine "
         "stacks are allocated from the same heap, so they live inside the arenas."
     ),

@@ -189,10 +189,12 @@ class _Classifier:
     def claim_range(self, r: HeapRange) -> None:
         """Give a runtime's range its label, in every mapping it meets."""
         label = _Label(r.kind, r.detail, None, (), r.heuristic, None, r.allocator)
+        reserve = label if r.reserve is None else label._replace(detail=r.reserve)
         i = max(bisect.bisect_right(self.starts, r.start) - 1, 0)
         while i < len(self.maps) and self.maps[i].start < r.end:
-            if self.maps[i].end > r.start:
-                self.claim(i, r.start, r.end, label)
+            m = self.maps[i]
+            if m.end > r.start:
+                self.claim(i, r.start, r.end, reserve if m.perms[:3] == "---" else label)
             i += 1
 
     def unclaimed(self, i: int) -> bool:

@@ -117,9 +117,17 @@ def runtimes_of(
 
 
 def glibc_arenas_possible(facts: Facts) -> bool:
-    """Whether glibc's arena rule may fire: glibc answers malloc, or nobody knows."""
+    """Whether glibc's arena rule may fire: glibc answers malloc, or nobody knows.
+
+    Not in a JVM whose layout was not read: its Java heap and class space are
+    64 MiB-aligned reservations committed from the bottom, the arena's shape,
+    and with nothing to tell them apart the rule would be sure and wrong.
+    """
     if facts.runtimes is None:
         return True
+    names = {r.name for r in facts.runtimes}
+    if "jvm" in names and not any(h.allocator == "jvm" for h in facts.heap_ranges):
+        return False
     return any(r.name == "glibc" and r.malloc for r in facts.runtimes)
 
 
@@ -176,6 +184,40 @@ def late_ranges(
         if rule is not None:
             ranges.extend(rule(maps, free, facts, r))
     return ranges
+
+
+# The rules that look at whole runs of anonymous mappings (consecutive, no gap):
+# Go's arenas from the hint at a run's start, the others by a run's size.
+_RUN_RULES = frozenset({"go", "jemalloc", "tcmalloc", "mimalloc"})
+
+
+def reads_runs(facts: Facts) -> bool:
+    """Whether some rule of this process's runtimes judges runs of anonymous mappings."""
+    return any(r.name in _RUN_RULES for r in facts.runtimes or ())
+
+
+def run_bounds(maps: Sequence[Mapping], lo: int, hi: int) -> tuple[int, int]:
+    """[lo, hi) widened over the whole runs of anonymous mappings that meet its ends.
+
+    For a caller that classifies a window of the maps (the live sampler): a rule
+    that judges a run by its size or its start must see all of it, or a window
+    that cuts a run would take its piece for a run of its own.  O(run length).
+    """
+    while 0 < lo < len(maps) and plain_anonymous(maps[lo]) and plain_anonymous(maps[lo - 1]):
+        if maps[lo - 1].end != maps[lo].start:
+            break
+        lo -= 1
+    while 0 < hi < len(maps) and plain_anonymous(maps[hi - 1]) and plain_anonymous(maps[hi]):
+        if maps[hi - 1].end != maps[hi].start:
+            break
+        hi += 1
+    return lo, hi
+
+
+def plain_anonymous(m: Mapping) -> bool:
+    """Unnamed private anonymous memory, read-write or no-access: what a heap, a stack,
+    a guard or a reservation is made of."""
+    return m.path is None and not m.inode and m.perms in ("rw-p", "---p")
 
 
 def _each_once(facts: Facts) -> list[Runtime]:

@@ -102,27 +102,34 @@ def read_ranges(
 
 
 def ranges_of(layout: JvmLayout, mappings: Sequence[Mapping], page: int) -> list[HeapRange]:
-    """The heap ranges of a JVM whose layout was read: each part cut at the mappings,
-    committed where the mapping has any access, reserved where it has none; and the
-    guard zones of its Java threads' stacks."""
+    """The heap ranges of a JVM whose layout was read, and the guard zones of its Java
+    threads' stacks.  Each part is committed where its mapping has any access and
+    reserved where it has none, which the classifier tells at each classification
+    (HeapRange.reserve): the JVM commits and uncommits its heap as it runs."""
     out: list[HeapRange] = []
+
+    def part(
+        bounds: tuple[int, int],
+        kind: str,
+        committed: Detail,
+        reserved: Detail,
+        heuristic: bool = False,
+    ) -> None:
+        out.append(HeapRange(*bounds, kind, committed, "jvm", heuristic, reserved))
+
     if layout.heap is not None:
         young, old = layout.young, layout.old
-        for part, committed in ((young, Detail.JAVA_HEAP_YOUNG), (old, Detail.JAVA_HEAP_OLD)):
-            if part is not None:
-                out += _split(mappings, part, "heap", committed, Detail.JAVA_HEAP_RESERVE)
-        # What no generation holds (all of it under G1): the heap, regions of either.
-        rest = layout.heap if young is None or old is None else None
-        if rest is not None:
-            out += _split(mappings, rest, "heap", Detail.JAVA_HEAP, Detail.JAVA_HEAP_RESERVE)
+        if young is not None and old is not None:
+            part(young, "heap", Detail.JAVA_HEAP_YOUNG, Detail.JAVA_HEAP_RESERVE)
+            part(old, "heap", Detail.JAVA_HEAP_OLD, Detail.JAVA_HEAP_RESERVE)
+        else:  # no generations of fixed bounds (G1): the heap, regions of either
+            part(layout.heap, "heap", Detail.JAVA_HEAP, Detail.JAVA_HEAP_RESERVE)
     if layout.code is not None:
-        out += _split(mappings, layout.code, "text", Detail.JIT_CODE, Detail.JIT_CODE_RESERVE)
+        part(layout.code, "text", Detail.JIT_CODE, Detail.JIT_CODE_RESERVE)
     if layout.archive is not None:
-        out += _split(mappings, layout.archive, "heap", Detail.METASPACE, Detail.JVM_RESERVE)
+        part(layout.archive, "heap", Detail.METASPACE, Detail.JVM_RESERVE)
     if layout.class_space is not None:
-        out += _split(
-            mappings, layout.class_space, "heap", Detail.CLASS_SPACE, Detail.JVM_RESERVE, True
-        )
+        part(layout.class_space, "heap", Detail.CLASS_SPACE, Detail.JVM_RESERVE, True)
     out += stack_guards(mappings, layout.stack_guard_pages * page, page)
     return out
 
@@ -150,28 +157,6 @@ def stack_guards(mappings: Sequence[Mapping], zone: int, page: int) -> list[Heap
             out.append(
                 HeapRange(g.end - zone, g.end, "stack", Detail.JAVA_STACK_GUARD, "jvm", True)
             )
-    return out
-
-
-def _split(
-    mappings: Sequence[Mapping],
-    bounds: tuple[int, int],
-    kind: str,
-    committed: Detail,
-    reserved: Detail,
-    heuristic: bool = False,
-) -> list[HeapRange]:
-    start, end = bounds
-    out: list[HeapRange] = []
-    for m in mappings:
-        if m.end <= start or m.start >= end:
-            continue
-        detail = reserved if m.perms.startswith("---") else committed
-        a, b = max(m.start, start), min(m.end, end)
-        if out and out[-1].end == a and out[-1].detail is detail:
-            out[-1] = out[-1]._replace(end=b)
-        else:
-            out.append(HeapRange(a, b, kind, detail, "jvm", heuristic))
     return out
 
 

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from ..classify import classify
+from ..classify.runtimes import plain_anonymous, reads_runs, run_bounds
 from ..errors import ProcessExited
 from ..kernel.maps import parse_maps
 from ..kernel.procfs import ProcessDir, ProcFS
@@ -135,6 +136,7 @@ class Sampler:
         mappings, data = _parse_canonical(data)
         self.warnings: list[str] = []
         self.facts: Facts = read_facts(self.pd, mappings, self.cache, self.warnings)
+        self._runs_matter = reads_runs(self.facts)
         self.tids: list[int] = self._task_ids()
         if len(self.tids) > 1:
             self.facts = read_thread_stacks(self.pd, self.facts, self.tids, self.warnings)
@@ -457,17 +459,21 @@ class Sampler:
         ---p mapping the stack it guards (whose guard's free part may be set
         here).  Nothing further depends on [lo, hi): a mapping two away
         depends only on the claims of the one between, and those change only
-        in the shapes above.
+        in the shapes above.  Where a runtime's rules judge whole runs of
+        anonymous mappings (Go's arenas, jemalloc's extents), the window holds
+        each run it meets whole.
         """
         maps, n = self.mappings, len(self.mappings)
-        if lo > 0 and _is_plain_anonymous(maps[lo - 1]):
+        if lo > 0 and plain_anonymous(maps[lo - 1]):
             lo -= 1
             if maps[lo].perms == "rw-p" and lo > 0 and maps[lo - 1].perms == "---p":
-                lo -= _is_plain_anonymous(maps[lo - 1])
-        if hi < n and _is_plain_anonymous(maps[hi]):
+                lo -= plain_anonymous(maps[lo - 1])
+        if hi < n and plain_anonymous(maps[hi]):
             hi += 1
-            if maps[hi - 1].perms == "---p" and hi < n and _is_plain_anonymous(maps[hi]):
+            if maps[hi - 1].perms == "---p" and hi < n and plain_anonymous(maps[hi]):
                 hi += 1
+        if self._runs_matter:
+            lo, hi = run_bounds(maps, lo, hi)
         return lo, hi
 
     def _closure(
@@ -591,6 +597,7 @@ class Sampler:
             images=list(self.images),
             warnings=self.warnings,
             page_size=self.facts.page_size,
+            runtimes=self.facts.runtimes or (),
         )
 
     def totals(self) -> dict[str, int]:
@@ -604,11 +611,6 @@ def _is_file(m: Mapping) -> bool:
     The same test as classify's find_images, which groups mappings into images.
     """
     return bool(m.inode) and m.path is not None and m.path[:1] != "["
-
-
-def _is_plain_anonymous(m: Mapping) -> bool:
-    """Unnamed anonymous memory that classify can take for a guard, stack, arena or bss."""
-    return m.path is None and not m.inode and m.perms in ("rw-p", "---p")
 
 
 def _parse_canonical(data: bytes) -> tuple[list[Mapping], bytes]:

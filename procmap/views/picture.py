@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..model import (
+    ALLOCATORS,
     KERNEL_FILE_DETAILS,
     KERNEL_MADE_DETAILS,
     KINDS,
@@ -320,6 +321,10 @@ def _key(
     if kind == "heap":
         if detail is Detail.BRK_HEAP:
             return ("heap",), "heap", "heap", "", "up"
+        if r.allocator not in (None, "glibc"):
+            # Another allocator's or runtime's heap: one box per run of its memory.
+            label = _RUNTIME_BANDS.get(detail) or f"{ALLOCATORS.get(r.allocator, r.allocator)} heap"
+            return ("heap of", r.allocator, label), "arena", label, "", ""
         # An arena and the reserve above it; a new arena starts at each "malloc arena".
         if (
             detail is Detail.MALLOC_ARENA_RESERVE
@@ -333,20 +338,43 @@ def _key(
             return ("stack",), "stack", "stack", "", "down"
         # glibc's thread stack: a guard page, then the stack right above it.
         if (
-            detail is not Detail.GUARD_PAGE
+            detail not in _GUARDS
             and current is not None
             and current.role == "thread stack"
-            and all(x.detail is Detail.GUARD_PAGE for x in current.regions)
+            and all(x.detail in _GUARDS for x in current.regions)
         ):
             return current.key, "thread stack", "", "", ""
         return ("thread", r.start), "thread stack", "thread stack", "", ""
     if kind == "kernel":
         return ("kernel", r.start), "kernel page", r.path or r.description, "", ""
+    if r.path is None and detail in _RUNTIME_BANDS:  # a runtime's own data, its JIT code
+        label = _RUNTIME_BANDS[detail]
+        return ("runtime", r.allocator, label), "anonymous", label, "", ""
     if detail in KERNEL_MADE_DETAILS:
         return ("vdso",), "vdso", "vdso", "", ""
     if r.path is None:
         return ("anonymous",), "anonymous", "anonymous", "", ""
     return ("file", r.path), "file", _file_label(r), "", ""
+
+
+# A thread stack's band begins with its guard: glibc's page, or the JVM's zones.
+_GUARDS = frozenset((Detail.GUARD_PAGE, Detail.JAVA_STACK_GUARD))
+# Runtimes' memory by what it holds (the JVM's heap: Java objects, and class
+# metadata); an allocator's heap by its name ("jemalloc heap").
+_RUNTIME_BANDS = {
+    Detail.GO_RUNTIME_DATA: "Go runtime data",
+    Detail.JIT_CODE: "JIT code",
+    Detail.JIT_CODE_RESERVE: "JIT code",
+    Detail.GO_HEAP_ARENA: "Go heap",
+    Detail.GO_HEAP_RESERVE: "Go heap",
+    Detail.JAVA_HEAP: "Java heap",
+    Detail.JAVA_HEAP_YOUNG: "Java heap",
+    Detail.JAVA_HEAP_OLD: "Java heap",
+    Detail.JAVA_HEAP_RESERVE: "Java heap",
+    Detail.METASPACE: "class metadata",
+    Detail.CLASS_SPACE: "class metadata",
+    Detail.JVM_RESERVE: "class metadata",
+}
 
 
 def _base(path: str) -> str:
@@ -366,7 +394,7 @@ def _file_label(r: Region) -> str:
 def _details(role: str, regions: list[Region]) -> str:
     """What the regions are, in a phrase: their details, each once ("read-only data, relro")."""
     if role == "thread stack":
-        stacks = [r for r in regions if r.detail is not Detail.GUARD_PAGE]
+        stacks = [r for r in regions if r.detail not in _GUARDS]
         words = stacks[0].description if stacks else regions[0].description
         return words + (", above its guard page" if len(stacks) < len(regions) else "")
     if role == "vdso":
@@ -378,7 +406,8 @@ def _details(role: str, regions: list[Region]) -> str:
         # page" then "bss" is one thing to a reader, bss.
         words = r.description
         seen.setdefault(words.split(",")[0] if role == "image" else words, None)
-    return ", ".join(seen)
+    # Words with commas of their own ("Go heap arena, reserved, ...") are kept apart by "; ".
+    return ("; " if any("," in words for words in seen) else ", ").join(seen)
 
 
 def _with_gaps(bands: list[Band], low: int, high: int) -> list[Band]:

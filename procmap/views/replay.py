@@ -56,6 +56,7 @@ def replay(
         resident=resident,
         resident_from=resident_from,
         rollup=rollup,
+        runtimes=snapshot.facts.runtimes or (),
     )
     if shared:
         pmap = _with_saved_sharing(pmap, snapshot)

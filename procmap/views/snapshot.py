@@ -32,7 +32,7 @@ shape is a new version):
                 "thread_stack_size": 8388608 or null,
                 "runtimes": [RUNTIME, ...] or null,
                 "heap_ranges": [[ADDRESS start, ADDRESS end, KIND, DETAIL, ALLOCATOR,
-                                 heuristic], ...]},
+                                 heuristic, DETAIL or null], ...]},
       "maps": BYTES,                 # /proc/PID/maps exactly as read
       "smaps": BYTES or null,        # /proc/PID/smaps, when it was read
       "smaps_rollup": BYTES or null, # /proc/PID/smaps_rollup, read with smaps
@@ -95,7 +95,8 @@ RUNTIME = {"name": ALLOCATOR, "object": TEXT, "malloc": boolean, "found_by":
 "name" or "symbols" or "section"}, or null when they were not looked for;
 `heap_ranges` what runtimes reported of their own memory (model.HeapRange):
 ALLOCATOR is a key of model.ALLOCATORS, KIND of model.KINDS, DETAIL a
-model.Detail's key.
+model.Detail's key; the last DETAIL, where not null, that of the range's
+parts with no access (HeapRange.reserve).
 
 Version 4 is still read: the keys of version 5 but the facts' `runtimes` and
 `heap_ranges` (procmap then does not know them, as before it looked).
@@ -296,6 +297,7 @@ def to_dict(snapshot: Snapshot) -> JSONDict:
                     h.detail.value,
                     h.allocator,
                     h.heuristic,
+                    None if h.reserve is None else h.reserve.value,
                 ]
                 for h in facts.heap_ranges
             ],
@@ -910,9 +912,11 @@ def _heap_ranges(d: JSONDict, where: str) -> tuple[HeapRange, ...]:
     details = {detail.value: detail for detail in Detail}
     for i, item in enumerate(_list(d, "heap_ranges", where)):
         at = f"{where}.heap_ranges[{i}]"
-        if type(item) is not list or len(item) != 6:
+        if type(item) is not list or len(item) != 7:
             raise _Damage(
-                at, f"expected [start, end, kind, detail, allocator, heuristic], not {_show(item)}"
+                at,
+                "expected [start, end, kind, detail, allocator, heuristic, reserve], "
+                f"not {_show(item)}",
             )
         start, end = _ints(_unhex(item[:2], at, (0, 1)), at, (_U64, _U64))
         kind, detail, allocator = item[2], details.get(item[3]), item[4]
@@ -924,7 +928,11 @@ def _heap_ranges(d: JSONDict, where: str) -> tuple[HeapRange, ...]:
             raise _Damage(f"{at}[3]", f"expected a detail's key, not {_show(item[3])}")
         if allocator not in ALLOCATORS:
             raise _Damage(f"{at}[4]", f"expected an allocator's key, not {_show(allocator)}")
-        out.append(HeapRange(start, end, kind, detail, allocator, _bool(item[5], f"{at}[5]")))
+        reserve = None if item[6] is None else details.get(item[6])
+        if item[6] is not None and reserve is None:
+            raise _Damage(f"{at}[6]", f"expected a detail's key or null, not {_show(item[6])}")
+        heuristic = _bool(item[5], f"{at}[5]")
+        out.append(HeapRange(start, end, kind, detail, allocator, heuristic, reserve))
     return tuple(out)
 
 

@@ -217,4 +217,6 @@ def test_unreadable_jvm_memory_falls_back_with_one_warning(g1):
     assert "shown as plain mappings" in notes[0]
     details = {r["detail"] for r in data["regions"]}
     assert not details & HEAP_DETAILS and "jit-code" not in details
+    # Nor is the Java heap, shaped like one, taken for a glibc arena.
+    assert not [d for d in details if d.startswith("malloc-arena")]
     assert "jvm-perf-data" in details  # by its path: no read of the JVM needed

@@ -38,7 +38,7 @@ from procmap.kernel.procfs import ProcFS, dev_string
 from procmap.live.diff import Hunk, diff_maps
 from procmap.live.events import EVENTS, Change
 from procmap.live.sampler import PidReused, Sampler
-from procmap.model import KINDS, Detail, Mapping
+from procmap.model import KINDS, Detail, Mapping, Runtime
 from tests.conftest import SAMPLE_BIN, SAMPLES, Lines
 
 WATCH = SAMPLE_BIN / "watch"
@@ -477,6 +477,37 @@ def test_guard_of_a_stack_below_a_changed_arena_reserve(written):
         (Detail.THREAD_STACK, tid)
     ]
     check_consistent(s)  # G: "guard page (TID ...)", as classify says
+
+
+@pytest.mark.parametrize("allocator", ["jemalloc", "go"])
+def test_a_run_cut_far_from_its_start_is_judged_whole(written, allocator):
+    # jemalloc's rule takes a run of anonymous mappings of 2 MiB or more, and
+    # Go's a run from the arena hint at its start: each mapping's kind depends
+    # on mappings far from it.  A run alternating read-write and no-access
+    # (the kernel cannot merge them) is cut at its top, two mappings above its
+    # bottom: the bottom must be judged again, with the run's new length.
+    s = written.sampler
+    s.facts = s.facts._replace(
+        runtimes=(Runtime(allocator, "/x/runtime", allocator != "go", "name"),)
+    )
+    s._runs_matter = True  # as the full read sets it from the runtimes found
+    base = 0xC000000000 if allocator == "go" else LOW + ARENA
+    step = (64 << 20) if allocator == "go" else (512 << 10)
+    run = [
+        anon(base + i * step, base + (i + 1) * step, "rw-p" if i % 2 == 0 else "---p")
+        for i in range(5)
+    ]
+    low = anon(LOW, LOW + PAGE, "r--p")
+    written.text = text_of(sorted([low, *run, TOP]))
+    s.sample()
+    check_consistent(s)
+    assert {r.allocator for r in s.regions if run[0].start <= r.start < run[-1].end} == {allocator}
+    if allocator == "go":  # Go's arenas reach down to their hint: cut at the bottom
+        written.text = text_of(sorted([low, anon(base + PAGE, run[0].end, "rw-p"), *run[1:], TOP]))
+    else:  # jemalloc's run must be 2 MiB long: cut at the top
+        written.text = text_of(sorted([low, *run[:3], TOP]))
+    s.sample()
+    check_consistent(s)
 
 
 def test_image_reaching_the_guard_of_a_stack_shape(written, tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from procmap.classify import classify
+from procmap.classify import classify, runtimes
 from procmap.classify import go as go_rules
 from procmap.classify.threads import describe_threads
 from procmap.kernel.maps import parse_maps
@@ -122,14 +122,14 @@ def test_a_window_that_cuts_the_heap_is_widened_to_its_hint():
     maps = parse_maps((DATA / "cgo-full-arena.maps").read_bytes())
     starts = [m.start for m in maps]
     first, middle, reserve = (starts.index(a) for a in (0xC000000000, 0xC004000000, 0xC004400000))
-    assert go_rules.run_bounds(maps, middle, middle + 1) == (first, reserve + 1)
-    assert go_rules.run_bounds(maps, reserve, reserve + 1) == (first, reserve + 1)
+    assert runtimes.run_bounds(maps, middle, middle + 1) == (first, reserve + 1)
+    assert runtimes.run_bounds(maps, reserve, reserve + 1) == (first, reserve + 1)
     # A window alone is not the heap: widened, it is.
     alone = go_rules.early(maps[middle : middle + 1], Facts(runtimes=(GO,)), GO)
     assert not list(alone)
-    lo, hi = go_rules.run_bounds(maps, middle, middle + 1)
+    lo, hi = runtimes.run_bounds(maps, middle, middle + 1)
     widened = go_rules.early(maps[lo:hi], Facts(runtimes=(GO,)), GO)
     assert [r.start for r in widened] == [0xC000000000, 0xC004000000, 0xC004400000]
     # Outside any run: unchanged.
-    assert go_rules.run_bounds(maps, 0, 1) == (0, 1)
-    assert go_rules.run_bounds(maps, len(maps) - 1, len(maps)) == (len(maps) - 1, len(maps))
+    assert runtimes.run_bounds(maps, 0, 1) == (0, 1)
+    assert runtimes.run_bounds(maps, len(maps) - 1, len(maps)) == (len(maps) - 1, len(maps))

@@ -28,28 +28,55 @@ def saved() -> tuple[list[Mapping], JvmLayout]:
     return maps, layout
 
 
+def heap_parts(maps: list[Mapping], layout: JvmLayout) -> list[tuple[int, int, Detail]]:
+    """The Java heap (below 4 GiB in the saved map) as classified: neighbours alike merged."""
+    facts = Facts(runtimes=(JVM, GLIBC), heap_ranges=tuple(ranges_of(layout, maps, PAGE)))
+    parts: list[tuple[int, int, Detail]] = []
+    for r in classify(maps, {}, facts).regions:
+        if r.kind != "heap" or r.start >= 1 << 32:
+            continue
+        assert r.allocator == "jvm" and not r.heuristic
+        if parts and parts[-1][1] == r.start and parts[-1][2] is r.detail:
+            parts[-1] = (parts[-1][0], r.end, r.detail)
+        else:
+            parts.append((r.start, r.end, r.detail))
+    return parts
+
+
 def test_heap_is_committed_where_mapped_read_write_and_reserved_elsewhere():
     maps, layout = saved()
-    heap = [r for r in ranges_of(layout, maps, PAGE) if r.kind == "heap" and r.start < 1 << 32]
-    assert [(hex(r.start), hex(r.end), r.detail) for r in heap] == [
+    assert [(hex(a), hex(b), detail) for a, b, detail in heap_parts(maps, layout)] == [
         ("0xf0000000", "0xf1000000", Detail.JAVA_HEAP),
         ("0xf1000000", "0xffe00000", Detail.JAVA_HEAP_RESERVE),
         # The class data archive's heap objects (classes.jsa) are mapped into the heap's top.
         ("0xffe00000", "0x100000000", Detail.JAVA_HEAP),
     ]
-    assert {r.allocator for r in heap} == {"jvm"} and not any(r.heuristic for r in heap)
+
+
+def test_heap_the_jvm_commits_later_is_committed_without_reading_it_again():
+    """The range is read once (as --watch does); the mappings' permissions say what is committed."""
+    maps, layout = saved()
+    ranges = tuple(ranges_of(layout, maps, PAGE))
+    i = next(i for i, m in enumerate(maps) if m.start == 0xF100_0000)
+    grown = maps[i]._replace(end=0xF200_0000, perms="rw-p")
+    rest = maps[i]._replace(start=0xF200_0000)
+    maps[i : i + 1] = [grown, rest]
+    facts = Facts(runtimes=(JVM, GLIBC), heap_ranges=ranges)
+    details = {r.start: r.detail for r in classify(maps, {}, facts).regions}
+    assert details[0xF100_0000] is Detail.JAVA_HEAP
+    assert details[0xF200_0000] is Detail.JAVA_HEAP_RESERVE
 
 
 def test_generations_take_their_own_ranges():
     maps, layout = saved()
     layout.young, layout.old = (0xF000_0000, 0xF555_0000), (0xF555_0000, 0x1_0000_0000)
-    heap = [r for r in ranges_of(layout, maps, PAGE) if r.kind == "heap" and r.start < 1 << 32]
-    assert [(r.start, r.detail) for r in heap] == [
+    assert [(a, detail) for a, _, detail in heap_parts(maps, layout)] == [
         (0xF000_0000, Detail.JAVA_HEAP_YOUNG),
-        (0xF100_0000, Detail.JAVA_HEAP_RESERVE),
-        (0xF555_0000, Detail.JAVA_HEAP_RESERVE),
+        (0xF100_0000, Detail.JAVA_HEAP_RESERVE),  # the young's reserve, then the old's
         (0xFFE0_0000, Detail.JAVA_HEAP_OLD),
     ]
+    facts = Facts(runtimes=(JVM, GLIBC), heap_ranges=tuple(ranges_of(layout, maps, PAGE)))
+    assert 0xF555_0000 in {r.start for r in classify(maps, {}, facts).regions}
 
 
 def test_the_classifier_gives_the_jvm_its_memory_and_glibc_none_of_it():

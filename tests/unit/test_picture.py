@@ -106,3 +106,32 @@ def test_folding_many_small_mmaps_keeps_the_landmarks():
     assert roles.count("heap") == roles.count("stack") == 1
     assert sum(b.size for b in folded.bands if b.role == "folded") == 5000 * 4 * KiB
     assert folded.folded == len(picture.bands) - len(folded.bands)
+
+
+def heap_of(start, end, detail, allocator, perms="rw-p") -> Region:
+    return Region(start, end, perms, 0, "00:00", 0, None, "heap", detail, allocator=allocator)
+
+
+def test_another_allocators_heap_is_its_own_box_not_a_malloc_arena():
+    """One box per run of an allocator's memory, named for it; glibc's arenas keep theirs."""
+    go = 0xC000000000
+    jvm = 0xF0000000
+    regions = process(
+        0x7FFD_0000_0000,
+        heap_of(go, go + 4 * MiB, Detail.GO_HEAP_ARENA, "go"),
+        heap_of(go + 4 * MiB, go + 64 * MiB, Detail.GO_HEAP_RESERVE, "go", "---p"),
+        heap_of(jvm, jvm + 16 * MiB, Detail.JAVA_HEAP, "jvm"),
+        heap_of(jvm + 16 * MiB, jvm + 256 * MiB, Detail.JAVA_HEAP_RESERVE, "jvm", "---p"),
+        heap_of(0x7F00_0000_0000, 0x7F00_0040_0000, Detail.JEMALLOC_HEAP, "jemalloc"),
+        heap_of(0x7F10_0000_0000, 0x7F10_0002_1000, Detail.MALLOC_ARENA, "glibc"),
+        heap_of(0x7F10_0002_1000, 0x7F10_0400_0000, Detail.MALLOC_ARENA_RESERVE, "glibc", "---p"),
+    )
+    bands = [b for b in picture_of(regions, []).bands if b.role == "arena"]
+    assert [(b.label, b.start) for b in bands] == [
+        ("Java heap", jvm),
+        ("Go heap", go),
+        ("jemalloc heap", 0x7F00_0000_0000),
+        ("malloc arena", 0x7F10_0000_0000),
+    ]
+    assert [b.regions for b in bands] == [2, 2, 1, 2]
+    assert bands[1].detail == "Go heap arena; Go heap arena, reserved, not yet committed"

@@ -947,7 +947,18 @@ def test_runtimes_and_heap_ranges_round_trip(real, tmp_path):
             Runtime("glibc", "/usr/lib/x86_64-linux-gnu/libc.so.6", False, "name"),
             Runtime("jemalloc", "/opt/x/\udcff-redis", True, "symbols"),
         ),
-        heap_ranges=(HeapRange(0xC0000000, 0x100000000, "heap", Detail.JAVA_HEAP, "jvm"),),
+        heap_ranges=(
+            HeapRange(0xC0000000, 0x100000000, "heap", Detail.JAVA_HEAP, "jvm"),
+            HeapRange(
+                0xF0000000,
+                0x100000000,
+                "heap",
+                Detail.JAVA_HEAP,
+                "jvm",
+                True,
+                Detail.JAVA_HEAP_RESERVE,
+            ),
+        ),
     )
     again = round_trip(real._replace(facts=facts), tmp_path / "runtimes.json")
     assert again.facts == facts
@@ -977,16 +988,30 @@ def test_a_version_4_snapshot_loads_without_runtimes(real, tmp_path):
             [{"name": "go", "object": "x", "malloc": 1, "found_by": "name"}],
             "facts.runtimes[0].malloc",
         ),
-        ("heap_ranges", [["0x2000", "0x1000", "heap", "java-heap", "jvm", False]], "is empty"),
         (
             "heap_ranges",
-            [["0x1000", "0x2000", "heap", "java-heap", "dlmalloc", False]],
+            [["0x2000", "0x1000", "heap", "java-heap", "jvm", False, None]],
+            "is empty",
+        ),
+        (
+            "heap_ranges",
+            [["0x1000", "0x2000", "heap", "java-heap", "dlmalloc", False, None]],
             "expected an allocator's key",
         ),
         (
             "heap_ranges",
-            [["0x1000", "0x2000", "heap", "no-such-detail", "jvm", False]],
+            [["0x1000", "0x2000", "heap", "no-such-detail", "jvm", False, None]],
             "expected a detail's key",
+        ),
+        (
+            "heap_ranges",
+            [["0x1000", "0x2000", "heap", "java-heap", "jvm", False, "no-such-reserve"]],
+            "facts.heap_ranges[0][6]: expected a detail's key or null",
+        ),
+        (
+            "heap_ranges",
+            [["0x1000", "0x2000", "heap", "java-heap", "jvm", False]],
+            "expected [start, end, kind, detail, allocator, heuristic, reserve]",
         ),
     ],
 )
