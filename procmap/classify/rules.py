@@ -23,7 +23,8 @@ with no gap and no overlap.  The rules, strongest first:
    only where glibc answers malloc.
 4. Thread stacks, from each thread's stack pointer, and the guard page below.
 5. Thread stacks by shape, for threads whose stack pointer could not be read.
-6. Other allocators' heaps found by their shape (jemalloc, tcmalloc).
+6. Other allocators' heaps found by their shape (jemalloc, tcmalloc, mimalloc),
+   and the Go runtime's own data in a pure Go process.
 7. Everything else, by its kernel name ([heap], [stack], [vdso]...), its path
    (memfd, SysV shared memory...) or its permissions.
 

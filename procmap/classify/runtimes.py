@@ -119,15 +119,20 @@ def runtimes_of(
 def glibc_arenas_possible(facts: Facts) -> bool:
     """Whether glibc's arena rule may fire: glibc answers malloc, or nobody knows.
 
-    Not in a JVM whose layout was not read: its Java heap and class space are
-    64 MiB-aligned reservations committed from the bottom, the arena's shape,
-    and with nothing to tell them apart the rule would be sure and wrong.
+    Nobody knows where no allocator was found to answer malloc in a C
+    program (a stripped static binary names none): the rule then applies as
+    it did before allocators were looked for.  Not in a Go program, whose
+    runtime maps its own memory, nor in a JVM whose layout was not read: its
+    Java heap and class space are 64 MiB-aligned reservations committed from
+    the bottom, the arena's shape, and the rule would be sure and wrong.
     """
     if facts.runtimes is None:
         return True
     names = {r.name for r in facts.runtimes}
     if "jvm" in names and not any(h.allocator == "jvm" for h in facts.heap_ranges):
         return False
+    if not any(r.malloc for r in facts.runtimes):
+        return not names & {"go", "jvm"}
     return any(r.name == "glibc" and r.malloc for r in facts.runtimes)
 
 

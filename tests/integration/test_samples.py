@@ -10,6 +10,7 @@ import pytest
 
 import procmap
 from procmap.model import KINDS, Detail
+from tests.conftest import run_sample, sample_path
 from tests.helpers import procmap_json, run_cli
 
 
@@ -264,3 +265,15 @@ def test_deleted_or_replaced_binary_is_read_from_what_is_mapped(
     assert image.path == str(path)
     assert pmap.region_at(sample.variables["main"][0]).path == f"{path} (deleted)"
     assert located.symbol == "global_init"
+
+
+def test_a_stripped_static_program_keeps_its_arenas(tmp_path):
+    """No symbol names its allocator: glibc's rules apply as before anything was looked for."""
+    stripped = tmp_path / "lesson-static-stripped"
+    subprocess.run(["strip", "-o", str(stripped), str(sample_path("static"))], check=True)
+    with run_sample("static", path=stripped) as s:
+        pmap = procmap.read_map(s.pid)
+        assert pmap.runtimes == ()  # nothing found, and nothing claimed
+        arena = pmap.region_at(s.variables["thread_malloc"][0])
+        assert arena is not None and arena.detail is Detail.MALLOC_ARENA
+        assert pmap.region_at(s.variables["malloc"][0]).detail is Detail.BRK_HEAP
