@@ -233,6 +233,8 @@ def _component_events(
     One mapping on each side, the same memory: a grow or shrink (and a
     protect).  Several on one side with the same span, the same memory: a
     split or merge, with a protect for each part whose permissions changed.
+    The same, grown at one end (a runtime's reservation extended by a new
+    arena, part of it committed): those events over the old span, and a grow.
     Anything else: unmaps and maps.
     """
     if not new:
@@ -243,11 +245,14 @@ def _component_events(
         return _every("unmap", old_groups) + _every("map", new_groups)
     if len(old) == 1 and len(new) == 1:
         return _resized(old[0], new[0], new_groups[0])
-    if (old[0].start, old[-1].end) != (new[0].start, new[-1].end) or not (
-        _contiguous(old) and _contiguous(new)
-    ):
+    if not (_contiguous(old) and _contiguous(new)):
         return _every("unmap", old_groups) + _every("map", new_groups)
-    return _reshaped(old, old_groups, new, new_groups)
+    lo, hi = old[0].start, old[-1].end
+    if (new[0].start, new[-1].end) == (lo, hi):
+        return _reshaped(old, old_groups, new, new_groups)
+    if new[0].start <= lo and new[-1].end >= hi:
+        return _extended(old, old_groups, new, new_groups)
+    return _every("unmap", old_groups) + _every("map", new_groups)
 
 
 def _every(name: str, groups: Groups) -> list[Event]:
@@ -315,6 +320,30 @@ def _reshaped(
             events.extend(
                 _protects(new_groups[j], max(o.start, n.start), min(o.end, n.end), o.perms)
             )
+    return events
+
+
+def _extended(
+    old: list[Mapping], old_groups: Groups, new: list[Mapping], new_groups: Groups
+) -> list[Event]:
+    """Contiguous mappings whose span grew at one end or both: what changed over
+    the old span (splits, merges, protects), then a grow at each end that moved."""
+    lo, hi = old[0].start, old[-1].end
+    # The new mappings over the old span, cut to it: both sides tile it.
+    inside = [
+        (m._replace(start=max(m.start, lo), end=min(m.end, hi)), g)
+        for m, g in zip(new, new_groups)
+        if m.start < hi and m.end > lo
+    ]
+    events = _reshaped(old, old_groups, [m for m, _ in inside], [g for _, g in inside])
+    if new[0].start < lo:
+        below = next(r for g in new_groups for r in g if r.start < lo <= r.end)
+        before = (old[0].start, old[0].end, old[0].perms)
+        events.insert(0, _event("grow", below, lo - new[0].start, "down", before))
+    if new[-1].end > hi:
+        above = next(r for g in new_groups for r in g if r.start <= hi < r.end)
+        before = (old[-1].start, old[-1].end, old[-1].perms)
+        events.append(_event("grow", above, new[-1].end - hi, "up", before))
     return events
 
 

@@ -11,7 +11,9 @@
 //	memstats HeapSys HeapInuse StackInuse StackSys   the runtime's own figures, bytes
 //	ready
 //
-// then blocks until stdin closes.  Built pure Go (CGO_ENABLED=0, bin/goheap)
+// then reads stdin until it closes: on each line "grow" it allocates 128 MiB
+// more, in 1 MiB blocks it keeps, and prints "grown" (the heap reaches into
+// new arenas while procmap watches).  Built pure Go (CGO_ENABLED=0, bin/goheap)
 // it is a static binary with no libc, so no glibc malloc in the process at
 // all; built with cgo (bin/goheap-cgo) it links libc, and cgo.go adds a block
 // malloc()ed by a C thread, in a glibc arena:
@@ -62,13 +64,7 @@ func main() {
 		alloc(fmt.Sprintf("large%d", i), 4<<20)
 	}
 	// 96 MiB more in 1 MiB blocks: the heap outgrows its first 64 MiB arena.
-	for i := 0; i < 96; i++ {
-		b := make([]byte, 1<<20)
-		for j := 0; j < len(b); j += 4096 {
-			b[j] = 1
-		}
-		keep = append(keep, b)
-	}
+	grow(96)
 	alloc("late", 4<<20)
 	if cThreadMalloc != nil {
 		fmt.Printf("c_thread_malloc %#x heap\n", cThreadMalloc())
@@ -95,8 +91,24 @@ func main() {
 	fmt.Printf("memstats %d %d %d %d\n", ms.HeapSys, ms.HeapInuse, ms.StackInuse, ms.StackSys)
 	fmt.Println("ready")
 	for {
-		if _, err := os.Stdin.Read(buf); err != nil {
+		n, err := os.Stdin.Read(buf)
+		if err != nil {
 			return
 		}
+		if n >= 4 && string(buf[:4]) == "grow" {
+			grow(128)
+			fmt.Println("grown")
+		}
+	}
+}
+
+// grow allocates `mib` 1 MiB blocks, touches every page and keeps them.
+func grow(mib int) {
+	for i := 0; i < mib; i++ {
+		b := make([]byte, 1<<20)
+		for j := 0; j < len(b); j += 4096 {
+			b[j] = 1
+		}
+		keep = append(keep, b)
 	}
 }

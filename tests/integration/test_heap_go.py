@@ -20,8 +20,17 @@ from dataclasses import dataclass, field
 import pytest
 
 import procmap
+from procmap.classify import classify
+from procmap.live.sampler import Sampler
 from procmap.model import Detail, ProcessMap, Region
-from tests.conftest import SAMPLE_BIN, SAMPLES, lines_until_ready, stop, wait_until_blocked
+from tests.conftest import (
+    SAMPLE_BIN,
+    SAMPLES,
+    Lines,
+    lines_until_ready,
+    stop,
+    wait_until_blocked,
+)
 from tests.helpers import procmap_json, run_cli
 
 GOHEAP = SAMPLE_BIN / "goheap"
@@ -218,3 +227,24 @@ def test_threads_on_goroutine_stacks(which, request):
 
     text = run_cli(str(sample.pid), "--threads").stdout
     assert "(goroutine-stack)" in text and "in the Go heap" in text
+
+
+def test_watch_tells_the_go_heap_growing_into_new_arenas():
+    """The sample allocates 128 MiB more while the sampler watches: the heap's events are
+    the Go heap's, committed and grown, never 'went away', and the sampler's map is
+    the same as a full classification of the new one."""
+    with run_goheap(GOHEAP) as sample, Sampler(sample.pid) as s:
+        sample.process.stdin.write(b"grow\n")
+        sample.process.stdin.flush()
+        assert Lines(sample.process.stdout, "goheap").next(30) == "grown"
+        change = s.sample()
+        full = classify(s.mappings, s.cache.layouts, s.facts)
+        assert s.regions == full.regions
+    heap = [e for e in change.events if e.kind == "heap"]
+    assert heap and {e.allocator for e in heap} == {"go"}, change.events
+    assert not [e for e in heap if e.event == "unmap"], heap
+    # What became read-write: grown, mapped, or committed out of the reserve.
+    committed = sum(
+        e.bytes for e in heap if e.perms == "rw-p" and e.event in ("grow", "map", "protect")
+    )
+    assert committed >= 128 * (1 << 20) - CHUNK, heap

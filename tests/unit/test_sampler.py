@@ -458,6 +458,26 @@ def test_stack_start_moves_down_is_one_grow_downward():
     assert (e.start, e.end, e.before) == (grown.start, grown.end, (STACK.start, STACK.end, "rw-p"))
 
 
+def test_a_reservation_extended_and_committed_is_a_commit_and_a_grow():
+    # A runtime's heap (Go's) as read-write memory under its no-access reserve;
+    # it reserves the next arena above and commits into both: the old span's
+    # reserve is made read-write (the two mappings merge), and the span grows.
+    base, mib = 0x7E0000000000, 1 << 20
+    old = [anon(base, base + 4 * mib), anon(base + 4 * mib, base + 64 * mib, "---p")]
+    new = [anon(base, base + 100 * mib), anon(base + 100 * mib, base + 128 * mib, "---p")]
+    found = [(e.event, e.direction, e.bytes, e.perms) for e in events(old, new)]
+    assert found == [
+        ("merge", None, 64 * mib, "rw-p"),
+        ("protect", None, 60 * mib, "rw-p"),
+        ("grow", "up", 36 * mib, "rw-p"),
+        ("map", None, 28 * mib, "---p"),
+    ]
+    # Downward, as a stack-like reservation would: the grow comes first.
+    low = [anon(base - 8 * mib, base + 4 * mib), old[1]]
+    found = [(e.event, e.direction, e.bytes) for e in events(old, low)]
+    assert found == [("grow", "down", 8 * mib)]
+
+
 def test_shrinks_both_ways():
     # direction is the way the moving edge went (watch.py prints "its top moved
     # down" for a shrink with direction "down").
