@@ -63,6 +63,7 @@ class _Label(NamedTuple):
 
 
 _Piece = tuple[int, int, _Label]  # (start, end, label): bytes of a mapping that a rule claims
+_BRK_HEAPS: dict[str | None, _Label] = {}  # [heap]'s label, by the allocator that owns it
 
 
 def classify(
@@ -126,8 +127,13 @@ class _Classifier:
         # Mapping index -> claimed (start, end, label) pieces; the first claim on a byte wins.
         self.claims: dict[int, list[tuple[int, int, _Label]]] = {}
         self.warnings: list[str] = []
-        owner = runtimes.brk_owner(facts)
-        self.brk_heap = _Label("heap", Detail.BRK_HEAP, allocator=owner)
+        self.plan = plan = runtimes.plan(facts)
+        brk_heap = _BRK_HEAPS.get(plan.brk_owner)
+        if brk_heap is None:
+            brk_heap = _BRK_HEAPS[plan.brk_owner] = _Label(
+                "heap", Detail.BRK_HEAP, allocator=plan.brk_owner
+            )
+        self.brk_heap = brk_heap
         shared = memo or ClassifyMemo()
         self._load_indexes = shared.load_indexes
         self._code_runs = shared.code_runs
@@ -143,14 +149,17 @@ class _Classifier:
         for image in images:
             self.claim_image(image)
         self.claim_unreadable_binaries()
-        for r in runtimes.early_ranges(self.maps, self.facts):
-            self.claim_range(r)
-        if runtimes.glibc_arenas_possible(self.facts):
+        plan, facts = self.plan, self.facts
+        if plan.early or facts.heap_ranges:
+            for r in runtimes.early_ranges(self.maps, facts, plan):
+                self.claim_range(r)
+        if plan.glibc_arenas:
             self.claim_arenas()
         stacked = self.claim_thread_stacks()
         self.claim_stacks_by_shape(stacked)
-        for r in runtimes.late_ranges(self.maps, self.unclaimed, self.facts):
-            self.claim_range(r)
+        if plan.late:
+            for r in runtimes.late_ranges(self.maps, self.unclaimed, facts, plan):
+                self.claim_range(r)
         regions = []
         for i, m in enumerate(self.maps):
             regions.extend(self.cut(i, m))

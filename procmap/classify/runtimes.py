@@ -21,6 +21,7 @@ memory an early rule claimed (a Go heap arena has an arena's shape).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence, Set
+from typing import NamedTuple
 
 from ..elf import ElfLayout
 from ..model import Facts, FileKey, HeapRange, Mapping, Runtime
@@ -169,25 +170,52 @@ LATE: dict[str, LateRule] = {
 }
 
 
-def early_ranges(maps: Sequence[Mapping], facts: Facts) -> list[HeapRange]:
+class Plan(NamedTuple):
+    """What the classifier asks of a process's runtimes, decided once per set of facts."""
+
+    brk_owner: str | None
+    glibc_arenas: bool  # whether glibc's arena rule may fire
+    early: tuple[tuple[EarlyRule, Runtime], ...]
+    late: tuple[tuple[LateRule, Runtime], ...]
+
+
+# The last plan made, with the facts' runtimes and ranges it was made from: the live
+# sampler classifies small windows of one process, again and again, with the same ones.
+_last: tuple[object, object, Plan] | None = None
+
+
+def plan(facts: Facts) -> Plan:
+    """The plan for these facts: the rules of each runtime, once each."""
+    global _last
+    last = _last
+    if last is not None and last[0] is facts.runtimes and last[1] is facts.heap_ranges:
+        return last[2]
+    once = _each_once(facts)
+    made = Plan(
+        brk_owner(facts),
+        glibc_arenas_possible(facts),
+        tuple((EARLY[r.name], r) for r in once if r.name in EARLY),
+        tuple((LATE[r.name], r) for r in once if r.name in LATE),
+    )
+    _last = (facts.runtimes, facts.heap_ranges, made)
+    return made
+
+
+def early_ranges(maps: Sequence[Mapping], facts: Facts, how: Plan) -> list[HeapRange]:
     """What the runtimes reported of their memory, then what their designs place."""
     ranges = list(facts.heap_ranges)
-    for r in _each_once(facts):
-        rule = EARLY.get(r.name)
-        if rule is not None:
-            ranges.extend(rule(maps, facts, r))
+    for rule, runtime in how.early:
+        ranges.extend(rule(maps, facts, runtime))
     return ranges
 
 
 def late_ranges(
-    maps: Sequence[Mapping], free: Callable[[int], bool], facts: Facts
+    maps: Sequence[Mapping], free: Callable[[int], bool], facts: Facts, how: Plan
 ) -> list[HeapRange]:
     """Memory found by its shape among the mappings `free(i)` says no rule took."""
     ranges: list[HeapRange] = []
-    for r in _each_once(facts):
-        rule = LATE.get(r.name)
-        if rule is not None:
-            ranges.extend(rule(maps, free, facts, r))
+    for rule, runtime in how.late:
+        ranges.extend(rule(maps, free, facts, runtime))
     return ranges
 
 
