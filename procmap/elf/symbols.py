@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import os
 import struct
+from collections.abc import Set
 from typing import NamedTuple
 
 from ..files import open_regular, shown_path
@@ -274,18 +275,32 @@ def defined_names(
 ) -> frozenset[str]:
     """Which of `names` the file defines (a symbol with a section), in .dynsym or .symtab.
 
-    For telling which allocator a file holds, once per file: a name missing
-    from both string tables is rejected by one bytes search, so a file with
-    none of them (nearly every one) costs two reads and no unpacking.  (The
-    search is for the name's end: a linker stores "malloc" as the tail of
+    For telling which allocator a file holds, once per file.  .dynsym is asked
+    through its GNU hash table, as the dynamic linker asks it: a few small
+    reads per name.  .symtab, only where .dynsym defines none of them (a
+    program that links an allocator in without exporting it), has no index:
+    a name missing from its strings is rejected by one bytes search, so a
+    file with none of them costs one read and no unpacking.  (The search is
+    for the name's end: a linker stores "malloc" as the tail of
     "__libc_malloc" when both are there.)
     """
     reader = Reader(fd, os.fstat(fd).st_size, name)
     found: set[str] = set()
-    for table in layout.sections:
-        if table.type not in (SHT_SYMTAB, SHT_DYNSYM):
-            continue
+    hashed = _gnu_hashes(layout)
+    # The exported symbols first; the full table (often many MiB of names, in an
+    # unstripped file) only where those told nothing.
+    tables = sorted(
+        (s for s in layout.sections if s.type in (SHT_SYMTAB, SHT_DYNSYM)),
+        key=lambda s: s.type != SHT_DYNSYM,
+    )
+    for table in tables:
+        if table.type == SHT_SYMTAB and found:
+            break
         if not (0 < table.link <= len(layout.sections)):
+            continue
+        index = hashed.get(id(table))
+        if index is not None:  # the dynamic linker's own way: a few small reads per name
+            found |= _hash_defines(reader, layout, table, index, names - found)
             continue
         strtab = layout.sections[table.link - 1]
         if strtab.type == SHT_NOBITS or table.type == SHT_NOBITS:
@@ -307,3 +322,78 @@ def defined_names(
             if strings[offset:end] in wanted:
                 found.add(strings[offset:end].decode())
     return frozenset(found)
+
+
+SHT_GNU_HASH = 0x6FFFFFF6
+
+
+def _gnu_hashes(layout: ElfLayout) -> dict[int, Section]:
+    """The .gnu.hash section of each symbol table that has one, by id of the table."""
+    out: dict[int, Section] = {}
+    for s in layout.sections:
+        if s.type == SHT_GNU_HASH and 0 < s.link <= len(layout.sections):
+            table = layout.sections[s.link - 1]
+            if table.type == SHT_DYNSYM:
+                out[id(table)] = s
+    return out
+
+
+def gnu_hash(name: bytes) -> int:
+    """The GNU symbol hash (dl_new_hash): h = h * 33 + c from 5381, in 32 bits."""
+    h = 5381
+    for c in name:
+        h = (h * 33 + c) & 0xFFFFFFFF
+    return h
+
+
+def _hash_defines(
+    reader: Reader, layout: ElfLayout, table: Section, index: Section, names: Set[str]
+) -> set[str]:
+    """Which of `names` the symbol table defines, looked up through its GNU hash table.
+
+    The table: nbuckets, symoffset, bloom words, bloom shift; the bloom filter
+    (words of the class's size); the buckets; one chain word per symbol from
+    symoffset, each a symbol's hash with bit 0 set on the last of its bucket.
+    Most names fail the bloom filter: the header and filter are one read, and
+    a name that passes costs a bucket, its chain and a string.
+    """
+    e = "<" if layout.endian == "little" else ">"
+    word = 8 if layout.elf_class == 64 else 4
+    head = reader.read(index.offset, 16, index.name)
+    nbuckets, symoffset, nbloom, shift = struct.unpack(e + "4I", head)
+    bloom_at = index.offset + 16
+    buckets_at = bloom_at + nbloom * word
+    chains_at = buckets_at + 4 * nbuckets
+    if not nbuckets or not nbloom or chains_at > index.offset + index.size:
+        raise reader.corrupt(f"{index.name} has an impossible header")
+    bloom = struct.unpack(
+        f"{e}{nbloom}{'Q' if word == 8 else 'I'}", reader.read(bloom_at, nbloom * word, index.name)
+    )
+    strtab = layout.sections[table.link - 1]
+    st = struct.Struct(e + ("IBBHQQ" if layout.elf_class == 64 else "IIIBBH"))
+    bits = word * 8
+    count = table.size // st.size
+    found: set[str] = set()
+    for name in names:
+        encoded = name.encode()
+        h = gnu_hash(encoded)
+        mask = bloom[(h // bits) % nbloom]
+        if not (mask >> (h % bits)) & (mask >> ((h >> shift) % bits)) & 1:
+            continue
+        (i,) = struct.unpack(e + "I", reader.read(buckets_at + 4 * (h % nbuckets), 4, index.name))
+        while symoffset <= i < count:
+            (chained,) = struct.unpack(
+                e + "I", reader.read(chains_at + 4 * (i - symoffset), 4, index.name)
+            )
+            if (chained | 1) == (h | 1):
+                fields = st.unpack(reader.read(table.offset + i * st.size, st.size, table.name))
+                offset, shndx = (fields[0], fields[3]) if word == 8 else (fields[0], fields[5])
+                if offset + len(encoded) < strtab.size and shndx != SHN_UNDEF:
+                    at = strtab.offset + offset
+                    if reader.read(at, len(encoded) + 1, strtab.name) == encoded + b"\0":
+                        found.add(name)
+                        break
+            if chained & 1:
+                break
+            i += 1
+    return found

@@ -684,7 +684,11 @@ def read_layouts(
             layout = cache.layouts[key] = read_elf_fd(fd, m.path)
             cache.sources[key] = source
             defines = partial(defined_names, fd, layout, name=m.path)
-            cache.marks[key] = identify(m.path, layout, defines)
+            try:
+                cache.marks[key] = identify(m.path, layout, defines)
+            except CorruptELF as err:  # its layout stands; only its symbols are damaged
+                cache.marks[key] = ()
+                warnings.append(f"{err}; which allocator it holds is not known")
         except NotAnELF:
             cache.layouts[key] = None
         except CorruptELF as err:

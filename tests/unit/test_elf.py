@@ -981,3 +981,77 @@ def test_flipped_bytes_in_synthetic_files(fuzz_dir, data, which):
 
 
 # --- the layering -----------------------------------------------------------------------------
+
+
+# --- which names a file defines (allocator detection) ------------------------------------
+
+
+def pyelftools_defined(path: str, table_type: str) -> set[str]:
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        out: set[str] = set()
+        for section in elf.iter_sections():
+            if isinstance(section, SymbolTableSection) and section["sh_type"] == table_type:
+                out |= {
+                    s.name
+                    for s in section.iter_symbols()
+                    if s.name and s["st_shndx"] != "SHN_UNDEF" and s["st_name"]
+                }
+        return out
+
+
+DEFINES_FILES = ["libc", "ld.so", "python", "lesson-pie", "lesson-static", "m32-so"]
+
+
+@pytest.mark.parametrize("name", DEFINES_FILES)
+def test_defined_names_agree_with_pyelftools(name, request):
+    """.dynsym is asked through its GNU hash table, .symtab by its strings; both must
+    answer as a full read of the table does, for names defined, undefined and absent."""
+    from procmap.elf.symbols import defined_names
+
+    path = resolve(name, request)
+    dynamic = pyelftools_defined(path, "SHT_DYNSYM")
+    full = pyelftools_defined(path, "SHT_SYMTAB")
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        undefined = {
+            s.name
+            for section in elf.iter_sections()
+            if isinstance(section, SymbolTableSection)
+            for s in section.iter_symbols()
+            if s.name and s["st_shndx"] == "SHN_UNDEF"
+        }
+    every = sorted(dynamic | full)
+    asked = frozenset(every[:: max(1, len(every) // 300)]) | frozenset(
+        sorted(undefined - dynamic - full)[:50]
+    )
+    asked |= {"no_such_symbol_anywhere", "malloc", "mallctl", "je_mallctl"}
+    layout = read_elf(path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        got = defined_names(fd, layout, asked, path)
+    finally:
+        os.close(fd)
+    # The full table is asked only where the exported symbols define none of them.
+    want = asked & dynamic or asked & full
+    assert got == want
+
+
+def test_a_damaged_gnu_hash_table_is_a_corrupt_file_not_a_crash(tmp_path):
+    from procmap.elf.symbols import defined_names
+
+    source = resolve("libaligned.so", None)
+    with open(source, "rb") as f:
+        elf = ELFFile(f)
+        offset = elf.get_section_by_name(".gnu.hash")["sh_offset"]
+    damaged = tmp_path / "libdamaged.so"
+    data = bytearray(Path(source).read_bytes())
+    data[offset : offset + 16] = struct.pack("<4I", 1, 1, 0xFFFFFFF, 6)  # a huge bloom filter
+    damaged.write_bytes(bytes(data))
+    layout = read_elf(str(damaged))  # the layout is intact: only the hash table is not
+    fd = os.open(damaged, os.O_RDONLY)
+    try:
+        with pytest.raises(CorruptELF, match="gnu.hash"):
+            defined_names(fd, layout, frozenset({"aligned_value"}), str(damaged))
+    finally:
+        os.close(fd)
