@@ -29,7 +29,7 @@ samples: ## build the lesson's C programs in every link mode (samples/bin/)
 # it first); elsewhere it says what to install.  Tests that need a package
 # that is missing skip and name it.
 DEPS := gcc libc6-dev make binutils lld procps util-linux strace gdb jq smem \
-        libjemalloc-dev libgoogle-perftools-dev libmimalloc-dev golang-go default-jdk-headless
+        libjemalloc-dev libgoogle-perftools-dev libmimalloc-dev golang-go default-jdk-headless nodejs
 deps: ## install the system packages the tests use (apt, as root)
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \

@@ -104,6 +104,9 @@ class Detail(Enum):
     JVM_PERF_DATA = "jvm-perf-data", "JVM performance counters (hsperfdata)"
     JAVA_STACK_GUARD = "java-stack-guard", "Java stack guard zone"
     V8_HEAP = "javascript-heap", "V8 (JavaScript) heap"
+    V8_CODE = "javascript-jit-code", "JIT-compiled JavaScript code (V8's code range)"
+    V8_CODE_RESERVE = "javascript-code-reserve", "V8's code range, reserved, not yet committed"
+    V8_EMBEDDED_BUILTINS = "javascript-builtins", "V8's built-in functions, remapped"
     # Stacks.
     MAIN_STACK = "main-stack", "main thread stack"
     THREAD_STACK = "thread-stack", "thread stack"

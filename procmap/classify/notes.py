@@ -489,6 +489,18 @@ DETAILS: dict[Detail, str] = {
         "Memory V8, the JavaScript engine of node, reserved for JavaScript objects and "
         "manages with its own garbage collector."
     ),
+    Detail.V8_CODE: (
+        "Machine code V8 compiled from JavaScript at run time, in the code range it "
+        "reserved for that at start-up: text made by the program, not loaded from a file."
+    ),
+    Detail.V8_CODE_RESERVE: (
+        "The part of V8's code range with no access: room reserved for code not yet "
+        "compiled, and the guard pages around each page of code."
+    ),
+    Detail.V8_EMBEDDED_BUILTINS: (
+        "V8's built-in functions, compiled into the binary and mapped again from its file "
+        "into the code range, so that JIT code can call them with short jumps."
+    ),
     # Stacks.
     Detail.MAIN_STACK: (
         "The [stack] mapping of the main thread, which the kernel grows downward on demand "

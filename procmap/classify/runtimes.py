@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from ..elf import ElfLayout
 from ..model import Facts, FileKey, HeapRange, Mapping, Runtime
-from . import go, jvm, mallocs
+from . import go, jvm, mallocs, v8
 
 # What each runtime's file is called, and a symbol only its code defines.
 # Names are file names without their version suffix (libjemalloc.so.2 ->
@@ -161,12 +161,14 @@ EARLY: dict[str, EarlyRule] = {
     "go": go.early,
     "jvm": jvm.early,
     "mimalloc": mallocs.mimalloc_early,
+    "v8": v8.early,
 }
 LATE: dict[str, LateRule] = {
     "go": go.late,
     "jemalloc": mallocs.jemalloc_late,
     "tcmalloc": mallocs.tcmalloc_late,
     "mimalloc": mallocs.mimalloc_late,
+    "v8": v8.late,
 }
 
 
@@ -220,8 +222,9 @@ def late_ranges(
 
 
 # The rules that look at whole runs of anonymous mappings (consecutive, no gap):
-# Go's arenas from the hint at a run's start, the others by a run's size.
-_RUN_RULES = frozenset({"go", "jemalloc", "tcmalloc", "mimalloc"})
+# Go's arenas from the hint at a run's start, the others by a run's size, V8's
+# code range and cage by their size from their start.
+_RUN_RULES = frozenset({"go", "jemalloc", "tcmalloc", "mimalloc", "v8"})
 
 
 def reads_runs(facts: Facts) -> bool:
@@ -234,17 +237,36 @@ def run_bounds(maps: Sequence[Mapping], lo: int, hi: int) -> tuple[int, int]:
 
     For a caller that classifies a window of the maps (the live sampler): a rule
     that judges a run by its size or its start must see all of it, or a window
-    that cuts a run would take its piece for a run of its own.  O(run length).
+    that cuts a run would take its piece for a run of its own.  A run here is
+    of anonymous private mappings of any permissions (V8's code range holds
+    code and read-only pages), and passes a file mapping with anonymous memory
+    right on both sides (V8's builtins, remapped into its code range).
+    O(run length).
     """
-    while 0 < lo < len(maps) and plain_anonymous(maps[lo]) and plain_anonymous(maps[lo - 1]):
+    while 0 < lo < len(maps) and _in_run(maps, lo) and _in_run(maps, lo - 1):
         if maps[lo - 1].end != maps[lo].start:
             break
         lo -= 1
-    while 0 < hi < len(maps) and plain_anonymous(maps[hi - 1]) and plain_anonymous(maps[hi]):
+    while 0 < hi < len(maps) and _in_run(maps, hi - 1) and _in_run(maps, hi):
         if maps[hi - 1].end != maps[hi].start:
             break
         hi += 1
     return lo, hi
+
+
+def _in_run(maps: Sequence[Mapping], i: int) -> bool:
+    m = maps[i]
+    if m.path is None and not m.inode:
+        return m.perms[3] == "p"
+    return (
+        0 < i < len(maps) - 1
+        and maps[i - 1].path is None
+        and maps[i + 1].path is None
+        and not maps[i - 1].inode
+        and not maps[i + 1].inode
+        and maps[i - 1].end == m.start
+        and m.end == maps[i + 1].start
+    )
 
 
 def plain_anonymous(m: Mapping) -> bool:
