@@ -166,7 +166,7 @@ ALLOCATORS = {
     "mimalloc": "mimalloc",
     "go": "Go runtime",
     "jvm": "JVM (HotSpot)",
-    "v8": "V8 (node)",
+    "v8": "V8",
 }
 
 

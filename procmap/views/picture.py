@@ -347,7 +347,7 @@ def _key(
         return ("thread", r.start), "thread stack", "thread stack", "", ""
     if kind == "kernel":
         return ("kernel", r.start), "kernel page", r.path or r.description, "", ""
-    if r.path is None and detail in _RUNTIME_BANDS:  # a runtime's own data, its JIT code
+    if detail in _RUNTIME_BANDS:  # a runtime's own data, its JIT code (V8's builtins in it)
         label = _RUNTIME_BANDS[detail]
         return ("runtime", r.allocator, label), "anonymous", label, "", ""
     if detail in KERNEL_MADE_DETAILS:
@@ -365,6 +365,10 @@ _RUNTIME_BANDS = {
     Detail.GO_RUNTIME_DATA: "Go runtime data",
     Detail.JIT_CODE: "JIT code",
     Detail.JIT_CODE_RESERVE: "JIT code",
+    Detail.V8_CODE: "JIT code",
+    Detail.V8_CODE_RESERVE: "JIT code",
+    Detail.V8_EMBEDDED_BUILTINS: "JIT code",
+    Detail.V8_HEAP: "JavaScript heap",
     Detail.GO_HEAP_ARENA: "Go heap",
     Detail.GO_HEAP_RESERVE: "Go heap",
     Detail.JAVA_HEAP: "Java heap",

@@ -234,7 +234,7 @@ def test_pointer_compression_cage() -> None:
         (CAGE + 10 * PAGE, CAGE + 4 * GIB, "heap", "heap-reserve"),
     ]
     reserve = [r for r in v8(classified(text)) if r.detail is Detail.HEAP_RESERVE]
-    assert reserve[0].description == "V8 (node) heap, reserved, not yet committed"
+    assert reserve[0].description == "V8 heap, reserved, not yet committed"
     # Short of 4 GiB: no cage; its pages are still pages, one by one.
     short = text.replace(f"{CAGE + 4 * GIB:x}".encode(), f"{CAGE + 3 * GIB:x}".encode())
     assert {d for _, _, _, d in found(classified(short))} == {"javascript-heap"}
