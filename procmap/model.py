@@ -192,6 +192,15 @@ class Runtime(NamedTuple):
         }
 
 
+def strip_deleted(path: str) -> str:
+    """A path from maps without the " (deleted)" the kernel adds to a file since deleted."""
+    return path[:-10] if path.endswith(" (deleted)") else path
+
+
+# Heap details whose words do not name the allocator that owns the memory.
+_UNNAMED_OWNER = frozenset((Detail.BRK_HEAP, Detail.MALLOC_ARENA, Detail.MALLOC_ARENA_RESERVE))
+
+
 class HeapRange(NamedTuple):
     """Memory a runtime manages: read from the runtime itself, or found by its layout.
 
@@ -211,13 +220,24 @@ class HeapRange(NamedTuple):
 
 
 def detail_words(
-    detail: Detail, tid: int | None = None, path: str | None = None, allocator: str | None = None
+    detail: Detail,
+    tid: int | None = None,
+    path: str | None = None,
+    allocator: str | None = None,
+    owner: bool = False,
 ) -> str:
-    """The words for a detail, with the facts that complete them (a TID, a name, an allocator)."""
-    if allocator is not None and detail is Detail.HEAP_RESERVE:
-        return f"{ALLOCATORS.get(allocator, allocator)} heap, reserved, not yet committed"
-    if allocator not in (None, "glibc") and detail is Detail.BRK_HEAP:
-        return f"brk heap ({ALLOCATORS.get(allocator, allocator)})"
+    """The words for a detail, with the facts that complete them (a TID, a name, an allocator).
+
+    Heap memory whose words do not name its allocator ("brk heap", "malloc
+    arena") names it where it is not glibc's, or everywhere with `owner`
+    (where's answer: "brk heap (glibc malloc)").
+    """
+    if allocator is not None:
+        title = ALLOCATORS.get(allocator, allocator)
+        if detail is Detail.HEAP_RESERVE:
+            return f"{title} heap, reserved, not yet committed"
+        if detail in _UNNAMED_OWNER and (owner or allocator != "glibc"):
+            return f"{detail.text} ({title})"
     if tid is not None and detail in (Detail.THREAD_STACK, Detail.GUARD_PAGE):
         return f"{detail.text} (TID {tid})"
     if path is not None:
@@ -257,6 +277,12 @@ class Mapping(NamedTuple):
     def is_anonymous(self) -> bool:
         """Anonymous private memory with no name at all."""
         return self.path is None and self.inode == 0
+
+    @property
+    def is_plain_anonymous(self) -> bool:
+        """Anonymous private memory, read-write or no-access: what a heap, a stack, a
+        guard page or a reservation is made of."""
+        return self.path is None and self.inode == 0 and self.perms in ("rw-p", "---p")
 
     @property
     def file_key(self) -> FileKey:
@@ -964,10 +990,6 @@ UNMAPPED_REASONS = {
 }
 
 
-# Details whose words do not name the allocator that owns the memory.
-_UNNAMED_OWNER = frozenset((Detail.BRK_HEAP, Detail.MALLOC_ARENA, Detail.MALLOC_ARENA_RESERVE))
-
-
 class Location(NamedTuple):
     """What lives at one address."""
 
@@ -998,9 +1020,7 @@ class Location(NamedTuple):
         """In words: the region's detail (and whose memory it is), or why nothing is mapped here."""
         r = self.region
         if r is not None:
-            if r.allocator is not None and r.detail in _UNNAMED_OWNER:
-                return f"{r.description} ({ALLOCATORS.get(r.allocator, r.allocator)})"
-            return r.description
+            return detail_words(r.detail, r.tid, r.path, r.allocator, owner=True)
         return unmapped_note(
             self.address, self.unmapped or "gap", self.below, self.above, self.bounds
         )

@@ -67,21 +67,17 @@ def early(maps: Sequence[Mapping], facts: Facts, runtime: Runtime) -> Iterable[H
     out: list[HeapRange] = []
     run: list[Mapping] = []  # the run being followed, from a hint upward
     for m in maps:
-        if run and m.start == run[-1].end and _arena_like(m):
+        if run and m.start == run[-1].end and m.is_plain_anonymous:
             run.append(m)
             continue
         if run:
             _claim_run(run, out)
             run = []
-        if _arena_like(m) and is_hint(m.start):
+        if m.is_plain_anonymous and is_hint(m.start):
             run.append(m)
     if run:
         _claim_run(run, out)
     return out
-
-
-def _arena_like(m: Mapping) -> bool:
-    return m.path is None and m.inode == 0 and m.perms in ("rw-p", "---p")
 
 
 def _claim_run(run: list[Mapping], out: list[HeapRange]) -> None:
@@ -110,5 +106,5 @@ def late(
     return [
         HeapRange(m.start, m.end, "mmap", Detail.GO_RUNTIME_DATA, "go", True)
         for i, m in enumerate(maps)
-        if m.path is None and m.inode == 0 and m.perms[3] == "p" and free(i)
+        if m.is_anonymous and m.perms[3] == "p" and free(i)
     ]

@@ -73,7 +73,7 @@ def _runs(
     """(first, past last) indexes of runs of free anonymous private mappings with `perms`."""
     first = -1
     for i, m in enumerate(maps):
-        ok = m.perms in perms and m.path is None and not m.inode and free(i)
+        ok = m.perms in perms and m.is_anonymous and free(i)
         if ok and first >= 0 and maps[i - 1].end == m.start:
             continue
         if first >= 0:

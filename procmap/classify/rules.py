@@ -40,7 +40,16 @@ from typing import NamedTuple
 
 from ..elf import ElfLayout, Segment, align_down, align_up
 from ..elf.layout import ET_EXEC, PF_W, PF_X, SHF_EXECINSTR
-from ..model import Detail, Facts, FileKey, HeapRange, LoadedImage, Mapping, Region
+from ..model import (
+    Detail,
+    Facts,
+    FileKey,
+    HeapRange,
+    LoadedImage,
+    Mapping,
+    Region,
+    strip_deleted,
+)
 from . import runtimes
 
 
@@ -279,7 +288,7 @@ class _Classifier:
                 lo = bias + align_down(min(s.vaddr for s in layout.loads), self.page)
                 hi = bias + align_up(max(s.vaddr + s.memsz for s in layout.loads), self.page)
                 named = self.maps[indexes[0]].path or ""
-                path = _strip_deleted(named)
+                path = strip_deleted(named)
                 image = LoadedImage(path, key, layout, bias, lo, hi, self.role(key), path != named)
                 images.append(image)
         images.sort(key=lambda im: im.start)
@@ -551,7 +560,7 @@ class _Classifier:
         for indexes in groups.values():
             if not any("x" in self.maps[i].perms for i in indexes):
                 continue
-            path = _strip_deleted(self.maps[indexes[0]].path or "")
+            path = strip_deleted(self.maps[indexes[0]].path or "")
             why = self.unreadable.get(self.maps[indexes[0]].file_key)
             unreadable.append(f"{path}: {why}" if why else path)
             for i in indexes:
@@ -717,7 +726,7 @@ class _Classifier:
             return _SHARED_ANONYMOUS if m.perms[3] == "s" else _ANONYMOUS
         if path.startswith("["):
             return self.brk_heap if path == "[heap]" else _kernel_named(path)
-        base = _strip_deleted(path)
+        base = strip_deleted(path)
         if base.startswith("/memfd:"):
             return _Label("mmap", Detail.MEMFD)
         if base.startswith("/SYSV"):
@@ -826,7 +835,3 @@ def _kernel_named(path: str) -> _Label:
     if path.startswith("[anon_shmem:"):
         return _Label("mmap", Detail.NAMED_SHARED_ANONYMOUS)
     return _Label("mmap", Detail.KERNEL_NAMED)  # an unknown kernel name, shown as it is
-
-
-def _strip_deleted(path: str) -> str:
-    return path[:-10] if path.endswith(" (deleted)") else path

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence, Set
 from typing import NamedTuple
 
 from ..elf import ElfLayout
-from ..model import Facts, FileKey, HeapRange, Mapping, Runtime
+from ..model import Facts, FileKey, HeapRange, Mapping, Runtime, strip_deleted
 from . import go, jvm, mallocs, v8
 
 # What each runtime's file is called, and a symbol only its code defines.
@@ -111,7 +111,7 @@ def runtimes_of(
             continue
         seen.add(key)
         for name, malloc, how in marks.get(key, ()):
-            found.append(Runtime(name, _strip_deleted(m.path or ""), malloc, how))
+            found.append(Runtime(name, strip_deleted(m.path or ""), malloc, how))
     if any(r.malloc and r.name != "glibc" for r in found):
         found = [r._replace(malloc=False) if r.name == "glibc" else r for r in found]
     return tuple(found)
@@ -256,23 +256,15 @@ def run_bounds(maps: Sequence[Mapping], lo: int, hi: int) -> tuple[int, int]:
 
 def _in_run(maps: Sequence[Mapping], i: int) -> bool:
     m = maps[i]
-    if m.path is None and not m.inode:
+    if m.is_anonymous:
         return m.perms[3] == "p"
     return (
         0 < i < len(maps) - 1
-        and maps[i - 1].path is None
-        and maps[i + 1].path is None
-        and not maps[i - 1].inode
-        and not maps[i + 1].inode
+        and maps[i - 1].is_anonymous
+        and maps[i + 1].is_anonymous
         and maps[i - 1].end == m.start
         and m.end == maps[i + 1].start
     )
-
-
-def plain_anonymous(m: Mapping) -> bool:
-    """Unnamed private anonymous memory, read-write or no-access: what a heap, a stack,
-    a guard or a reservation is made of."""
-    return m.path is None and not m.inode and m.perms in ("rw-p", "---p")
 
 
 def _each_once(facts: Facts) -> list[Runtime]:
@@ -282,7 +274,3 @@ def _each_once(facts: Facts) -> list[Runtime]:
         if r.name not in seen or (r.malloc and not seen[r.name].malloc):
             seen[r.name] = r
     return list(seen.values())
-
-
-def _strip_deleted(path: str) -> str:
-    return path[:-10] if path.endswith(" (deleted)") else path

@@ -53,7 +53,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 
-from ..model import Detail, Facts, HeapRange, Mapping, Runtime
+from ..model import Detail, Facts, HeapRange, Mapping, Runtime, strip_deleted
 
 _MIB = 1 << 20
 PAGE = 1 << 18  # MemoryChunk::kPageSize: 1 << kPageSizeBits (18)
@@ -67,10 +67,6 @@ _HEAP_PERMS = frozenset(("rw-p", "r--p"))
 _CODE_PERMS = frozenset(("rwxp", "r-xp"))
 _CAGE_PERMS = frozenset(("rw-p", "r--p", "---p"))
 _RANGE_PERMS = frozenset(("rw-p", "r--p", "---p", "rwxp", "r-xp"))
-
-
-def _anonymous(m: Mapping) -> bool:
-    return m.path is None and not m.inode
 
 
 def early(maps: Sequence[Mapping], facts: Facts, runtime: Runtime) -> Iterator[HeapRange]:
@@ -93,7 +89,7 @@ def code_range(maps: Sequence[Mapping], runtime: Runtime) -> Iterator[HeapRange]
     """
     done = 0  # the end of the last run looked at
     for i, m in enumerate(maps):
-        if m.start < done or not (_anonymous(m) and m.perms in _CODE_PERMS):
+        if m.start < done or not (m.is_anonymous and m.perms in _CODE_PERMS):
             continue
         last = i
         while last + 1 < len(maps) and maps[last + 1].start == maps[last].end:
@@ -117,9 +113,9 @@ def code_range(maps: Sequence[Mapping], runtime: Runtime) -> Iterator[HeapRange]
 
 def _in_range(m: Mapping, runtime: Runtime) -> bool:
     """An anonymous private mapping a code range is made of, or the remapped builtins."""
-    if _anonymous(m):
+    if m.is_anonymous:
         return m.perms in _RANGE_PERMS
-    return m.perms == "r-xp" and _strip_deleted(m.path or "") == runtime.object
+    return m.perms == "r-xp" and strip_deleted(m.path or "") == runtime.object
 
 
 def _code_range_ranges(
@@ -129,7 +125,7 @@ def _code_range_ranges(
         if m.start >= end:
             break
         lo, hi = m.start, min(m.end, end)
-        if not _anonymous(m):
+        if not m.is_anonymous:
             yield HeapRange(lo, hi, "text", Detail.V8_EMBEDDED_BUILTINS, "v8", True)
         elif m.perms in _CODE_PERMS:
             yield HeapRange(lo, hi, "text", Detail.V8_CODE, "v8", True)
@@ -144,13 +140,13 @@ def cage(maps: Sequence[Mapping]) -> Iterator[HeapRange]:
     i = 0
     while i < len(maps):
         m = maps[i]
-        if not (_anonymous(m) and m.perms in _CAGE_PERMS and m.start % CAGE == 0):
+        if not (m.is_anonymous and m.perms in _CAGE_PERMS and m.start % CAGE == 0):
             i += 1
             continue
         last = i
         while last + 1 < len(maps) and maps[last + 1].start == maps[last].end:
             nxt = maps[last + 1]
-            if not (_anonymous(nxt) and nxt.perms in _CAGE_PERMS):
+            if not (nxt.is_anonymous and nxt.perms in _CAGE_PERMS):
                 break
             last += 1
         end = m.start + CAGE
@@ -172,10 +168,6 @@ def late(
     for i, m in enumerate(maps):
         if m.start >= HINT_END:
             break  # maps are in address order
-        if m.start % PAGE or m.perms not in _HEAP_PERMS or not _anonymous(m) or not free(i):
+        if m.start % PAGE or m.perms not in _HEAP_PERMS or not m.is_anonymous or not free(i):
             continue
         yield HeapRange(m.start, m.end, "heap", Detail.V8_HEAP, "v8", True)
-
-
-def _strip_deleted(path: str) -> str:
-    return path[:-10] if path.endswith(" (deleted)") else path

@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from ..classify import classify
-from ..classify.runtimes import plain_anonymous, reads_runs, run_bounds
+from ..classify.runtimes import reads_runs, run_bounds
 from ..errors import ProcessExited
 from ..kernel.maps import parse_maps
 from ..kernel.procfs import ProcessDir, ProcFS
@@ -464,13 +464,13 @@ class Sampler:
         each run it meets whole.
         """
         maps, n = self.mappings, len(self.mappings)
-        if lo > 0 and plain_anonymous(maps[lo - 1]):
+        if lo > 0 and maps[lo - 1].is_plain_anonymous:
             lo -= 1
             if maps[lo].perms == "rw-p" and lo > 0 and maps[lo - 1].perms == "---p":
-                lo -= plain_anonymous(maps[lo - 1])
-        if hi < n and plain_anonymous(maps[hi]):
+                lo -= maps[lo - 1].is_plain_anonymous
+        if hi < n and maps[hi].is_plain_anonymous:
             hi += 1
-            if maps[hi - 1].perms == "---p" and hi < n and plain_anonymous(maps[hi]):
+            if maps[hi - 1].perms == "---p" and hi < n and maps[hi].is_plain_anonymous:
                 hi += 1
         if self._runs_matter:
             lo, hi = run_bounds(maps, lo, hi)

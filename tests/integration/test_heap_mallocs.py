@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from procmap.live.sampler import Sampler
-from procmap.model import Detail
+from procmap.model import ALLOCATORS, Detail
 from tests.conftest import (
     SAMPLE_BIN,
     SAMPLES,
@@ -189,7 +189,13 @@ def test_heap_size_against_the_allocators_own_count(run: Run) -> None:
 def test_text_view_names_the_allocator(run: Run) -> None:
     result = run_cli(str(run.pid), columns=200)
     assert result.returncode == 0, result.stderr
-    rows = [line for line in result.stdout.splitlines() if "  heap  " in line]
+    lines = result.stdout.splitlines()
+    # The header names each allocator, and which one answers malloc().
+    (header,) = [line for line in lines[:4] if line.startswith("heap managed by ")]
+    title = ALLOCATORS[run.case.allocator]
+    assert f"{title} ({'malloc, ' if run.case.malloc else ''}in " in header, header
+    assert header.count("(malloc, ") == 1, header
+    rows = [line for line in lines if "  heap  " in line]
     assert rows, result.stdout
     allocator = run.case.allocator
     words = {f"{allocator} heap", f"brk heap ({allocator})"}

@@ -15,8 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from procmap.classify.notes import DETAILS, NOTES, KindNote, describe_detail, describe_kind
-from procmap.model import KINDS, Detail, detail_words
+from procmap.classify.notes import (
+    ALLOCATOR_NOTES,
+    DETAILS,
+    NOTES,
+    KindNote,
+    describe_detail,
+    describe_kind,
+)
+from procmap.model import ALLOCATORS, KINDS, Detail, detail_words
 
 LESSON = Path(__file__).resolve().parents[1] / "data" / "lesson"
 PACKAGE = Path(__file__).resolve().parents[2] / "procmap"
@@ -43,6 +50,7 @@ def all_texts() -> list[tuple[str, str]]:
     texts = [(f"{n.kind}.{name}", getattr(n, name)) for n in all_notes() for name in FIELDS]
     texts += [(f"DETAILS[{k.value}]", v) for k, v in DETAILS.items()]
     texts += [(f"{d.value}.text", d.text) for d in Detail]
+    texts += [(f"ALLOCATOR_NOTES[{k}]", v) for k, v in ALLOCATOR_NOTES.items()]
     return texts
 
 
@@ -211,6 +219,13 @@ def test_detail_is_one_sentence(detail):
     text = DETAILS[detail]
     assert text.endswith(".")
     assert len(SENTENCE_END.findall(text)) == 1, text
+
+
+def test_every_allocator_says_how_it_gets_memory_in_one_to_three_sentences():
+    assert set(ALLOCATOR_NOTES) == set(ALLOCATORS)
+    for name, text in ALLOCATOR_NOTES.items():
+        assert text.endswith("."), name
+        assert 1 <= len(SENTENCE_END.findall(text)) <= 3, f"{name}: {text}"
 
 
 # --- own words -----------------------------------------------------------------------

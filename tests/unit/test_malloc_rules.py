@@ -14,7 +14,7 @@ import pytest
 
 from procmap.classify import classify, mallocs
 from procmap.kernel.maps import parse_maps
-from procmap.model import Detail, Facts, Mapping, Region, Runtime
+from procmap.model import Detail, Facts, Location, Mapping, Region, Runtime
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "mallocs"
 MIB = 1 << 20
@@ -255,3 +255,21 @@ def test_rules_ask_free_and_are_linear() -> None:
 )
 def test_late_rules_on_no_mappings(rule) -> None:
     assert list(rule([], lambda i: True, Facts(), runtimes("jemalloc")[1])) == []
+
+
+@pytest.mark.parametrize(
+    "detail, allocator, in_table, in_where",
+    [
+        (Detail.BRK_HEAP, "glibc", "brk heap", "brk heap (glibc malloc)"),
+        (Detail.BRK_HEAP, "tcmalloc", "brk heap (tcmalloc)", "brk heap (tcmalloc)"),
+        (Detail.MALLOC_ARENA, "glibc", "malloc arena", "malloc arena (glibc malloc)"),
+        (Detail.JEMALLOC_HEAP, "jemalloc", "jemalloc heap", "jemalloc heap"),
+        (Detail.HEAP_RESERVE, "mimalloc", *(["mimalloc heap, reserved, not yet committed"] * 2)),
+        (Detail.BRK_HEAP, None, "brk heap", "brk heap"),
+    ],
+)
+def test_heap_words_name_the_allocator_once(detail, allocator, in_table, in_where):
+    """The table names another allocator's brk heap; where's answer names every owner, once."""
+    r = Region(0x1000, 0x2000, "rw-p", 0, "00:00", 0, None, "heap", detail, allocator=allocator)
+    assert r.description == in_table
+    assert Location(0x1800, r).description == in_where
